@@ -1,0 +1,92 @@
+"""Identity: dlib's ResNet 128-D face descriptor (face-recognition-models), from our landmarks."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.analysis.faces import CHIN, N_LANDMARKS
+from faceplate.errors import ModelError
+
+#: dlib's usual decision threshold: same person below it.
+SAME_PERSON = 0.6
+F32 = NDArray[np.float32]
+
+# Approximate dlib's HOG face box from the mesh: cheek to cheek, brows to chin.
+_CHEEKS = (234, 454)
+_BROWS = (105, 334)
+
+
+def model_path(name: str) -> Path:
+    """Path of a data file shipped by the face-recognition-models wheel (no pkg_resources import)."""
+    try:
+        files = md.files("face_recognition_models") or []
+    except md.PackageNotFoundError:
+        raise ModelError("face-recognition-models is not installed; run install.sh") from None
+    for f in files:
+        if f.name == name:
+            return Path(str(f.locate()))
+    raise ModelError(f"{name} is missing from face-recognition-models; reinstall it")
+
+
+class Embedder:
+    """128-D identity descriptors with dlib (about 70 ms each on one CPU core: sample, don't run per frame)."""
+
+    def __init__(self) -> None:
+        import dlib
+
+        self._dlib: Any = dlib
+        self._shape = dlib.shape_predictor(str(model_path("shape_predictor_5_face_landmarks.dat")))
+        self._net = dlib.face_recognition_model_v1(str(model_path("dlib_face_recognition_resnet_model_v1.dat")))
+
+    def __call__(self, rgb: NDArray[np.uint8], landmarks: F32) -> F32:
+        """Descriptor (128,) float32 of the face with ``landmarks`` (478, 3, plate px) in uint8 RGB (H, W, 3)."""
+        if landmarks.shape[0] != N_LANDMARKS:
+            raise ValueError("expected 478 landmarks")
+        x0, x1 = landmarks[list(_CHEEKS), 0].min(), landmarks[list(_CHEEKS), 0].max()
+        y0, y1 = landmarks[list(_BROWS), 1].min(), landmarks[CHIN, 1]
+        rect = self._dlib.rectangle(int(x0), int(y0), int(x1), int(y1))
+        img = np.ascontiguousarray(rgb)
+        shape = self._shape(img, rect)
+        return np.asarray(self._net.compute_face_descriptor(img, shape, 1), np.float32)
+
+
+def distance(a: F32, b: F32) -> float:
+    """Euclidean distance between descriptors (dlib's metric; < 0.6 means same person)."""
+    return float(np.linalg.norm(np.asarray(a, np.float64) - np.asarray(b, np.float64)))
+
+
+def cluster_identities(spans: list[tuple[int, int, int]], vectors: dict[int, F32], threshold: float) -> dict[int, int]:
+    """Group tracks into people: average-linkage merging while cluster distance < ``threshold``.
+
+    ``spans`` are (track, first frame, last frame); two tracks alive in the same frame are never
+    merged (one person cannot be twice in a frame). Tracks without a vector stay alone. Identities are
+    numbered 0.. in order of first appearance.
+    """
+    clusters = [[t] for t, _, _ in sorted(spans, key=lambda s: (s[1], s[0]))]
+    span = {t: (a, b) for t, a, b in spans}
+
+    def overlaps(x: list[int], y: list[int]) -> bool:
+        return any(span[i][0] <= span[j][1] and span[j][0] <= span[i][1] for i in x for j in y)
+
+    def dist(x: list[int], y: list[int]) -> float:
+        ds = [distance(vectors[i], vectors[j]) for i in x for j in y if i in vectors and j in vectors]
+        return float(np.mean(ds)) if ds else float("inf")
+
+    while True:
+        best, pair = threshold, None
+        for i in range(len(clusters)):
+            for j in range(i + 1, len(clusters)):
+                d = dist(clusters[i], clusters[j])
+                if d < best and not overlaps(clusters[i], clusters[j]):
+                    best, pair = d, (i, j)
+        if pair is None:
+            break
+        i, j = pair
+        clusters[i] += clusters.pop(j)
+    order = sorted(clusters, key=lambda c: min(span[t][0] for t in c))
+    return {t: k for k, c in enumerate(order) for t in c}

@@ -1,0 +1,209 @@
+"""``faceplate <stage>``: a thin typer CLI. Each command builds a validated config and calls the API."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from faceplate import __version__
+from faceplate.config import AlignConfig, ExtractConfig, build
+from faceplate.errors import FaceplateError
+
+app = typer.Typer(
+    name="faceplate",
+    help="Face swap, de-aging and beauty fix for VFX plates.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"faceplate {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Face swap, de-aging and beauty fix for VFX plates."""
+
+
+@contextmanager
+def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
+    """A rich progress bar with frames done, speed and time left; yields the callback stages call."""
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[fps]:>6.1f} fps"),
+        TimeRemainingColumn(),
+    ]
+    start = time.perf_counter()
+    with Progress(*columns, console=err, transient=False) as bar:
+        task = bar.add_task(label, total=None, fps=0.0)
+
+        def update(done: int, total: int) -> None:
+            rate = done / max(time.perf_counter() - start, 1e-6)
+            bar.update(task, completed=done, total=total, fps=rate)
+
+        yield update
+
+
+@app.command()
+def extract(
+    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
+    shot: Annotated[Path, typer.Option("--shot", help="Shot folder (created; re-running resumes).")],
+    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    colorspace: Annotated[
+        str | None, typer.Option(help="Plate colour space (linear, srgb, rec709, acescg...).")
+    ] = None,
+    first_frame: Annotated[int, typer.Option(help="Frame number of a video's first frame.")] = 0,
+    detect_every: Annotated[int, typer.Option(help="Run the detector every N frames while tracking.")] = 5,
+    tiles: Annotated[int, typer.Option(help="Also detect on an N x N tile grid (small faces in wide shots).")] = 1,
+    min_score: Annotated[float, typer.Option(help="Detector confidence needed for a new face.")] = 0.5,
+) -> None:
+    """Detect, landmark and track every face of a plate into the shot store."""
+    from faceplate.extract import extract as run
+
+    cfg = build(
+        ExtractConfig,
+        plate=plate,
+        shot=shot,
+        frames=frames,
+        colorspace=colorspace,
+        first_frame=first_frame,
+        detect_every=detect_every,
+        tiles=tiles,
+        min_score=min_score,
+    )
+    with _progress("extract") as progress:
+        s = run(cfg, progress)
+    skipped = f", {s.skipped} already stored" if s.skipped else ""
+    out.print(
+        f"{shot}: frames {s.frames} ({s.analysed} analysed{skipped}) → {s.shots} shot(s), {s.tracks} track(s), "
+        f"{s.faces} faces; {s.fps:.1f} fps"
+    )
+
+
+@app.command()
+def faces(
+    shot: Annotated[Path, typer.Argument(help="Shot folder made by `faceplate extract`.")],
+    face: Annotated[Path | None, typer.Option(help="Reference photo: show who matches it.")] = None,
+    sheet: Annotated[Path | None, typer.Option(help="Contact sheet PNG (default SHOT/contact_sheet.png).")] = None,
+) -> None:
+    """List the face tracks (frames, identity, jitter) and write a contact sheet with one tile per track."""
+    from faceplate.review import contact_sheet, match_reference, reference_face, track_descriptors
+    from faceplate.store import ShotStore
+
+    with ShotStore.open(shot) as store:
+        tracks = store.tracks()
+        dists: dict[int, float] = {}
+        chosen: list[int] = []
+        if face is not None:
+            ref = reference_face(face)
+            from faceplate.analysis.identity import distance
+
+            dists = {t: distance(v, ref.descriptor) for t, v in track_descriptors(store).items()}
+            chosen = match_reference(store, ref)[0]
+        table = Table(title=f"{shot}: {len(tracks)} track(s) in {len(store.shots())} shot(s)")
+        for col in ("track", "identity", "shot", "frames", "faces", "jitter % IOD (raw → smoothed)"):
+            table.add_column(col)
+        if face is not None:
+            table.add_column(f"distance to {face.name}")
+        for t in tracks:
+            row = [
+                str(t.id),
+                str(t.identity),
+                str(t.shot),
+                f"{t.first_frame}-{t.last_frame}",
+                str(t.n_faces),
+                f"{t.jitter_raw or 0:.2f} → {t.jitter_smooth or 0:.2f}",
+            ]
+            if face is not None:
+                d = dists.get(t.id)
+                row.append("-" if d is None else f"{d:.2f}{'  ← match' if t.id in chosen else ''}")
+            table.add_row(*row)
+        out.print(table)
+        path = contact_sheet(store, sheet or shot / "contact_sheet.png")
+        out.print(f"contact sheet: {path}")
+
+
+@app.command()
+def align(
+    shot: Annotated[Path, typer.Argument(help="Shot folder made by `faceplate extract`.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the aligned crops.")],
+    track: Annotated[int | None, typer.Option(help="Track number (see `faceplate faces`).")] = None,
+    face: Annotated[Path | None, typer.Option(help="Reference photo: align the tracks of this person.")] = None,
+    res: Annotated[int, typer.Option(help="Crop size in pixels.")] = 256,
+    face_type: Annotated[str, typer.Option("--type", help="face, whole_face or head.")] = "whole_face",
+    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    every: Annotated[int, typer.Option(help="Keep every Nth face.")] = 1,
+    raw: Annotated[bool, typer.Option("--raw", help="Use measured landmarks instead of smoothed ones.")] = False,
+) -> None:
+    """Write aligned crops (PNG) and their metadata (align.json, landmarks.npy) for one person."""
+    from faceplate.export import export_aligned
+
+    cfg = build(
+        AlignConfig,
+        shot=shot,
+        out=output,
+        track=track,
+        face=face,
+        res=res,
+        face_type=face_type,
+        frames=frames,
+        every=every,
+        smoothed=not raw,
+    )
+    with _progress("align") as progress:
+        s = export_aligned(cfg, progress)
+    out.print(f"{s.out}: {s.written} crop(s) written, {s.skipped} kept, track(s) {', '.join(map(str, s.tracks))}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one line and exit non-zero; no tracebacks."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except FaceplateError as e:
+        err.print(f"faceplate: error: {e}", soft_wrap=True)
+        sys.exit(e.exit_code)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.TyperException as e:  # usage errors: unknown option, missing argument...
+        err.print(f"faceplate: error: {e.format_message()} (see --help)", soft_wrap=True)
+        sys.exit(2)
+    except typer.Abort:
+        err.print("faceplate: interrupted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        err.print("faceplate: interrupted")
+        sys.exit(130)
+    except OSError as e:
+        err.print(f"faceplate: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), soft_wrap=True)
+        sys.exit(1)
+    except Exception as e:
+        if os.environ.get("FACEPLATE_DEBUG"):
+            raise
+        err.print(
+            f"faceplate: internal error: {type(e).__name__}: {e} (set FACEPLATE_DEBUG=1 for a traceback)",
+            soft_wrap=True,
+        )
+        sys.exit(70)

@@ -1,0 +1,75 @@
+"""Validated configs, one per stage. The CLI builds these; Python users build them directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from faceplate.errors import ConfigError
+from faceplate.media.frames import FrameRange, parse_frame_range
+
+FaceType = Literal["face", "whole_face", "head"]
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ExtractConfig(_Config):
+    """``faceplate extract``: analyse every face of a plate into the shot store."""
+
+    plate: str
+    shot: Path
+    frames: str | None = None  # "1001-1100"
+    colorspace: str | None = None  # plate colour space override (alias or OCIO name)
+    first_frame: int = 0  # number of a video's first frame (sequences use their file numbers)
+    detector: str = "mediapipe"
+    tiles: int = Field(1, ge=1, le=4, description="extra detector tile grid for tiny faces (1 = whole frame)")
+    min_score: float = Field(0.5, gt=0.0, lt=1.0)
+    detect_every: int = Field(5, ge=1, le=250)
+    max_miss: int = Field(8, ge=0, le=250)
+    embed_every: int = Field(24, ge=1)
+    embed_max: int = Field(6, ge=1, le=100)
+    link_gap_s: float = Field(2.0, ge=0.0, description="re-link same-person tracks across gaps up to this long")
+    smooth_min_cutoff: float = Field(2.0, gt=0.0)
+    smooth_beta: float = Field(0.5, ge=0.0)
+    commit_every: int = Field(48, ge=1)
+
+    @field_validator("frames")
+    @classmethod
+    def _frames(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_frame_range(v)
+        return v
+
+    def frame_range(self) -> FrameRange | None:
+        return None if self.frames is None else parse_frame_range(self.frames)
+
+
+class AlignConfig(_Config):
+    """``faceplate align``: aligned crops of one track, for training."""
+
+    shot: Path
+    out: Path
+    track: int | None = None
+    face: Path | None = None  # reference photo: pick the track of this person
+    res: int = Field(256, ge=16, le=4096)
+    face_type: FaceType = "whole_face"
+    frames: str | None = None
+    every: int = Field(1, ge=1)
+    smoothed: bool = True
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def build(cls: type[C], **kwargs: Any) -> C:
+    """Construct a config, turning validation errors into one readable ConfigError line."""
+    try:
+        return cls(**kwargs)
+    except ValidationError as err:
+        e = err.errors()[0]
+        where = ".".join(str(p) for p in e["loc"]) or cls.__name__
+        raise ConfigError(f"invalid {where}: {e['msg']}") from None

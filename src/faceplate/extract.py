@@ -1,0 +1,197 @@
+"""``extract``: plate → decode → detect + landmarks → track → shot store (streamed, resumable)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from faceplate.analysis.cuts import CutDetector
+from faceplate.analysis.faces import DETECTORS, Landmarker
+from faceplate.analysis.identity import Embedder
+from faceplate.analysis.tracking import Observation, Track, Tracker, TrackerSettings
+from faceplate.config import ExtractConfig
+from faceplate.errors import FaceNotFoundError, FaceplateError
+from faceplate.finalize import FinalizeSettings, finalize
+from faceplate.media.frames import FrameRange
+from faceplate.media.plate import Plate, open_plate
+from faceplate.media.prefetch import prefetch
+from faceplate.store import F32, ShotStore
+
+ProgressFn = Callable[[int, int], None]
+
+
+class Interrupted(FaceplateError):
+    """Ctrl-C during a stage; everything finished before it is kept."""
+
+    exit_code = 130
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    shot: Path
+    frames: FrameRange
+    analysed: int  # frames analysed by this run
+    skipped: int  # frames already in the store (resume)
+    faces: int  # faces stored in the range
+    tracks: int
+    shots: int
+    seconds: float
+
+    @property
+    def fps(self) -> float:
+        return self.analysed / self.seconds if self.seconds > 0 else 0.0
+
+
+def missing_runs(rng: FrameRange, done: set[int]) -> list[FrameRange]:
+    """Consecutive runs of frames in ``rng`` not yet stored."""
+    runs: list[FrameRange] = []
+    start = None
+    for f in range(rng.first, rng.last + 2):
+        todo = f <= rng.last and f not in done
+        if todo and start is None:
+            start = f
+        elif not todo and start is not None:
+            runs.append(FrameRange(start, f - 1))
+            start = None
+    return runs
+
+
+@dataclass
+class _Batch:
+    frames: list[tuple[int, int, float, int]] = field(default_factory=list)
+    faces: list[tuple[int, int, str, float | None, F32]] = field(default_factory=list)
+    tracks: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    embeddings: list[tuple[int, int, F32]] = field(default_factory=list)
+
+    def add(self, frame: int, shot: int, score: float, obs: list[Observation]) -> None:
+        self.frames.append((frame, shot, score, len(obs)))
+        for o in obs:
+            self.faces.append((o.track, o.frame, o.source, o.score, o.landmarks))
+            first = self.tracks.get(o.track, (o.track, shot, frame, frame))[2]
+            self.tracks[o.track] = (o.track, shot, first, frame)
+
+    def flush(self, store: ShotStore) -> None:
+        if self.frames:
+            store.write_batch(self.frames, self.faces, self.tracks.values(), self.embeddings)
+        self.frames, self.faces, self.tracks, self.embeddings = [], [], {}, []
+
+
+class _Embeds:
+    """Which faces to embed: each track's first face, then every ``every`` frames, at most ``most``."""
+
+    def __init__(self, store: ShotStore, every: int, most: int) -> None:
+        self.every, self.most = every, most
+        self.count: dict[int, int] = {}
+        self.last: dict[int, int] = {}
+        for t, f, _ in store.embeddings():
+            self.count[t] = self.count.get(t, 0) + 1
+            self.last[t] = max(self.last.get(t, f), f)
+
+    def wanted(self, track: int, frame: int) -> bool:
+        if self.count.get(track, 0) >= self.most:
+            return False
+        return track not in self.last or frame - self.last[track] >= self.every
+
+    def taken(self, track: int, frame: int) -> None:
+        self.count[track] = self.count.get(track, 0) + 1
+        self.last[track] = frame
+
+
+def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSummary:
+    """Analyse ``cfg.plate`` into the store in ``cfg.shot``; frames already stored are skipped.
+
+    Raises FaceNotFoundError (after storing every frame) when the range holds no face at all.
+    """
+    t0 = time.perf_counter()
+    with open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate:
+        rng = plate.info.frames if cfg.frames is None else cfg.frame_range().clip(plate.info.frames)  # type: ignore[union-attr]
+        store = ShotStore.create(cfg.shot, plate.info)
+        try:
+            runs = missing_runs(rng, store.stored_frames())
+            todo = sum(len(r) for r in runs)
+            analysed = 0
+            if runs:
+                analysed = _analyse(cfg, plate, store, runs, todo, progress)
+            finalize(
+                store,
+                FinalizeSettings(
+                    fps=float(plate.info.fps),
+                    link_gap_s=cfg.link_gap_s,
+                    min_cutoff=cfg.smooth_min_cutoff,
+                    beta=cfg.smooth_beta,
+                ),
+            )
+            faces = store.conn.execute(
+                "SELECT COUNT(*) FROM faces WHERE frame BETWEEN ? AND ? AND source != 'interp'", (rng.first, rng.last)
+            ).fetchone()[0]
+            summary = ExtractSummary(
+                cfg.shot,
+                rng,
+                analysed,
+                len(rng) - todo,
+                int(faces),
+                len(store.tracks()),
+                len(store.shots()),
+                time.perf_counter() - t0,
+            )
+        finally:
+            store.close()
+    if summary.faces == 0:
+        raise FaceNotFoundError(f"no face found in frames {rng} of {cfg.plate} ({len(rng)} frames stored)")
+    return summary
+
+
+def _analyse(
+    cfg: ExtractConfig, plate: Plate, store: ShotStore, runs: list[FrameRange], todo: int, progress: ProgressFn | None
+) -> int:
+    detect = DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score)
+    landmarker = Landmarker()
+    embedder = Embedder()
+    embeds = _Embeds(store, cfg.embed_every, cfg.embed_max)
+    settings = TrackerSettings(detect_every=cfg.detect_every, max_miss=cfg.max_miss)
+    done = 0
+    batch = _Batch()
+    last_frame = None
+    try:
+        for run in runs:
+            max_track, max_shot = store.max_ids()
+            tracker = Tracker(detect, landmarker, settings, next_id=max_track + 1)
+            cuts = CutDetector()
+            prev = store.frame_row(run.first - 1)
+            shot = max_shot + 1
+            start = run.first
+            if prev is not None:  # continue the shot and its tracks from the stored previous frame
+                shot = prev[0]
+                tracker.resume([Track(f.track, f.landmarks, f.frame) for f in store.faces_in_frame(run.first - 1)])
+                start = run.first - 1  # decoded only to prime the cut detector
+            for frame, rgb in prefetch(plate.frames(FrameRange(start, run.last), display=True)):
+                score, is_cut = cuts.update(rgb)
+                if frame < run.first:
+                    continue
+                if is_cut:
+                    tracker.cut()
+                    shot += 1
+                obs = tracker.step(frame, rgb)
+                for o in obs:
+                    if embeds.wanted(o.track, frame):
+                        batch.embeddings.append((o.track, frame, embedder(rgb, o.landmarks)))
+                        embeds.taken(o.track, frame)
+                batch.add(frame, shot, score, obs)
+                last_frame = frame
+                done += 1
+                if len(batch.frames) >= cfg.commit_every:
+                    batch.flush(store)
+                if progress is not None:
+                    progress(done, todo)
+        batch.flush(store)
+    except KeyboardInterrupt:
+        batch.flush(store)
+        raise Interrupted(
+            f"interrupted after frame {last_frame}; {done} frame(s) of this run are stored; "
+            "run the same command to resume"
+        ) from None
+    finally:
+        landmarker.close()
+    return done

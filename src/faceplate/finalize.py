@@ -1,0 +1,111 @@
+"""After extraction: link tracks of the same person across short gaps, group tracks into identities,
+fill gaps and smooth landmarks over time, measure jitter. Deterministic and re-runnable (one transaction).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+import numpy as np
+
+from faceplate.analysis.faces import interocular
+from faceplate.analysis.identity import cluster_identities, distance
+from faceplate.analysis.smoothing import interpolate_gaps, jitter, smooth_track
+from faceplate.store import F32, ShotStore, face_box, to_blob
+
+
+@dataclass(frozen=True)
+class FinalizeSettings:
+    fps: float
+    link_gap_s: float = 2.0  # same-shot tracks separated by at most this gap may be one track
+    link_distance: float = 0.5  # ... when their identities are this close (dlib distance)
+    identity_distance: float = 0.55  # tracks closer than this are one person (never two in one frame)
+    min_cutoff: float = 2.0
+    beta: float = 0.5
+
+
+def finalize(store: ShotStore, s: FinalizeSettings) -> None:
+    with store.transaction() as c:
+        c.execute("DELETE FROM faces WHERE source = 'interp'")
+        c.execute("UPDATE faces SET smoothed = NULL")
+        _link(c, store, s)
+        _identities(c, store, s)
+        for t in store.tracks():
+            _smooth(c, store, t.id, s)
+        store.set_meta(c, "finalized", "1")
+
+
+def _mean_embeddings(store: ShotStore) -> dict[int, F32]:
+    by: dict[int, list[F32]] = {}
+    for t, _, v in store.embeddings():
+        by.setdefault(t, []).append(v)
+    return {t: np.mean(vs, axis=0).astype(np.float32) for t, vs in by.items()}
+
+
+def _link(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
+    """Merge a track into an earlier one of the same shot when it starts soon after and looks the same."""
+    gap = max(1, round(s.link_gap_s * s.fps))
+    emb = _mean_embeddings(store)
+    tracks = sorted(store.tracks(), key=lambda t: t.first_frame)
+    ends: dict[int, tuple[int, int]] = {t.id: (t.shot, t.last_frame) for t in tracks}
+    for b in tracks:
+        if b.id not in ends or b.id not in emb:
+            continue
+        best, best_d = None, s.link_distance
+        for a_id, (shot, last) in ends.items():
+            if a_id == b.id or shot != b.shot or not (0 < b.first_frame - last <= gap) or a_id not in emb:
+                continue
+            d = distance(emb[a_id], emb[b.id])
+            if d < best_d:
+                best, best_d = a_id, d
+        if best is None:
+            continue
+        c.execute("UPDATE faces SET track = ? WHERE track = ?", (best, b.id))
+        c.execute("UPDATE embeddings SET track = ? WHERE track = ?", (best, b.id))
+        c.execute("UPDATE tracks SET last_frame = ? WHERE id = ?", (b.last_frame, best))
+        c.execute("DELETE FROM tracks WHERE id = ?", (b.id,))
+        ends[best] = (b.shot, b.last_frame)
+        del ends[b.id]
+        emb[best] = ((emb[best] + emb.pop(b.id)) / 2).astype(np.float32)
+
+
+def _identities(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
+    emb = _mean_embeddings(store)
+    spans = [(t.id, t.first_frame, t.last_frame) for t in store.tracks()]
+    labels = cluster_identities(spans, emb, s.identity_distance)
+    c.execute("DELETE FROM identities")
+    c.execute("UPDATE tracks SET identity = NULL")
+    for ident in sorted(set(labels.values())):
+        members = [t for t, i in labels.items() if i == ident]
+        vecs = [emb[t] for t in members if t in emb]
+        mean = np.mean(vecs, axis=0) if vecs else np.zeros(128, np.float32)
+        c.execute("INSERT INTO identities VALUES (?, ?, ?)", (ident, to_blob(mean), len(members)))
+        c.executemany("UPDATE tracks SET identity = ? WHERE id = ?", [(ident, t) for t in members])
+
+
+def _smooth(c: sqlite3.Connection, store: ShotStore, track: int, s: FinalizeSettings) -> None:
+    faces = store.track_faces(track)
+    frames = np.array([f.frame for f in faces])
+    lm = np.stack([f.landmarks for f in faces])
+    full, filled = interpolate_gaps(frames, lm)
+    scale = np.array([interocular(x) for x in filled])
+    smooth = smooth_track(filled, scale, s.fps, s.min_cutoff, s.beta)
+    measured = set(frames.tolist())
+    interp = [
+        (track, int(f), "interp", None, *face_box(x), to_blob(x))
+        for f, x in zip(full, filled, strict=True)
+        if int(f) not in measured
+    ]
+    c.executemany(
+        "INSERT INTO faces (track, frame, source, score, x0, y0, x1, y1, landmarks) VALUES (?,?,?,?,?,?,?,?,?)", interp
+    )
+    c.executemany(
+        "UPDATE faces SET smoothed = ? WHERE track = ? AND frame = ?",
+        [(to_blob(x), track, int(f)) for f, x in zip(full, smooth, strict=True)],
+    )
+    c.execute(
+        "UPDATE tracks SET n_faces = ?, first_frame = ?, last_frame = ?, jitter_raw = ?, jitter_smooth = ? "
+        "WHERE id = ?",
+        (len(faces), int(full[0]), int(full[-1]), jitter(filled, scale), jitter(smooth, scale), track),
+    )

@@ -1,0 +1,380 @@
+"""Open plates: video files (PyAV) and image sequences / stills (OpenImageIO).
+
+Frames come out as ``(frame_number, image)``. ``image`` is float32 RGB, shape (H, W, 3), in the plate's
+own colour space (``PlateInfo.colorspace``; [0, 1] for encoded spaces, scene-linear may exceed 1), or,
+with ``display=True``, uint8 RGB (H, W, 3) in ANALYSIS_SPACE for the face detectors.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import av
+import numpy as np
+import OpenImageIO as oiio
+from numpy.typing import NDArray
+
+from faceplate.errors import ConfigError, PlateError
+from faceplate.media import colour
+from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
+
+Image = NDArray[Any]
+
+VIDEO_EXTS = {".mp4", ".mov", ".mkv", ".m4v", ".mxf", ".avi", ".webm", ".mts", ".m2ts"}
+IMAGE_EXTS = {".exr", ".dpx", ".tif", ".tiff", ".png", ".jpg", ".jpeg", ".cin", ".tga", ".bmp", ".webp"}
+
+
+@dataclass(frozen=True)
+class PlateInfo:
+    """What a plate is: geometry, timing, encoding. Frame numbers are plate frame numbers."""
+
+    path: str
+    kind: str  # "video" | "sequence" | "image"
+    width: int
+    height: int
+    fps: Fraction
+    first_frame: int
+    frame_count: int
+    colorspace: str
+    bit_depth: int
+    codec: str
+    has_audio: bool
+    has_alpha: bool
+
+    @property
+    def last_frame(self) -> int:
+        return self.first_frame + self.frame_count - 1
+
+    @property
+    def frames(self) -> FrameRange:
+        return FrameRange(self.first_frame, self.last_frame)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fps"] = f"{self.fps.numerator}/{self.fps.denominator}"
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PlateInfo:
+        d = dict(d)
+        d["fps"] = Fraction(d["fps"])
+        return cls(**d)
+
+
+class Plate(ABC):
+    """A plate opened for reading. Use as a context manager; stream with :meth:`frames`."""
+
+    info: PlateInfo
+
+    def __init__(self, colorspace: str | None = None) -> None:
+        self._cs_override = colorspace
+        self._to_display: Any = None
+
+    @abstractmethod
+    def _iter(self, frames: FrameRange, display: bool) -> Iterator[tuple[int, Image]]: ...
+
+    def frames(self, frames: FrameRange | None = None, *, display: bool = False) -> Iterator[tuple[int, Image]]:
+        """Stream frames in order (all, or ``frames`` clipped to the plate). Holds one frame at a time."""
+        rng = self.info.frames if frames is None else frames.clip(self.info.frames)
+        return self._iter(rng, display)
+
+    def read(self, frame: int, *, display: bool = False) -> Image:
+        """One frame by plate frame number."""
+        if frame not in self.info.frames:
+            raise PlateError(f"frame {frame} is outside {self.info.path} (frames {self.info.frames})")
+        for _, img in self._iter(FrameRange(frame, frame), display):
+            return img
+        raise PlateError(f"frame {frame} of {self.info.path} could not be decoded")
+
+    def _display8(self, rgb: NDArray[np.float32]) -> NDArray[np.uint8]:
+        """float RGB in the plate's space → uint8 sRGB for analysis."""
+        if not colour.is_display_like(self.info.colorspace):
+            if self._to_display is None:
+                self._to_display = colour.converter(self.info.colorspace, colour.ANALYSIS_SPACE)
+            rgb = np.ascontiguousarray(rgb, dtype=np.float32).copy()
+            self._to_display(rgb)
+        return colour.to_uint8(rgb)
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass
+
+    def __enter__(self) -> Plate:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------------------------- video
+
+
+def _ffmpeg_reason(err: BaseException) -> str:
+    msg = getattr(err, "strerror", None) or str(err)
+    return str(msg).split(":")[-1].strip() or type(err).__name__
+
+
+class VideoPlate(Plate):
+    """Video file via PyAV. Frame i is the i-th presentation timestamp (exact count, VFR-safe)."""
+
+    def __init__(self, path: str, first_frame: int = 0, colorspace: str | None = None) -> None:
+        super().__init__(colorspace)
+        self.path = path
+        try:
+            with av.open(path) as c:
+                if not c.streams.video:
+                    raise PlateError(f"{path} has no video stream")
+                s = c.streams.video[0]
+                declared = int(s.frames or 0)
+                stamps = [p.pts if p.pts is not None else p.dts for p in c.demux(s) if p.size > 0]
+                fps = Fraction(s.average_rate or s.guessed_rate or 24)
+                cc = s.codec_context
+                fmt = av.VideoFormat(cc.pix_fmt) if cc.pix_fmt else None
+                width, height, codec = cc.width, cc.height, cc.name
+                has_audio = bool(c.streams.audio)
+        except PlateError:
+            raise
+        except (av.FFmpegError, OSError, ValueError) as err:
+            raise PlateError(f"cannot read video {path}: {_ffmpeg_reason(err)} (corrupt or not a video?)") from None
+        pts = sorted(int(p) for p in stamps if p is not None)
+        if not pts or len(pts) != len(stamps):
+            raise PlateError(f"{path} has no decodable video frames")
+        if declared and len(pts) < declared:
+            raise PlateError(
+                f"{path} is truncated: its header lists {declared} frames but only {len(pts)} are in the file"
+            )
+        self._pts: list[int] = pts
+        self._index = {p: i for i, p in enumerate(self._pts)}
+        bits = fmt.components[0].bits if fmt is not None else 8
+        has_alpha = bool(fmt is not None and any(c.is_alpha for c in fmt.components))
+        cs = self._cs_override or colour.VIDEO_709
+        self.info = PlateInfo(
+            path, "video", width, height, fps, first_frame, len(pts), cs, bits, codec, has_audio, has_alpha
+        )
+        self._container: Any = None
+
+    def _open(self) -> Any:
+        if self._container is None:
+            try:
+                self._container = av.open(self.path)
+            except (av.FFmpegError, OSError) as err:
+                raise PlateError(f"cannot reopen {self.path}: {_ffmpeg_reason(err)}") from None
+            self._container.streams.video[0].thread_type = "AUTO"
+        return self._container
+
+    def _convert(self, frame: Any, display: bool) -> Image:
+        cs = frame.colorspace
+        if cs in (0, 2, None):  # unspecified: the ffmpeg convention, HD → 709, SD → 601
+            cs = "itu709" if frame.height >= 720 else "itu601"
+        rng = frame.color_range if frame.color_range in (1, 2) else 1  # unspecified → limited (mpeg)
+        if frame.format.name in ("yuvj420p", "yuvj422p", "yuvj444p"):
+            rng = 2
+        deep = self.info.bit_depth > 8 and not display
+        fmt = "rgb48le" if deep else "rgb24"
+        rgb = frame.reformat(format=fmt, src_colorspace=cs, src_color_range=rng, dst_color_range=2).to_ndarray()
+        if display and colour.is_display_like(self.info.colorspace):
+            return rgb
+        scale = np.float32(1.0 / (65535.0 if deep else 255.0))
+        flt = rgb.astype(np.float32) * scale
+        return self._display8(flt) if display else flt
+
+    def _iter(self, frames: FrameRange, display: bool) -> Iterator[tuple[int, Image]]:
+        c = self._open()
+        s = c.streams.video[0]
+        first_i, last_i = frames.first - self.info.first_frame, frames.last - self.info.first_frame
+        try:
+            c.seek(self._pts[first_i], stream=s, backward=True, any_frame=False)
+            for packet in c.demux(s):
+                for frame in packet.decode():
+                    i = self._index.get(frame.pts if frame.pts is not None else -1)
+                    if i is None or i < first_i:
+                        continue
+                    if i > last_i:
+                        return
+                    yield i + self.info.first_frame, self._convert(frame, display)
+                    if i == last_i:
+                        return
+        except av.FFmpegError as err:
+            raise PlateError(f"{self.path}: decoding failed near frame {frames.first}: {_ffmpeg_reason(err)}") from None
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def audio_source(self) -> tuple[str, float] | None:
+        """(path, start time of frame ``first_frame`` in seconds) when the file has audio."""
+        if not self.info.has_audio:
+            return None
+        c = self._open()
+        tb = c.streams.video[0].time_base
+        return self.path, float(self._pts[0] * tb)
+
+    def frame_time(self, frame: int) -> float:
+        """Presentation time in seconds of plate frame ``frame``."""
+        c = self._open()
+        return float(self._pts[frame - self.info.first_frame] * c.streams.video[0].time_base)
+
+
+# --------------------------------------------------------------------------------------- sequences
+
+
+def _open_image(path: str) -> oiio.ImageInput:
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)  # read pixels as stored: never un/premultiply
+    inp = oiio.ImageInput.open(path, config)
+    if inp is None:
+        raise PlateError(f"cannot read image {path}: {oiio.geterror() or 'unknown format'}")
+    return inp
+
+
+def _read_spec(path: str) -> oiio.ImageSpec:
+    inp = _open_image(path)
+    try:
+        return inp.spec()
+    finally:
+        inp.close()
+
+
+def _read_image(path: str) -> tuple[NDArray[np.float32], oiio.ImageSpec]:
+    """Read an image file as float32 (H, W, C) with OIIO; PlateError on any failure."""
+    inp = _open_image(path)
+    try:
+        spec = inp.spec()
+        px = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
+        if px is None or getattr(px, "size", 0) == 0:
+            raise PlateError(f"cannot read image {path}: {inp.geterror() or 'truncated or corrupt'}")
+        return np.asarray(px, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels), spec
+    finally:
+        inp.close()
+
+
+def _rgb(px: NDArray[np.float32], spec: oiio.ImageSpec) -> NDArray[np.float32]:
+    names = list(spec.channelnames)
+    if all(n in names for n in "RGB"):
+        return np.ascontiguousarray(px[..., [names.index("R"), names.index("G"), names.index("B")]])
+    if px.shape[2] >= 3:
+        return np.ascontiguousarray(px[..., :3])
+    return np.ascontiguousarray(np.repeat(px[..., :1], 3, axis=2))
+
+
+def _bits(spec: oiio.ImageSpec) -> int:
+    return {"uint8": 8, "uint16": 16, "half": 16, "float": 32, "uint10": 10, "uint12": 12}.get(
+        str(spec.format), int(spec.format.size()) * 8
+    )
+
+
+def _default_colorspace(path: str, spec: oiio.ImageSpec) -> str:
+    tagged = spec.get_string_attribute("oiio:ColorSpace", "")
+    cfg = colour.load_config()
+    if tagged and cfg.getColorSpace(tagged) is not None:
+        return str(cfg.getColorSpace(tagged).getName())
+    if tagged.lower() in ("linear", "scene_linear", "lin_rec709"):
+        return colour.LINEAR_709
+    return colour.LINEAR_709 if path.lower().endswith(".exr") else colour.ANALYSIS_SPACE
+
+
+class SequencePlate(Plate):
+    """Numbered image files (``plate.####.exr``, ``%04d.png``) or one still image (frame 0)."""
+
+    def __init__(self, files: dict[int, str], pattern: str, colorspace: str | None = None) -> None:
+        super().__init__(colorspace)
+        self._files = files
+        numbers = sorted(files)
+        missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+        if missing:
+            shown = ", ".join(map(str, missing[:5])) + (" ..." if len(missing) > 5 else "")
+            raise PlateError(f"sequence {pattern} has {len(missing)} missing frame(s): {shown}")
+        first = files[numbers[0]]
+        spec = _read_spec(first)
+        cs = self._cs_override or _default_colorspace(first, spec)
+        kind = "image" if len(files) == 1 and not is_pattern(pattern) else "sequence"
+        self.info = PlateInfo(
+            pattern,
+            kind,
+            spec.width,
+            spec.height,
+            Fraction(24),
+            numbers[0],
+            len(numbers),
+            cs,
+            _bits(spec),
+            str(spec.format),
+            False,
+            "A" in list(spec.channelnames),
+        )
+
+    def path_of(self, frame: int) -> str:
+        return self._files[frame]
+
+    def _iter(self, frames: FrameRange, display: bool) -> Iterator[tuple[int, Image]]:
+        for n in range(frames.first, frames.last + 1):
+            px, spec = _read_image(self._files[n])
+            if (spec.width, spec.height) != (self.info.width, self.info.height):
+                size = f"{self.info.width}x{self.info.height}"
+                raise PlateError(f"{self._files[n]} is {spec.width}x{spec.height}, the sequence is {size}")
+            rgb = _rgb(px, spec)
+            yield n, (self._display8(rgb) if display else rgb)
+
+
+def _scan_sequence(pattern: str) -> dict[int, str]:
+    try:
+        folder, rx = pattern_regex(pattern)
+    except ConfigError as err:
+        raise PlateError(str(err)) from None
+    if not folder.is_dir():
+        raise PlateError(f"folder {folder} of sequence {pattern} does not exist")
+    files = {int(m.group(1)): str(folder / n) for n in os.listdir(folder) if (m := rx.match(n))}
+    if not files:
+        raise PlateError(f"no files match the sequence {pattern} (empty sequence)")
+    return files
+
+
+def _scan_folder(folder: Path) -> tuple[dict[int, str], str]:
+    """A folder holding one numbered sequence → its files and a ``name.####.ext`` pattern."""
+    groups: dict[tuple[str, str], dict[int, str]] = {}
+    rx = re.compile(r"^(.*?)(\d+)(\.[A-Za-z0-9]+)$")
+    for n in sorted(os.listdir(folder)):
+        m = rx.match(n)
+        if m and m.group(3).lower() in IMAGE_EXTS:
+            groups.setdefault((m.group(1), m.group(3)), {})[int(m.group(2))] = str(folder / n)
+    if not groups:
+        raise PlateError(f"folder {folder} holds no numbered image sequence (empty sequence)")
+    if len(groups) > 1:
+        names = ", ".join(f"{h}#{t}" for h, t in groups)
+        raise PlateError(f"folder {folder} holds several sequences ({names}); name one as a pattern")
+    (head, tail), files = next(iter(groups.items()))
+    pad = len(Path(next(iter(files.values()))).name) - len(head) - len(tail)
+    return files, str(folder / f"{head}{'#' * pad}{tail}")
+
+
+def open_plate(path: str | os.PathLike[str], *, colorspace: str | None = None, first_frame: int = 0) -> Plate:
+    """Open a video, an image sequence (pattern or folder) or a still.
+
+    ``colorspace`` overrides the guess (video → Rec.709 gamma 2.4, EXR → linear Rec.709, other images →
+    sRGB); aliases like ``linear`` or ``acescg`` are accepted. ``first_frame`` numbers video frames.
+    """
+    p = str(path)
+    cs = colour.resolve(colorspace) if colorspace else None
+    if is_pattern(Path(p).name):
+        return SequencePlate(_scan_sequence(p), p, cs)
+    if os.path.isdir(p):
+        files, pattern = _scan_folder(Path(p))
+        return SequencePlate(files, pattern, cs)
+    if not os.path.exists(p):
+        raise PlateError(f"plate {p} does not exist")
+    if not os.access(p, os.R_OK):
+        raise PlateError(f"plate {p} is not readable (permissions)")
+    if os.path.getsize(p) == 0:
+        raise PlateError(f"plate {p} is empty (0 bytes)")
+    ext = Path(p).suffix.lower()
+    if ext in IMAGE_EXTS:
+        return SequencePlate({0: p}, p, cs)
+    return VideoPlate(p, first_frame=first_frame, colorspace=cs)
