@@ -104,9 +104,7 @@ def align_matrix(landmarks: NDArray[np.floating], res: int, ftype: str = "whole_
     return umeyama(np.asarray(landmarks)[ALIGN_POINTS, :2], template_in_crop(res, ftype)[ALIGN_POINTS])
 
 
-def align_image(
-    img: NDArray[Any], m: F64, res: int, interpolation: int = cv2.INTER_CUBIC
-) -> NDArray[Any]:
+def align_image(img: NDArray[Any], m: F64, res: int, interpolation: int = cv2.INTER_CUBIC) -> NDArray[Any]:
     """Aligned crop (res, res, C) of plate image (H, W, C); areas outside the plate are black.
 
     When the crop is smaller than the face on the plate, the plate is pre-filtered (area-averaged via a

@@ -27,8 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 
 def _version(value: bool) -> None:
@@ -57,14 +57,19 @@ def _progress(label: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
     ]
     start = time.perf_counter()
-    with Progress(*columns, console=err, transient=False) as bar:
-        task = bar.add_task(label, total=None, fps=0.0)
+    bar = Progress(*columns, console=err, transient=False, disable=not err.is_terminal)
+    task = bar.add_task(label, total=None, fps=0.0)
 
-        def update(done: int, total: int) -> None:
-            rate = done / max(time.perf_counter() - start, 1e-6)
-            bar.update(task, completed=done, total=total, fps=rate)
+    def update(done: int, total: int) -> None:
+        if not bar.live.is_started:  # start on the first frame, so input errors print alone
+            bar.start()
+        rate = done / max(time.perf_counter() - start, 1e-6)
+        bar.update(task, completed=done, total=total, fps=rate)
 
+    try:
         yield update
+    finally:
+        bar.stop()
 
 
 @app.command()
@@ -180,8 +185,9 @@ def align(
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit non-zero; no tracebacks."""
+    args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=args or ["--help"], standalone_mode=False)
     except FaceplateError as e:
         err.print(f"faceplate: error: {e}", soft_wrap=True)
         sys.exit(e.exit_code)

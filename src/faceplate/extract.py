@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from faceplate.analysis.cuts import CutDetector
-from faceplate.analysis.faces import DETECTORS, Landmarker
-from faceplate.analysis.identity import Embedder
+from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
+from faceplate.analysis.identity import MIN_EMBED_IOD, Embedder
 from faceplate.analysis.tracking import Observation, Track, Tracker, TrackerSettings
 from faceplate.config import ExtractConfig
 from faceplate.errors import FaceNotFoundError, FaceplateError
@@ -175,7 +175,7 @@ def _analyse(
                     shot += 1
                 obs = tracker.step(frame, rgb)
                 for o in obs:
-                    if embeds.wanted(o.track, frame):
+                    if embeds.wanted(o.track, frame) and interocular(o.landmarks) >= MIN_EMBED_IOD:
                         batch.embeddings.append((o.track, frame, embedder(rgb, o.landmarks)))
                         embeds.taken(o.track, frame)
                 batch.add(frame, shot, score, obs)

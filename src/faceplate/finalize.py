@@ -23,16 +23,22 @@ class FinalizeSettings:
     identity_distance: float = 0.55  # tracks closer than this are one person (never two in one frame)
     min_cutoff: float = 2.0
     beta: float = 0.5
+    min_faces: int = 3  # shorter tracks are detector false positives (unless their shot is that short)
 
 
 def finalize(store: ShotStore, s: FinalizeSettings) -> None:
     with store.transaction() as c:
         c.execute("DELETE FROM faces WHERE source = 'interp'")
         c.execute("UPDATE faces SET smoothed = NULL")
+        _drop_blips(c, store, s)
         _link(c, store, s)
         _identities(c, store, s)
         for t in store.tracks():
             _smooth(c, store, t.id, s)
+        c.execute(
+            "UPDATE frames SET n_faces = (SELECT COUNT(*) FROM faces WHERE faces.frame = frames.frame "
+            "AND faces.source != 'interp')"
+        )
         store.set_meta(c, "finalized", "1")
 
 
@@ -43,8 +49,27 @@ def _mean_embeddings(store: ShotStore) -> dict[int, F32]:
     return {t: np.mean(vs, axis=0).astype(np.float32) for t, vs in by.items()}
 
 
+def _drop_blips(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
+    """Delete tracks seen in fewer than ``min_faces`` frames when their shot is longer than that."""
+    shot_len = {shot: last - first + 1 for shot, first, last in store.shots()}
+    for t in store.tracks():
+        n = c.execute("SELECT COUNT(*) FROM faces WHERE track = ?", (t.id,)).fetchone()[0]
+        if n < s.min_faces and shot_len.get(t.shot, 0) > n:
+            for table, col in (("faces", "track"), ("embeddings", "track"), ("tracks", "id")):
+                c.execute(f"DELETE FROM {table} WHERE {col} = ?", (t.id,))
+
+
+def _near(store: ShotStore, a: int, b: int, frames_apart: int, fps: float) -> bool:
+    """Could track ``b``'s first face be track ``a``'s last face moved on? (within a face width per second)"""
+    fa, fb = store.track_faces(a)[-1].landmarks, store.track_faces(b)[0].landmarks
+    ba, bb = np.array(face_box(fa)), np.array(face_box(fb))
+    size = max(ba[2] - ba[0], bb[2] - bb[0])
+    shift = np.linalg.norm((ba[:2] + ba[2:]) / 2 - (bb[:2] + bb[2:]) / 2)
+    return bool(shift <= size * (0.5 + frames_apart / fps))
+
+
 def _link(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
-    """Merge a track into an earlier one of the same shot when it starts soon after and looks the same."""
+    """Merge a track into an earlier one of the same shot that it follows closely in time, place and looks."""
     gap = max(1, round(s.link_gap_s * s.fps))
     emb = _mean_embeddings(store)
     tracks = sorted(store.tracks(), key=lambda t: t.first_frame)
@@ -55,6 +80,8 @@ def _link(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
         best, best_d = None, s.link_distance
         for a_id, (shot, last) in ends.items():
             if a_id == b.id or shot != b.shot or not (0 < b.first_frame - last <= gap) or a_id not in emb:
+                continue
+            if not _near(store, a_id, b.id, b.first_frame - last, s.fps):
                 continue
             d = distance(emb[a_id], emb[b.id])
             if d < best_d:

@@ -14,6 +14,8 @@ from faceplate.errors import ModelError
 
 #: dlib's usual decision threshold: same person below it.
 SAME_PERSON = 0.6
+#: Faces with eyes closer than this (px) give descriptors too noisy to identify anyone: not embedded.
+MIN_EMBED_IOD = 12.0
 F32 = NDArray[np.float32]
 
 # Approximate dlib's HOG face box from the mesh: cheek to cheek, brows to chin.

@@ -1,0 +1,68 @@
+"""Shared fixtures: the real media in ../shared/media and shots extracted once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from faceplate.config import ExtractConfig
+from faceplate.extract import extract
+
+REPO = Path(__file__).resolve().parents[1]
+MEDIA = Path(os.environ.get("FACEPLATE_MEDIA", REPO.parent / "shared" / "media"))
+
+
+def media(name: str) -> Path:
+    path = MEDIA / name
+    if not path.is_file():
+        raise FileNotFoundError(f"test media {path} is missing (set FACEPLATE_MEDIA to the shared/media folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def manifest() -> dict[str, dict]:
+    data = json.loads(media("manifest.json").read_text())
+    return {f["file"]: f for f in data["files"]}
+
+
+@pytest.fixture(scope="session")
+def hamilton_shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """fr_short_hamilton_clip.mp4 extracted once (4 camera shots, 1-4 faces each)."""
+    shot = tmp_path_factory.mktemp("hamilton")
+    extract(ExtractConfig(plate=str(media("fr_short_hamilton_clip.mp4")), shot=shot))
+    return shot
+
+
+@pytest.fixture(scope="session")
+def d18_shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """lp_driving_d18.mp4 (one man, frontal, studio) extracted once."""
+    shot = tmp_path_factory.mktemp("d18")
+    extract(ExtractConfig(plate=str(media("lp_driving_d18.mp4")), shot=shot))
+    return shot
+
+
+def run_cli(*args: str | Path, timeout: float = 300, **kw: object) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m faceplate ARGS`` and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "faceplate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    """Non-zero exit, exactly one line on stderr, mentioning each needle, and no traceback."""
+    assert proc.returncode != 0, proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert len(lines) == 1, proc.stderr
+    for n in needles:
+        assert n in lines[0], lines[0]

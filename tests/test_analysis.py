@@ -1,0 +1,138 @@
+"""Face analysis on real media: detection, 478 landmarks, identity, tracking, cuts, smoothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import media
+from faceplate.analysis.faces import DETECTORS, Landmarker, interocular, landmark_box
+from faceplate.analysis.identity import Embedder, cluster_identities, distance
+from faceplate.analysis.smoothing import jitter, one_euro
+from faceplate.errors import FaceNotFoundError
+from faceplate.geometry import iou
+from faceplate.media import open_plate
+from faceplate.review import match_reference, reference_face
+from faceplate.store import ShotStore
+
+
+@pytest.fixture(scope="module")
+def two_people() -> tuple[np.ndarray, list[np.ndarray]]:
+    rgb = open_plate(media("fr_two_people.jpg")).read(0, display=True)
+    detect, lmk = DETECTORS.get("mediapipe")(1, 0.5), Landmarker()
+    faces = sorted((lmk(rgb, d.roi()) for d in detect(rgb)), key=lambda lm: float(lm[:, 0].mean()))
+    return rgb, faces  # type: ignore[return-value]
+
+
+def test_two_people_two_faces_with_478_landmarks(two_people: tuple[np.ndarray, list[np.ndarray]]) -> None:
+    rgb, faces = two_people
+    assert len(faces) == 2
+    for lm in faces:
+        assert lm.shape == (478, 3) and lm.dtype == np.float32
+        assert lm[:, 0].min() >= 0 and lm[:, 0].max() < rgb.shape[1]
+        assert 40 < interocular(lm) < 120  # both faces are ~170 px tall
+    left, right = (landmark_box(lm) for lm in faces)
+    assert left[2] < rgb.shape[1] / 2 < right[0]  # one face per half of the composite
+
+
+def test_obama_matches_obama_not_biden(two_people: tuple[np.ndarray, list[np.ndarray]]) -> None:
+    rgb, (left, right) = two_people
+    emb = Embedder()
+    obama_plate, biden_plate = emb(rgb, left), emb(rgb, right)
+    obama_ref = reference_face(media("fr_obama.jpg")).descriptor
+    biden_ref = reference_face(media("fr_biden.jpg")).descriptor
+    assert distance(obama_plate, obama_ref) < 0.45
+    assert distance(obama_plate, biden_ref) > 0.7
+    assert distance(biden_plate, biden_ref) < 0.45
+    assert distance(biden_plate, obama_ref) > 0.7
+
+
+def test_wide_shot_faces_with_tiles() -> None:
+    # first shot of the Hamilton clip: the singer standing and the pianist small at the left edge
+    rgb = open_plate(media("fr_short_hamilton_clip.mp4")).read(10, display=True)
+    plain = DETECTORS.get("mediapipe")(1, 0.5)(rgb)
+    tiled = DETECTORS.get("mediapipe")(2, 0.5)(rgb)
+    assert len(tiled) == 2 and len(plain) <= len(tiled)
+    assert min(d.box[0] for d in tiled) < 100  # the pianist at x ~ 35 px
+
+
+def test_hamilton_shots_split_at_cuts(hamilton_shot: Path) -> None:
+    with ShotStore.open(hamilton_shot) as store:
+        shots = store.shots()
+        # manifest: cuts at ~0.66 s, ~2.7 s and ~7.0 s at 29.97 fps
+        assert [s[1] for s in shots] == [
+            0,
+            pytest.approx(20, abs=1),
+            pytest.approx(81, abs=2),
+            pytest.approx(210, abs=2),
+        ]
+        assert store.stored_frames() == set(range(275))  # every frame accounted for
+        bounds = {s: (a, b) for s, a, b in shots}
+        for t in store.tracks():
+            a, b = bounds[t.shot]
+            assert a <= t.first_frame <= t.last_frame <= b  # no track crosses a cut
+
+
+def test_hamilton_tracks_follow_one_person(hamilton_shot: Path) -> None:
+    with ShotStore.open(hamilton_shot) as store:
+        long_tracks = [t for t in store.tracks() if t.n_faces >= 20]
+        assert len(long_tracks) >= 5
+        for t in long_tracks:
+            faces = [f for f in store.track_faces(t.id) if f.source != "interp"]
+            boxes = [landmark_box(f.landmarks) for f in faces]
+            for k in range(1, len(faces)):
+                if faces[k].frame == faces[k - 1].frame + 1:  # consecutive frames: the box moves a little
+                    assert iou(boxes[k - 1], boxes[k]) > 0.5, (t.id, faces[k].frame)
+            embeds = [v for _, _, v in store.embeddings(t.id)]
+            others = [v for tr, _, v in store.embeddings() if tr != t.id]
+            if len(embeds) > 1:  # samples of one track look more alike than samples of other tracks
+                within = [distance(a, b) for i, a in enumerate(embeds) for b in embeds[i + 1 :]]
+                across = [distance(a, b) for a in embeds for b in others]
+                assert np.mean(within) < 0.6 and np.mean(within) < np.mean(across) - 0.1, (t.id, within)
+        # the singer (shots 0 and 2) is recognised from his photo; his tracks share one identity
+        tracks, d = match_reference(store, reference_face(media("fr_lin-manuel-miranda.png")))
+        spans = {t.id: t for t in store.tracks()}
+        assert {spans[t].shot for t in tracks} == {0, 2} and d < 0.5
+        assert len({spans[t].identity for t in tracks}) == 1
+
+
+def test_reference_that_matches_nobody(hamilton_shot: Path, tmp_path: Path) -> None:
+    with ShotStore.open(hamilton_shot) as store, pytest.raises(FaceNotFoundError, match="nobody in"):
+        match_reference(store, reference_face(media("lp_driving_d30.jpg")))
+    with pytest.raises(FaceNotFoundError, match="no face found in the reference"):
+        rgb = open_plate(media("fr_biden.jpg")).read(0)
+        from faceplate.media import WriterSpec, open_writer
+
+        with open_writer(WriterSpec(str(tmp_path / "wall.####.png"), 300, 200, format="png16")) as w:
+            w.write(0, np.ascontiguousarray(rgb[:200, :300]))  # curtains and wall, no face
+        reference_face(tmp_path / "wall.0000.png")
+
+
+def test_smoothing_reduces_jitter_on_real_track(d18_shot: Path) -> None:
+    with ShotStore.open(d18_shot) as store:
+        (track,) = store.tracks()
+        assert track.first_frame == 0 and track.last_frame == 215 and track.n_faces == 216
+        faces = store.track_faces(track.id)
+        raw = np.stack([f.landmarks for f in faces])
+        smooth = np.stack([f.best for f in faces])
+    scale = np.array([interocular(x) for x in raw])
+    assert jitter(smooth, scale) < 0.5 * jitter(raw, scale)
+    assert track.jitter_smooth is not None and track.jitter_raw is not None
+    assert track.jitter_smooth < track.jitter_raw
+    # smoothing must not drift: the smoothed face stays on the measured face (mean < 2% of eye distance)
+    assert np.mean(np.linalg.norm(smooth[..., :2] - raw[..., :2], axis=-1) / scale[:, None]) < 0.02
+
+
+def test_one_euro_tracks_a_step_without_lag_at_speed() -> None:
+    x = np.concatenate([np.zeros(30), np.ones(30)])[:, None]
+    y = one_euro(x, 30.0, min_cutoff=1.0, beta=5.0)
+    assert abs(y[-1, 0] - 1.0) < 0.01 and y[31, 0] > 0.3
+
+
+def test_identity_clusters_never_merge_coexisting_tracks() -> None:
+    v = np.zeros(128, np.float32)
+    labels = cluster_identities([(0, 0, 10), (1, 5, 15), (2, 20, 30)], {0: v, 1: v, 2: v}, 0.5)
+    assert labels[0] != labels[1]  # same look but on screen together: two people
+    assert labels[2] in (labels[0], labels[1])
