@@ -28,9 +28,8 @@ class CutDetector:
         small = cv2.resize(rgb[::step, ::step], (32, 18), interpolation=cv2.INTER_AREA)
         return cv2.cvtColor(small, cv2.COLOR_RGB2HSV_FULL).astype(np.float32)
 
-    def update(self, rgb: NDArray[np.uint8]) -> tuple[float, bool]:
-        """(score, is_cut) for the next frame of the stream; the first frame is never a cut."""
-        t = self.thumb(rgb)
+    def update(self, t: NDArray[np.float32]) -> tuple[float, bool]:
+        """(score, is_cut) for the next frame's :meth:`thumb`; the first frame is never a cut."""
         if self._prev is None:
             self._prev = t
             return 0.0, False

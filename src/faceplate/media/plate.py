@@ -178,7 +178,9 @@ class VideoPlate(Plate):
             rng = 2
         deep = self.info.bit_depth > 8 and not display
         fmt = "rgb48le" if deep else "rgb24"
-        rgb = frame.reformat(format=fmt, src_colorspace=cs, src_color_range=rng, dst_color_range=2).to_ndarray()
+        rgb = frame.reformat(
+            format=fmt, src_colorspace=cs, src_color_range=rng, dst_color_range=2, threads=1
+        ).to_ndarray()
         if display and colour.is_display_like(self.info.colorspace):
             return rgb
         scale = np.float32(1.0 / (65535.0 if deep else 255.0))

@@ -7,20 +7,24 @@ import threading
 from collections.abc import Iterator
 from typing import TypeVar
 
+from faceplate.cpu import pin_current_thread
+
 T = TypeVar("T")
 _END = object()
 
 
-def prefetch(it: Iterator[T], depth: int = 4) -> Iterator[T]:
+def prefetch(it: Iterator[T], depth: int = 4, cpus: set[int] | None = None) -> Iterator[T]:
     """Yield the items of ``it`` computed ``depth`` ahead in a daemon thread; errors are re-raised here.
 
-    Memory stays bounded by ``depth`` items. Closing the returned generator stops the thread.
+    Memory stays bounded by ``depth`` items. Closing the returned generator stops the thread. ``cpus``
+    pins the worker thread (see faceplate.cpu).
     """
     q: queue.Queue[object] = queue.Queue(maxsize=depth)
     stop = threading.Event()
 
     def work() -> None:
         try:
+            pin_current_thread(cpus)
             for item in it:
                 while not stop.is_set():
                     try:
