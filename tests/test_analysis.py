@@ -140,3 +140,17 @@ def test_identity_clusters_never_merge_coexisting_tracks() -> None:
     labels = cluster_identities([(0, 0, 10), (1, 5, 15), (2, 20, 30)], {0: v, 1: v, 2: v}, 0.5)
     assert labels[0] != labels[1]  # same look but on screen together: two people
     assert labels[2] in (labels[0], labels[1])
+
+
+def test_4k_frame_face_and_landmarks() -> None:
+    import cv2
+
+    hd = open_plate(media("fr_obama-1080p.jpg")).read(0, display=True)
+    uhd = cv2.resize(hd, (3840, 2160), interpolation=cv2.INTER_CUBIC)
+    lmk = Landmarker()
+    (d_hd,) = DETECTORS.get("mediapipe")(1, 0.5)(hd)
+    (d_uhd,) = DETECTORS.get("mediapipe")(1, 0.5)(uhd)
+    a, b = lmk(hd, d_hd.roi()), lmk(uhd, d_uhd.roi())
+    # the same face, at twice the coordinates: within 1% of the eye distance
+    err = np.linalg.norm(b[:, :2] / 2 - a[:, :2], axis=1).mean() / interocular(a)
+    assert err < 0.01, err

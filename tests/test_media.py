@@ -246,3 +246,20 @@ def test_folder_of_frames_opens_as_sequence(tmp_path: Path) -> None:
     with open_plate(copy) as plate:
         assert plate.info.frames == FrameRange(1001, 1002)
         assert plate.info.path.endswith("sh010_plate.####.tif")
+
+
+def test_dpx_10bit_sequence_reads_exact_code_values(tmp_path: Path) -> None:
+    import OpenImageIO as oiio
+
+    codes = [np.round(f * 1023).astype(np.uint16) for f in _frames(2)]  # real pixels as 10-bit scan codes
+    for n, c in enumerate(codes, start=1001):
+        spec = oiio.ImageSpec(480, 480, 3, oiio.UINT16)
+        spec.attribute("oiio:BitsPerSample", 10)  # how scanners' 10-bit DPX is written
+        out = oiio.ImageOutput.create(str(tmp_path / f"scan.{n}.dpx"))
+        assert out.open(str(tmp_path / f"scan.{n}.dpx"), spec) and out.write_image(c << 6)
+        out.close()
+    with open_plate(tmp_path / "scan.%d.dpx") as plate:
+        assert plate.info.frames == FrameRange(1001, 1002) and plate.info.bit_depth == 10
+        for (_, img), ref in zip(plate.frames(), codes, strict=True):
+            np.testing.assert_array_equal(np.round(img * 1023).astype(np.uint16), ref)
+            assert np.abs(img - ref / 1023).max() < 1e-6

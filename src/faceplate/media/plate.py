@@ -250,9 +250,13 @@ def _read_image(path: str) -> tuple[NDArray[np.float32], oiio.ImageSpec]:
     inp = _open_image(path)
     try:
         spec = inp.spec()
-        px = inp.read_image(0, 0, 0, spec.nchannels, oiio.FLOAT)
+        bits = spec.get_int_attribute("oiio:BitsPerSample", 0)
+        packed = str(spec.format) == "uint16" and bits in (10, 12)  # DPX/Cineon: code values k/(2^bits-1)
+        px = inp.read_image(0, 0, 0, spec.nchannels, oiio.UINT16 if packed else oiio.FLOAT)
         if px is None or getattr(px, "size", 0) == 0:
             raise PlateError(f"cannot read image {path}: {inp.geterror() or 'truncated or corrupt'}")
+        if packed:
+            px = (np.asarray(px) >> (16 - bits)).astype(np.float32) / np.float32(2**bits - 1)
         return np.asarray(px, dtype=np.float32).reshape(spec.height, spec.width, spec.nchannels), spec
     finally:
         inp.close()
@@ -268,9 +272,9 @@ def _rgb(px: NDArray[np.float32], spec: oiio.ImageSpec) -> NDArray[np.float32]:
 
 
 def _bits(spec: oiio.ImageSpec) -> int:
-    return {"uint8": 8, "uint16": 16, "half": 16, "float": 32, "uint10": 10, "uint12": 12}.get(
-        str(spec.format), int(spec.format.size()) * 8
-    )
+    """Bits per channel as stored (a 10-bit DPX reads as uint16 with oiio:BitsPerSample = 10)."""
+    stored = spec.get_int_attribute("oiio:BitsPerSample", 0)
+    return int(stored) if stored else int(spec.format.size()) * 8
 
 
 def _default_colorspace(path: str, spec: oiio.ImageSpec) -> str:
