@@ -16,8 +16,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from faceplate import __version__
-from faceplate.config import AlignConfig, ExtractConfig, build
-from faceplate.errors import FaceplateError
+from faceplate.config import AlignConfig, ExtractConfig, RenderConfig, build
+from faceplate.errors import ConfigError, FaceplateError
 
 app = typer.Typer(
     name="faceplate",
@@ -181,6 +181,69 @@ def align(
     with _progress("align") as progress:
         s = export_aligned(cfg, progress)
     out.print(f"{s.out}: {s.written} crop(s) written, {s.skipped} kept, track(s) {', '.join(map(str, s.tracks))}")
+
+
+def _codec_options(items: list[str] | None) -> dict[str, str]:
+    out = {}
+    for it in items or []:
+        key, sep, value = it.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--codec-option {it!r}: write KEY=VALUE, e.g. crf=14")
+        out[key] = value
+    return out
+
+
+@app.command()
+def beauty(
+    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
+    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
+    face: Annotated[Path | None, typer.Option(help="Reference photo: retouch this person only.")] = None,
+    track: Annotated[int | None, typer.Option(help="Retouch this track only (see `faceplate faces`).")] = None,
+    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    strength: Annotated[float, typer.Option(help="Overall strength, 0..1.")] = 0.8,
+    smooth: Annotated[bool, typer.Option(help="Smooth skin (frequency separation).")] = True,
+    texture: Annotated[float, typer.Option(help="Share of fine skin texture kept, 0..1.")] = 0.5,
+    blemish: Annotated[bool, typer.Option(help="Heal small dark or red spots.")] = True,
+    wrinkles: Annotated[bool, typer.Option(help="Soften fine lines.")] = True,
+    undereye: Annotated[bool, typer.Option(help="Lift dark circles under the eyes.")] = True,
+    tone: Annotated[bool, typer.Option(help="Even out blotchy skin colour.")] = True,
+    preview: Annotated[bool, typer.Option(help="Only write a before/after PNG and a strength sweep.")] = False,
+    preview_frame: Annotated[int | None, typer.Option(help="Frame for --preview (default: mid-track).")] = None,
+    matte: Annotated[
+        str | None, typer.Option(help="Matte output (default: comp alpha, else OUT_matte); 'none'.")
+    ] = None,
+    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
+    colorspace: Annotated[
+        str | None, typer.Option(help="Plate colour space (linear, srgb, rec709, acescg...).")
+    ] = None,
+    codec_option: Annotated[list[str] | None, typer.Option(help="Codec option KEY=VALUE (repeatable).")] = None,
+) -> None:
+    """Retouch skin through a whole shot: comp (+ matte, + delta) out, eyes, lips and hair untouched."""
+    from faceplate.effects.beauty import BeautyEffect
+    from faceplate.ops.retouch import RetouchSettings
+    from faceplate.render import preview as run_preview
+    from faceplate.render import render
+
+    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
+                strength=strength, matte=matte, delta=delta, format=fmt, colorspace=colorspace,
+                codec_options=_codec_options(codec_option))  # fmt: skip
+    if not 0.0 <= texture <= 1.0:
+        raise ConfigError(f"--texture {texture} is outside 0..1")
+
+    def effect_at(s: float) -> BeautyEffect:
+        return BeautyEffect(RetouchSettings(s, smooth, texture, blemish, wrinkles, undereye, tone))
+
+    if preview:
+        paths = run_preview(cfg, effect_at, preview_frame)
+        out.print("preview: " + ", ".join(map(str, paths)))
+        return
+    with _progress("beauty") as progress:
+        s = render(cfg, effect_at(cfg.strength), progress)
+    kept = f", {s.skipped} already written" if s.skipped else ""
+    out.print(f"{s.out}: {s.written} frame(s) written{kept}, {s.faces} face(s) retouched in track(s) "
+              f"{', '.join(map(str, s.tracks))}; {s.fps:.1f} fps")  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:

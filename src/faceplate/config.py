@@ -50,6 +50,25 @@ class ExtractConfig(_Config):
     def frame_range(self) -> FrameRange | None:
         return None if self.frames is None else parse_frame_range(self.frames)
 
+    def frames_in(self, plate: FrameRange) -> FrameRange:
+        """The requested frames clipped to the plate's (all of them when none were asked for)."""
+        return plate if self.frames is None else parse_frame_range(self.frames).clip(plate)
+
+
+class RenderConfig(ExtractConfig):
+    """Any effect on the render path: which plate and faces, where the comp, matte and delta go."""
+
+    plate: str
+    out: str  # comp: video file or sequence pattern (comp.####.exr)
+    shot: Path | None = None  # type: ignore[assignment]  # default: <out folder>/<plate>.faceplate
+    track: int | None = None
+    face: Path | None = None  # reference photo: the person to change
+    format: str | None = None  # writer name; default from the extension
+    matte: str | None = None  # separate matte output; default: alpha of the comp, else <out>_matte; "none"
+    delta: str | None = None  # comp - plate as EXR (optional)
+    strength: float = Field(0.8, ge=0.0, le=1.0)
+    codec_options: dict[str, str] = Field(default_factory=dict)  # e.g. {"crf": "14"} for the comp
+
 
 class AlignConfig(_Config):
     """``faceplate align``: aligned crops of one track, for training."""

@@ -28,10 +28,17 @@ class AlignSummary:
     skipped: int
 
 
-def select_tracks(store: ShotStore, track: int | None, face: Path | None) -> list[int]:
-    """``--track N`` or ``--face ref.jpg`` (all tracks of that person); exactly one must be given."""
-    if (track is None) == (face is None):
-        raise ConfigError("choose the face with exactly one of --track N or --face ref.jpg")
+def select_tracks(store: ShotStore, track: int | None, face: Path | None, allow_all: bool = False) -> list[int]:
+    """``--track N`` or ``--face ref.jpg`` (all tracks of that person); with ``allow_all``, neither = all."""
+    if track is not None and face is not None:
+        raise ConfigError("choose the face with --track N or --face ref.jpg, not both")
+    if track is None and face is None:
+        if not allow_all:
+            raise ConfigError("choose the face with exactly one of --track N or --face ref.jpg")
+        tracks = [t.id for t in store.tracks()]
+        if not tracks:
+            raise FaceNotFoundError(f"no face in the shot {store.path.parent}")
+        return tracks
     if track is not None:
         store.track(track)
         return [track]

@@ -111,7 +111,8 @@ def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSu
     t0 = time.perf_counter()
     sw = Stopwatch()
     with open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate:
-        rng = plate.info.frames if cfg.frames is None else cfg.frame_range().clip(plate.info.frames)  # type: ignore[union-attr]
+        asked = cfg.frame_range()
+        rng = plate.info.frames if asked is None else asked.clip(plate.info.frames)
         store = ShotStore.create(cfg.shot, plate.info)
         try:
             runs = missing_runs(rng, store.stored_frames())
@@ -122,8 +123,10 @@ def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSu
             fin = FinalizeSettings(
                 float(plate.info.fps), cfg.link_gap_s, min_cutoff=cfg.smooth_min_cutoff, beta=cfg.smooth_beta
             )
-            with sw("finalize"):
-                finalize(store, fin)
+            # nothing new and same settings: leave the store alone (render-farm chunks all call extract)
+            if analysed or store.meta("finalized", "0") != "1" or store.meta("finalize_settings", "") != repr(fin):
+                with sw("finalize"):
+                    finalize(store, fin)
             faces = store.conn.execute(
                 "SELECT COUNT(*) FROM faces WHERE frame BETWEEN ? AND ? AND source != 'interp'", (rng.first, rng.last)
             ).fetchone()[0]

@@ -40,6 +40,7 @@ def finalize(store: ShotStore, s: FinalizeSettings) -> None:
             "AND faces.source != 'interp')"
         )
         store.set_meta(c, "finalized", "1")
+        store.set_meta(c, "finalize_settings", repr(s))
 
 
 def _mean_embeddings(store: ShotStore) -> dict[int, F32]:

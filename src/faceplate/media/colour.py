@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from typing import Any
 
+import cv2
 import numpy as np
 import PyOpenColorIO as ocio
 from numpy.typing import NDArray
@@ -79,13 +81,46 @@ def is_display_like(colorspace: str) -> bool:
     return colorspace in _DISPLAY_LIKE
 
 
-def to_uint8(rgb: NDArray[np.float32]) -> NDArray[np.uint8]:
-    """Quantise float RGB in [0, 1] to uint8 (round half up, clipped). Shape kept."""
-    out: NDArray[np.uint8] = np.clip(rgb * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return out
+def to_float(px: NDArray[Any]) -> NDArray[np.float32]:
+    """uint8 / uint16 code values → float32 in [0, 1]; float input is returned as float32."""
+    if px.dtype == np.uint8:
+        return np.multiply(px, np.float32(1.0 / 255.0), dtype=np.float32)
+    if px.dtype == np.uint16:
+        return np.multiply(px, np.float32(1.0 / 65535.0), dtype=np.float32)
+    return np.asarray(px, np.float32)
 
 
-def to_uint16(rgb: NDArray[np.float32]) -> NDArray[np.uint16]:
-    """Quantise float RGB in [0, 1] to uint16 (round half up, clipped). Shape kept."""
-    out: NDArray[np.uint16] = np.clip(rgb * 65535.0 + 0.5, 0, 65535).astype(np.uint16)
-    return out
+def quantize(rgb: NDArray[np.floating], dtype: Any) -> NDArray[Any]:
+    """float [0, 1] → ``dtype`` code values (uint8, uint16: rounded, clipped; float32: unchanged)."""
+    if dtype == np.uint8:
+        return to_uint8(rgb)
+    if dtype == np.uint16:
+        return to_uint16(rgb)
+    return np.asarray(rgb, np.float32)
+
+
+def as_dtype(px: NDArray[Any], dtype: Any) -> NDArray[Any]:
+    """Pixels in another representation of the same values: uint8 ↔ uint16 (x257, exact) ↔ float [0, 1]."""
+    if px.dtype == dtype:
+        return px
+    if px.dtype == np.uint8 and dtype == np.uint16:
+        return px.astype(np.uint16) * np.uint16(257)
+    return quantize(to_float(px), dtype)
+
+
+def _scale_to(rgb: NDArray[np.floating], peak: float, depth: int) -> NDArray[Any]:
+    """Round-to-nearest, saturating float → integer conversion in one pass (OpenCV)."""
+    a = np.ascontiguousarray(rgb, np.float32)
+    if a.ndim == 3 and a.shape[2] > 4:
+        return np.clip(a * peak + 0.5, 0, peak).astype(np.uint8 if depth == cv2.CV_8U else np.uint16)
+    return np.asarray(cv2.multiply(a, (peak, peak, peak, peak), dtype=depth))  # type: ignore[call-overload]
+
+
+def to_uint8(rgb: NDArray[np.floating]) -> NDArray[np.uint8]:
+    """Quantise float values in [0, 1] to uint8 (round to nearest, clipped). Shape kept."""
+    return _scale_to(rgb, 255.0, cv2.CV_8U)
+
+
+def to_uint16(rgb: NDArray[np.floating]) -> NDArray[np.uint16]:
+    """Quantise float values in [0, 1] to uint16 (round to nearest, clipped). Shape kept."""
+    return _scale_to(rgb, 65535.0, cv2.CV_16U)

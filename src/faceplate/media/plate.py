@@ -79,20 +79,30 @@ class Plate(ABC):
         self._to_display: Any = None
 
     @abstractmethod
-    def _iter(self, frames: FrameRange, display: bool) -> Iterator[tuple[int, Image]]: ...
+    def _iter(self, frames: FrameRange, mode: str) -> Iterator[tuple[int, Image]]: ...
 
-    def frames(self, frames: FrameRange | None = None, *, display: bool = False) -> Iterator[tuple[int, Image]]:
-        """Stream frames in order (all, or ``frames`` clipped to the plate). Holds one frame at a time."""
+    def frames(
+        self, frames: FrameRange | None = None, *, display: bool = False, native: bool = False
+    ) -> Iterator[tuple[int, Image]]:
+        """Stream frames in order (all, or ``frames`` clipped to the plate). Holds one frame at a time.
+
+        ``native=True`` skips the float conversion: uint8 / uint16 RGB for 8-bit / deeper video (values
+        as decoded), float32 for image sequences. See the module docstring for the other modes.
+        """
         rng = self.info.frames if frames is None else frames.clip(self.info.frames)
-        return self._iter(rng, display)
+        return self._iter(rng, "display" if display else "native" if native else "float")
 
-    def read(self, frame: int, *, display: bool = False) -> Image:
+    def read(self, frame: int, *, display: bool = False, native: bool = False) -> Image:
         """One frame by plate frame number."""
         if frame not in self.info.frames:
             raise PlateError(f"frame {frame} is outside {self.info.path} (frames {self.info.frames})")
-        for _, img in self._iter(FrameRange(frame, frame), display):
+        for _, img in self.frames(FrameRange(frame, frame), display=display, native=native):
             return img
         raise PlateError(f"frame {frame} of {self.info.path} could not be decoded")
+
+    def keyframes(self) -> list[int]:
+        """Frames that decode on their own (cheap to seek to): every frame of a sequence."""
+        return list(range(self.info.first_frame, self.info.last_frame + 1))
 
     def _display8(self, rgb: NDArray[np.float32]) -> NDArray[np.uint8]:
         """float RGB in the plate's space → uint8 sRGB for analysis."""
@@ -133,7 +143,8 @@ class VideoPlate(Plate):
                     raise PlateError(f"{path} has no video stream")
                 s = c.streams.video[0]
                 declared = int(s.frames or 0)
-                stamps = [p.pts if p.pts is not None else p.dts for p in c.demux(s) if p.size > 0]
+                packets = [(p.pts if p.pts is not None else p.dts, p.is_keyframe) for p in c.demux(s) if p.size > 0]
+                stamps = [t for t, _ in packets]
                 fps = Fraction(s.average_rate or s.guessed_rate or 24)
                 cc = s.codec_context
                 fmt = av.VideoFormat(cc.pix_fmt) if cc.pix_fmt else None
@@ -151,6 +162,8 @@ class VideoPlate(Plate):
                 f"{path} is truncated: its header lists {declared} frames but only {len(pts)} are in the file"
             )
         self._pts: list[int] = pts
+        keys = {int(t) for t, k in packets if k and t is not None}
+        self._keys = [i for i, t in enumerate(pts) if t in keys]
         self._index = {p: i for i, p in enumerate(self._pts)}
         bits = fmt.components[0].bits if fmt is not None else 8
         has_alpha = bool(fmt is not None and any(c.is_alpha for c in fmt.components))
@@ -169,25 +182,27 @@ class VideoPlate(Plate):
             self._container.streams.video[0].thread_type = "AUTO"
         return self._container
 
-    def _convert(self, frame: Any, display: bool) -> Image:
+    def _convert(self, frame: Any, mode: str) -> Image:
         cs = frame.colorspace
         if cs in (0, 2, None):  # unspecified: the ffmpeg convention, HD → 709, SD → 601
             cs = "itu709" if frame.height >= 720 else "itu601"
         rng = frame.color_range if frame.color_range in (1, 2) else 1  # unspecified → limited (mpeg)
         if frame.format.name in ("yuvj420p", "yuvj422p", "yuvj444p"):
             rng = 2
-        deep = self.info.bit_depth > 8 and not display
+        deep = self.info.bit_depth > 8 and mode != "display"
         fmt = "rgb48le" if deep else "rgb24"
         rgb = frame.reformat(
             format=fmt, src_colorspace=cs, src_color_range=rng, dst_color_range=2, threads=1
         ).to_ndarray()
-        if display and colour.is_display_like(self.info.colorspace):
+        if mode == "native" or (mode == "display" and colour.is_display_like(self.info.colorspace)):
             return rgb
-        scale = np.float32(1.0 / (65535.0 if deep else 255.0))
-        flt = rgb.astype(np.float32) * scale
-        return self._display8(flt) if display else flt
+        flt = colour.to_float(rgb)
+        return self._display8(flt) if mode == "display" else flt
 
-    def _iter(self, frames: FrameRange, display: bool) -> Iterator[tuple[int, Image]]:
+    def keyframes(self) -> list[int]:
+        return [i + self.info.first_frame for i in self._keys]
+
+    def _iter(self, frames: FrameRange, mode: str) -> Iterator[tuple[int, Image]]:
         c = self._open()
         s = c.streams.video[0]
         first_i, last_i = frames.first - self.info.first_frame, frames.last - self.info.first_frame
@@ -200,7 +215,7 @@ class VideoPlate(Plate):
                         continue
                     if i > last_i:
                         return
-                    yield i + self.info.first_frame, self._convert(frame, display)
+                    yield i + self.info.first_frame, self._convert(frame, mode)
                     if i == last_i:
                         return
         except av.FFmpegError as err:
@@ -211,13 +226,9 @@ class VideoPlate(Plate):
             self._container.close()
             self._container = None
 
-    def audio_source(self) -> tuple[str, float] | None:
-        """(path, start time of frame ``first_frame`` in seconds) when the file has audio."""
-        if not self.info.has_audio:
-            return None
-        c = self._open()
-        tb = c.streams.video[0].time_base
-        return self.path, float(self._pts[0] * tb)
+    def audio_at(self, frame: int) -> tuple[str, float] | None:
+        """(path, source time of plate frame ``frame`` in seconds) for copying audio, None without audio."""
+        return (self.path, self.frame_time(frame)) if self.info.has_audio else None
 
     def frame_time(self, frame: int) -> float:
         """Presentation time in seconds of plate frame ``frame``."""
@@ -320,14 +331,14 @@ class SequencePlate(Plate):
     def path_of(self, frame: int) -> str:
         return self._files[frame]
 
-    def _iter(self, frames: FrameRange, display: bool) -> Iterator[tuple[int, Image]]:
+    def _iter(self, frames: FrameRange, mode: str) -> Iterator[tuple[int, Image]]:
         for n in range(frames.first, frames.last + 1):
             px, spec = _read_image(self._files[n])
             if (spec.width, spec.height) != (self.info.width, self.info.height):
                 size = f"{self.info.width}x{self.info.height}"
                 raise PlateError(f"{self._files[n]} is {spec.width}x{spec.height}, the sequence is {size}")
             rgb = _rgb(px, spec)
-            yield n, (self._display8(rgb) if display else rgb)
+            yield n, (self._display8(rgb) if mode == "display" else rgb)
 
 
 def _scan_sequence(pattern: str) -> dict[int, str]:

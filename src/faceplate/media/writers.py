@@ -1,6 +1,7 @@
 """Writers for comps, mattes and deltas: image sequences (OIIO) and video files (PyAV), one registry.
 
-Every writer takes float32 RGB (H, W, 3) plus an optional matte (H, W) float32 in [0, 1]. Files appear
+Every writer takes RGB (H, W, 3) or a grey matte (H, W) as uint8, uint16 or float32 code values (so 8-bit
+video can go from decoder to encoder without a float round trip), plus an optional matte as alpha. Files appear
 atomically (written under a temporary name, then renamed), so a killed render never leaves a half frame,
 and sequence writers report frames that already exist so renders resume frame by frame.
 """
@@ -47,6 +48,8 @@ class FrameWriter(ABC):
     """Writes numbered frames. ``exists`` lets a render skip frames already on disk."""
 
     extensions: ClassVar[tuple[str, ...]] = ()
+    has_alpha: ClassVar[bool] = False  # the matte can ride along as an alpha channel
+    resumable: ClassVar[bool] = False  # frames are separate files: a render can skip those on disk
 
     def __init__(self, spec: WriterSpec) -> None:
         self.spec = spec
@@ -55,7 +58,9 @@ class FrameWriter(ABC):
         return False
 
     @abstractmethod
-    def write(self, frame: int, rgb: NDArray[np.float32], alpha: NDArray[np.float32] | None = None) -> None: ...
+    def write(self, frame: int, rgb: NDArray[Any], alpha: NDArray[Any] | None = None) -> None:
+        """Write frame ``frame``: RGB (H, W, 3) or a grey matte (H, W); uint8, uint16 or float32 [0, 1]
+        (scene-linear floats may exceed 1 in float formats). ``alpha`` (H, W) rides along where supported."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Finish the output (flush, rename into place)."""
@@ -99,6 +104,7 @@ class SequenceWriter(FrameWriter):
 
     pixel: ClassVar[Any] = oiio.HALF
     compression: ClassVar[str] = "none"
+    resumable = True
 
     def __init__(self, spec: WriterSpec) -> None:
         super().__init__(spec)
@@ -114,17 +120,20 @@ class SequenceWriter(FrameWriter):
     def exists(self, frame: int) -> bool:
         return self.path_of(frame).is_file()
 
-    def _pixels(self, rgb: NDArray[np.float32], alpha: NDArray[np.float32] | None) -> NDArray[Any]:
-        px = rgb if alpha is None or not self.spec.alpha else np.dstack([rgb, alpha])
-        return np.ascontiguousarray(px, dtype=np.float32)
+    dtype: ClassVar[Any] = np.float32  # what we hand OIIO (it converts to ``pixel`` exactly)
 
-    def write(self, frame: int, rgb: NDArray[np.float32], alpha: NDArray[np.float32] | None = None) -> None:
+    def _pixels(self, rgb: NDArray[Any], alpha: NDArray[Any] | None) -> NDArray[Any]:
+        px = rgb if alpha is None or not self.spec.alpha else np.dstack([rgb, colour.as_dtype(alpha, rgb.dtype)])
+        return np.ascontiguousarray(colour.as_dtype(px, self.dtype))
+
+    def write(self, frame: int, rgb: NDArray[Any], alpha: NDArray[Any] | None = None) -> None:
         path = self.path_of(frame)
         tmp = _partial(path)
-        px = self._pixels(rgb, alpha)
+        px = self._pixels(rgb if rgb.ndim == 3 else rgb[..., None], alpha)
+        px = px.reshape(rgb.shape[0], rgb.shape[1], -1)  # OpenCV drops a single channel axis
         h, w, c = px.shape
         spec = oiio.ImageSpec(w, h, c, self.pixel)
-        spec.channelnames = ("R", "G", "B", "A")[:c]
+        spec.channelnames = ("Y",) if c == 1 else ("R", "G", "B", "A")[:c]
         if c == 4:
             spec.alpha_channel = 3
         spec.attribute("compression", self.compression)
@@ -157,6 +166,7 @@ class ExrWriter(SequenceWriter):
     extensions = (".exr",)
     pixel = oiio.HALF
     compression = "piz"
+    has_alpha = True
 
 
 @WRITERS.register("exr32")
@@ -166,13 +176,13 @@ class Exr32Writer(SequenceWriter):
     extensions = (".exr",)
     pixel = oiio.FLOAT
     compression = "zip"
+    has_alpha = True
 
 
 class _Int16Writer(SequenceWriter):
     pixel = oiio.UINT16
 
-    def _pixels(self, rgb: NDArray[np.float32], alpha: NDArray[np.float32] | None) -> NDArray[Any]:
-        return colour.to_uint16(super()._pixels(rgb, alpha))
+    dtype = np.uint16
 
 
 @WRITERS.register("png16")
@@ -199,8 +209,7 @@ class Png8Writer(SequenceWriter):
     pixel = oiio.UINT8
     compression = "zip:3"
 
-    def _pixels(self, rgb: NDArray[np.float32], alpha: NDArray[np.float32] | None) -> NDArray[Any]:
-        return colour.to_uint8(super()._pixels(rgb, alpha))
+    dtype = np.uint8
 
 
 # -------------------------------------------------------------------------------------------- video
@@ -293,15 +302,15 @@ class VideoWriter(FrameWriter):
             self._out.mux(pkt)
 
     # video ------------------------------------------------------------------------------------
-    def _frame(self, rgb: NDArray[np.float32], alpha: NDArray[np.float32] | None) -> Any:
-        if self.codec.alpha:
-            a = np.ones(rgb.shape[:2], np.float32) if alpha is None else alpha
-            px: NDArray[Any] = colour.to_uint16(np.dstack([rgb, a]))
-            fmt = "rgba64le"
-        elif self.codec.bits > 8:
-            px, fmt = colour.to_uint16(rgb), "rgb48le"
+    def _frame(self, rgb: NDArray[Any], alpha: NDArray[Any] | None) -> Any:
+        deep = self.codec.bits > 8
+        if rgb.ndim == 2:  # a matte: grey
+            px, fmt = colour.as_dtype(rgb, np.uint16 if deep else np.uint8), "gray16le" if deep else "gray"
+        elif self.codec.alpha:
+            a = np.ones(rgb.shape[:2], np.uint16) if alpha is None else colour.as_dtype(alpha, np.uint16)
+            px, fmt = np.dstack([colour.as_dtype(rgb, np.uint16), a]), "rgba64le"
         else:
-            px, fmt = colour.to_uint8(rgb), "rgb24"
+            px, fmt = colour.as_dtype(rgb, np.uint16 if deep else np.uint8), "rgb48le" if deep else "rgb24"
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(px), format=fmt)
         return frame.reformat(
             format=self.codec.pix_fmt,
@@ -311,7 +320,7 @@ class VideoWriter(FrameWriter):
             dst_color_range=1,
         )
 
-    def write(self, frame: int, rgb: NDArray[np.float32], alpha: NDArray[np.float32] | None = None) -> None:
+    def write(self, frame: int, rgb: NDArray[Any], alpha: NDArray[Any] | None = None) -> None:
         if rgb.shape[:2] != (self.spec.height, self.spec.width):
             raise WriterError(
                 f"frame {frame} is {rgb.shape[1]}x{rgb.shape[0]}, the output is {self.spec.width}x{self.spec.height}"
@@ -352,10 +361,10 @@ class VideoWriter(FrameWriter):
 
 @WRITERS.register("h264")
 class H264Writer(VideoWriter):
-    """H.264 4:2:0 8-bit (libx264, CRF 12, veryfast): reviews and dailies."""
+    """H.264 4:2:0 8-bit (libx264, CRF 16, superfast): reviews and dailies."""
 
     extensions = (".mp4", ".mov", ".mkv")
-    codec = _Codec("libx264", "yuv420p", {"crf": "12", "preset": "veryfast"})
+    codec = _Codec("libx264", "yuv420p", {"crf": "16", "preset": "superfast"})
 
 
 @WRITERS.register("hevc")
@@ -371,6 +380,7 @@ class ProRes4444Writer(VideoWriter):
     """Apple ProRes 4444 10-bit with the matte as a 16-bit alpha channel (prores_ks)."""
 
     extensions = (".mov",)
+    has_alpha = True
     codec = _Codec("prores_ks", "yuva444p10le", {"profile": "4", "vendor": "apl0", "alpha_bits": "16"}, 10, True)
 
 

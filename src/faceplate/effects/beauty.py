@@ -1,0 +1,79 @@
+"""Beauty fix: skin retouch (frequency separation, blemishes, wrinkles, under-eye, tone) on skin only."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
+from faceplate.errors import FaceNotFoundError
+from faceplate.ops.filters import gauss
+from faceplate.ops.regions import feather, sample_patches, skin_region, under_eye
+from faceplate.ops.retouch import RetouchSettings, retouch
+from faceplate.ops.skin import SkinModel
+
+
+def _hw(img: np.ndarray) -> tuple[int, int]:
+    return int(img.shape[0]), int(img.shape[1])
+
+
+WORK_IOD = 56.0  # retouch at a scale where the eyes are at most this far apart (px)
+
+
+@dataclass(frozen=True)
+class SkinMatte:
+    """How the skin matte is built: feather width and skin-colour refinement, in iod units."""
+
+    feather: float = 0.035
+    use_colour: bool = True
+
+
+@EFFECTS.register("beauty")
+@dataclass(frozen=True)
+class BeautyEffect(Effect):
+    """Retouch the skin of a face; eyes, brows, lips, nostrils, hair, beards and glasses stay untouched."""
+
+    name: ClassVar[str] = "beauty"
+    settings: RetouchSettings = field(default_factory=RetouchSettings)
+    matte: SkinMatte = field(default_factory=SkinMatte)
+
+    def prepare(self, samples: list[AlignedFace]) -> SkinModel | None:
+        """Fit the track's skin-colour model on its cheeks and forehead across the sample frames."""
+        if not self.matte.use_colour:
+            return None
+        pixels = []
+        for f in samples:
+            core = sample_patches(f.landmarks, _hw(f.image)) * skin_region(f.landmarks, _hw(f.image))
+            pixels.append(f.image[core > 0.5])
+        px = np.concatenate(pixels) if pixels else np.empty((0, 3), np.float32)
+        if len(px) < 50:
+            raise FaceNotFoundError("the chosen face shows too little skin to retouch (no cheeks or forehead visible)")
+        return SkinModel.fit(px)
+
+    def skin_matte(self, face: AlignedFace, model: SkinModel | None) -> np.ndarray:
+        """Soft skin matte (R, R) in [0, 1] for ``face``."""
+        shape = _hw(face.image)
+        hard = skin_region(face.landmarks, shape)
+        if model is not None:
+            like = model.likelihood(face.image)
+            # close holes up to blemish size (spots are off-colour but are skin); hair, beards, glasses stay out
+            r = max(1, round(0.06 * face.iod))
+            disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+            closed = np.asarray(cv2.morphologyEx(like, cv2.MORPH_CLOSE, disk), np.float32)
+            hard = hard * gauss(closed, 0.01 * face.iod)
+        return feather(hard, self.matte.feather * face.iod)
+
+    def resolution(self, plate_iod: float) -> int:
+        """Work where the eyes are at most WORK_IOD px apart: only the change is resampled to the plate."""
+        return super().resolution(min(plate_iod, WORK_IOD))
+
+    def apply(self, face: AlignedFace, context: Any) -> EffectResult:
+        shape = _hw(face.image)
+        matte = self.skin_matte(face, context)
+        under = feather(under_eye(face.landmarks, shape), 0.04 * face.iod)
+        cheeks = sample_patches(face.landmarks, shape)
+        cheeks[: int(face.landmarks[168, 1])] = 0  # cheek patches only: drop the forehead one
+        return EffectResult(retouch(face.image, matte, under, cheeks, face.iod, self.settings), matte)

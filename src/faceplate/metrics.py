@@ -1,0 +1,69 @@
+"""Quality measures of a render against its plate, shared by tests and bench scripts.
+
+All measures look at the chosen face in aligned space (the same smoothed landmarks the render used), so
+they follow the face through the shot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.analysis.faces import interocular
+from faceplate.media.plate import Plate
+from faceplate.ops.regions import region_mask
+from faceplate.ops.retouch import band_energy
+from faceplate.store import FaceRow
+
+F32 = NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class FaceMeasures:
+    """Per-track figures (means over the frames measured)."""
+
+    band_drop: float  # 1 - mid-band energy after / before, inside the skin matte
+    eyes_lips_change: float  # mean |comp - plate| in eyes and lips, in [0, 1] code values
+    delta_flicker: float  # mean |delta_t - delta_t-1| inside the matte (aligned), code values
+    plate_motion: float  # mean |plate_t - plate_t-1| inside the matte (aligned): the plate's own change
+    frames: int
+
+
+def _crops(plate_img: F32, comp_img: F32, face: FaceRow, res: int) -> tuple[F32, F32, NDArray[np.float32]]:
+    m = align_matrix(face.best, res, "whole_face")
+    return align_image(plate_img, m, res), align_image(comp_img, m, res), to_aligned(m, face.best).astype(np.float32)
+
+
+MatteFn = Callable[[F32, F32], F32]
+
+
+def measure(plate: Plate, comp: Plate, faces: list[FaceRow], matte_of: MatteFn, res: int = 384) -> FaceMeasures:
+    """Measure one track over ``faces`` (consecutive frames) given a callable ``matte_of(crop, lm) -> (R, R)``.
+
+    ``plate`` and ``comp`` are opened plates in the same (display-like) encoding.
+    """
+    drops, eyes, flick, motion = [], [], [], []
+    prev: tuple[F32, F32] | None = None
+    for f in faces:
+        p, c, lm = _crops(plate.read(f.frame), comp.read(f.frame), f, res)
+        matte = matte_of(p, lm)
+        iod = interocular(lm)
+        before = band_energy(p, matte, iod)
+        drops.append(1.0 - band_energy(c, matte, iod) / max(before, 1e-12))
+        keep = np.zeros(matte.shape, np.float32)
+        for name in ("eye_r", "eye_l", "lips"):
+            keep = np.maximum(keep, region_mask(lm, (res, res), name))
+        sel = keep > 0.5
+        eyes.append(float(np.abs(c - p)[sel].mean()))
+        delta = c - p
+        if prev is not None:
+            w = matte[..., None]
+            flick.append(float((np.abs(delta - prev[0]) * w).sum() / (w.sum() * 3)))
+            motion.append(float((np.abs(p - prev[1]) * w).sum() / (w.sum() * 3)))
+        prev = (delta, p)
+    return FaceMeasures(float(np.mean(drops)), float(np.mean(eyes)), float(np.mean(flick)) if flick else 0.0,
+                        float(np.mean(motion)) if motion else 0.0, len(faces))  # fmt: skip

@@ -1,0 +1,141 @@
+"""Face regions from the 478-point mesh, rasterised as soft masks in any (aligned) image space."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.ops.filters import gauss
+
+F32 = NDArray[np.float32]
+I64 = NDArray[np.int64]
+
+# Mesh indices used beyond MediaPipe's named connection sets.
+NOSE_BOTTOM, ALAR_R, ALAR_L = 2, 98, 327
+EYE_OUTER_R, EYE_INNER_R, EYE_OUTER_L, EYE_INNER_L = 33, 133, 263, 362
+MOUTH_R, MOUTH_L = 61, 291
+
+
+def _points(edges: frozenset[tuple[int, int]]) -> I64:
+    return np.array(sorted({i for e in edges for i in e}), np.int64)
+
+
+def _loop(edges: frozenset[tuple[int, int]]) -> I64:
+    nxt = dict(edges)
+    start = min(nxt)
+    out, cur = [start], nxt[start]
+    while cur != start:
+        out.append(cur)
+        cur = nxt[cur]
+    return np.array(out, np.int64)
+
+
+@cache
+def mesh_regions() -> dict[str, I64]:
+    """Index sets of the mesh regions (read from MediaPipe's own connection tables)."""
+    from mediapipe.python.solutions import face_mesh_connections as c
+
+    return {
+        "oval": _loop(c.FACEMESH_FACE_OVAL),
+        "eye_r": _points(c.FACEMESH_RIGHT_EYE),
+        "eye_l": _points(c.FACEMESH_LEFT_EYE),
+        "brow_r": _points(c.FACEMESH_RIGHT_EYEBROW),
+        "brow_l": _points(c.FACEMESH_LEFT_EYEBROW),
+        "lips": _points(c.FACEMESH_LIPS),
+    }
+
+
+def _pt(c: NDArray[np.floating]) -> tuple[int, int]:
+    return int(np.floor(c[0] + 0.5)), int(np.floor(c[1] + 0.5))
+
+
+def polygon_mask(shape: tuple[int, int], pts: NDArray[np.floating], hull: bool = True) -> F32:
+    """Float mask (H, W) of the polygon (or its convex hull) through points (N, 2), anti-aliased edges."""
+    m = np.zeros(shape, np.uint8)
+    p = np.round(pts[:, :2] * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+    poly = cv2.convexHull(p) if hull else p.reshape(-1, 1, 2)
+    cv2.fillPoly(m, [poly], (255,), lineType=cv2.LINE_AA, shift=4)
+    return m.astype(np.float32) / 255.0
+
+
+def grow(pts: NDArray[np.floating], factor: float) -> NDArray[np.float64]:
+    """Scale points (N, 2) about their centroid (``factor`` > 1 enlarges the region)."""
+    p = np.asarray(pts[:, :2], np.float64)
+    c = p.mean(0)
+    return c + (p - c) * factor
+
+
+def region_mask(lm: NDArray[np.floating], shape: tuple[int, int], name: str, factor: float = 1.0) -> F32:
+    """Mask (H, W) of a named region of landmarks ``lm`` (478, >=2, in the mask's pixel space)."""
+    idx = mesh_regions()[name]
+    return polygon_mask(shape, grow(lm[idx], factor), hull=name != "oval")
+
+
+def skin_region(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift: float = 0.18) -> F32:
+    """Hard skin area (H, W) in {0, 1}: face oval raised towards the hairline, minus eyes, brows, lips, nostrils.
+
+    The mesh stops mid-forehead; its upper rim is lifted by ``forehead_lift`` of the face height (the
+    per-shot skin-colour model then removes hair). Exclusions are enlarged so a feather never reaches them.
+    """
+    oval = np.asarray(lm[mesh_regions()["oval"], :2], np.float64).copy()
+    top, chin = oval[:, 1].min(), oval[:, 1].max()
+    eye_y = float((lm[33, 1] + lm[263, 1]) / 2)
+    above = oval[:, 1] < eye_y
+    oval[above, 1] -= forehead_lift * (chin - top) * (eye_y - oval[above, 1]) / max(eye_y - top, 1e-6)
+    m = polygon_mask(shape, oval, hull=False)
+    keep_out = np.zeros(shape, np.float32)
+    for name, f in (("eye_r", 1.6), ("eye_l", 1.6), ("brow_r", 1.35), ("brow_l", 1.35), ("lips", 1.25)):
+        keep_out = np.maximum(keep_out, region_mask(lm, shape, name, f))
+    for alar in (ALAR_R, ALAR_L):
+        c = (lm[NOSE_BOTTOM, :2] + lm[alar, :2]) / 2
+        r = 0.65 * float(np.linalg.norm(lm[NOSE_BOTTOM, :2] - lm[alar, :2]))
+        cv2.circle(keep_out, _pt(c), int(r + 0.5), (1.0,), -1, lineType=cv2.LINE_AA)
+    return np.clip(m - keep_out, 0.0, 1.0)
+
+
+def feather(mask: F32, sigma: float) -> F32:
+    """Soft edges that stay inside the hard mask: erode by ~2 sigma, then blur by ``sigma``."""
+    r = int(np.ceil(2 * sigma))
+    if r > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        mask = np.asarray(cv2.erode(mask, kernel), np.float32)
+    return np.clip(gauss(mask, sigma), 0.0, 1.0)
+
+
+def _iod(lm: NDArray[np.floating]) -> float:
+    r = (lm[EYE_OUTER_R, :2] + lm[EYE_INNER_R, :2]) / 2
+    left = (lm[EYE_OUTER_L, :2] + lm[EYE_INNER_L, :2]) / 2
+    return float(np.linalg.norm(left - r))
+
+
+def under_eye(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
+    """Band below each eye (H, W): the lower lid moved down by 0.45 eye-distances (upright aligned face)."""
+    iod = _iod(lm)
+    out = np.zeros(shape, np.float32)
+    for name in ("eye_r", "eye_l"):
+        eye = np.asarray(lm[mesh_regions()[name], :2], np.float64)
+        centre_y = eye[:, 1].mean()
+        lid = eye[eye[:, 1] >= centre_y]
+        lid = lid[np.argsort(lid[:, 0])]
+        top, bottom = lid + np.array([0.0, 0.06 * iod]), lid + np.array([0.0, 0.45 * iod])
+        band = np.vstack([top, bottom[::-1]])
+        out = np.maximum(out, polygon_mask(shape, band, hull=False))
+    return out
+
+
+def sample_patches(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
+    """Core skin patches (H, W) for colour sampling: both cheeks and the mid forehead (upright face)."""
+    iod = _iod(lm)
+    m = np.zeros(shape, np.uint8)
+    mid_eyes = (lm[EYE_OUTER_R, :2] + lm[EYE_OUTER_L, :2]) / 2
+    centres = [
+        (lm[EYE_OUTER_R, :2] + lm[MOUTH_R, :2]) / 2,
+        (lm[EYE_OUTER_L, :2] + lm[MOUTH_L, :2]) / 2,
+        mid_eyes + np.array([0.0, -0.75 * iod]),
+    ]
+    for c in centres:
+        cv2.circle(m, _pt(c), max(1, int(0.22 * iod)), (1,), -1)
+    return m.astype(np.float32)

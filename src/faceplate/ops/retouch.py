@@ -1,0 +1,113 @@
+"""Skin retouch in aligned space (pure ops): frequency separation, blemishes, wrinkles, under-eye, tone.
+
+All scales are fractions of the inter-ocular distance ``iod`` (px) so a close-up and a wide shot get the
+same treatment. Bands (for a face with iod = 100 px): fine < ~1.2 px (pores, kept), mid ~1.2-12 px
+(blemishes, wrinkles, uneven texture: smoothed), low > 12 px (tone and shape: kept, evened gently).
+Images are float32 encoded RGB (H, W, 3) in [0, 1]; masks float32 (H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.ops.filters import blur, gauss, guided, luma, normalized_blur
+from faceplate.ops.skin import colour_matrix, ycbcr
+
+F32 = NDArray[np.float32]
+_RGB_FROM_YCBCR = np.linalg.inv(
+    np.array([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]])
+).astype(np.float32)
+
+FINE, MID = 0.012, 0.12  # band edges in iod units (for measuring)
+FINE_WORK = 0.8  # px at the working scale: the finest band, kept by ``texture``
+SMOOTH_R, SMOOTH_EPS = 0.05, 0.05  # guided-filter radius (iod units) and edge threshold (luma variance)
+
+
+@dataclass(frozen=True)
+class RetouchSettings:
+    """What to fix and how much. ``strength`` scales everything; ``texture`` is the share of pores kept."""
+
+    strength: float = 0.8
+    smooth: bool = True
+    texture: float = 0.5
+    blemish: bool = True
+    wrinkles: bool = True
+    undereye: bool = True
+    tone: bool = True
+
+
+def band_energy(img: F32, mask: F32, iod: float) -> float:
+    """Mean squared mid-band (blemish/wrinkle scale) luma inside ``mask``: the quantity retouch lowers."""
+    y = luma(img)
+    band = gauss(y, FINE * iod) - blur(y, MID * iod * 0.5)
+    w = mask.sum()
+    return float((band * band * mask).sum() / max(w, 1e-6))
+
+
+def soft_step(x: F32, lo: float, hi: float) -> F32:
+    """0 below ``lo``, 1 above ``hi``, smooth in between (keeps decisions continuous: no flicker)."""
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return np.asarray(t * t * (3 - 2 * t), np.float32)
+
+
+def blemish_map(img: F32, skin: F32, iod: float) -> F32:
+    """Small dark or red spots on skin (H, W) in [0, 1]."""
+    y = luma(img)
+    dog = blur(y, 0.08 * iod) - gauss(y, 0.02 * iod)  # > 0 where darker than the surroundings
+    cr = ycbcr(img)[..., 2]
+    red = gauss(cr, 0.02 * iod) - blur(cr, 0.08 * iod)
+    spots = np.maximum(soft_step(dog, 0.012, 0.035), soft_step(red, 0.008, 0.025))
+    return gauss(spots * skin, 0.01 * iod)
+
+
+def wrinkle_map(img: F32, skin: F32, iod: float) -> F32:
+    """Thin dark valleys (H, W) in [0, 1]: the largest Hessian eigenvalue of luma at wrinkle scale."""
+    s = 0.02 * iod
+    y = gauss(luma(img), s)
+    yy = cv2.Sobel(y, cv2.CV_32F, 0, 2, ksize=3)
+    xx = cv2.Sobel(y, cv2.CV_32F, 2, 0, ksize=3)
+    xy = cv2.Sobel(y, cv2.CV_32F, 1, 1, ksize=3)
+    lam = 0.5 * (xx + yy) + np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)
+    valley = lam * s * s  # scale-normalised: a valley's depth in luma units
+    return gauss(soft_step(valley, 0.004, 0.015) * skin, 0.5 * s)
+
+
+def _from_ycbcr(y: F32) -> F32:
+    return colour_matrix(y, _RGB_FROM_YCBCR)
+
+
+def retouch(img: F32, skin: F32, under_eye: F32, cheeks: F32, iod: float, s: RetouchSettings) -> F32:
+    """Retouched face image (H, W, 3) at a working scale where the eyes are ~40-80 px apart.
+
+    The render path adds only the change to the plate, so pores finer than this scale stay as shot;
+    ``texture`` keeps that share of the finest band visible at this scale. ``skin`` is where tone and
+    under-eye statistics come from; the caller composites with its own matte.
+    """
+    low = gauss(img, FINE_WORK)
+    fine = img - low
+    out = img
+    if s.blemish:
+        spots = blemish_map(img, skin, iod)
+        healed = normalized_blur(low, 1.0 - spots, 0.05 * iod) + s.texture * fine
+        out = out + spots[..., None] * (healed - out)
+    if s.wrinkles:
+        lines = wrinkle_map(out, skin, iod)
+        out = out + lines[..., None] * (blur(out, 0.05 * iod) + s.texture * fine - out)
+    if s.smooth:
+        out = guided(luma(low), gauss(out, FINE_WORK), max(1, round(SMOOTH_R * iod)), SMOOTH_EPS) + s.texture * fine
+    if s.undereye and cheeks.sum() > 0 and under_eye.sum() > 0:
+        ly = luma(normalized_blur(out, skin, 0.06 * iod))
+        target = float((ly * cheeks).sum() / cheeks.sum())
+        lift = np.clip(target - ly, 0.0, 0.25) * 0.7 * under_eye
+        out = out * (1.0 + lift / np.maximum(ly, 0.05))[..., None]
+    if s.tone:
+        c = ycbcr(out)
+        chroma = np.ascontiguousarray(c[..., 1:])
+        dev = normalized_blur(chroma, skin, 0.08 * iod) - normalized_blur(chroma, skin, 0.4 * iod)
+        c[..., 1:] -= 0.6 * dev * skin[..., None]
+        out = _from_ycbcr(c)
+    return np.asarray(img + s.strength * (out - img), np.float32)

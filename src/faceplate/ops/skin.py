@@ -1,0 +1,56 @@
+"""Per-shot skin-colour model: a Gaussian in (luma, Cb, Cr) fitted to core skin patches.
+
+Hair, beards, glasses frames, lips, teeth and background differ from skin in luma or chroma, so their
+Mahalanobis distance is large and their skin likelihood falls to 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+F32 = NDArray[np.float32]
+_YCBCR = np.array([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]], np.float32)
+
+
+def ycbcr(rgb: F32) -> F32:
+    """Encoded RGB (..., 3) in [0, 1] → Rec.709 Y'CbCr (..., 3), chroma centred on 0."""
+    return colour_matrix(rgb, _YCBCR)
+
+
+def colour_matrix(rgb: F32, m: NDArray[np.float32]) -> F32:
+    """Per-pixel 3x3 matrix ``m`` applied to (..., 3) (OpenCV's transform: ~5x numpy's matmul here)."""
+    flat = np.ascontiguousarray(rgb, np.float32).reshape(-1, 1, 3)
+    return np.asarray(cv2.transform(flat, m), np.float32).reshape(rgb.shape)
+
+
+@dataclass(frozen=True)
+class SkinModel:
+    """Mean (3,) and inverse covariance (3, 3) of skin in Y'CbCr; ``near``/``far`` in Mahalanobis units."""
+
+    mean: NDArray[np.float64]
+    inv_cov: NDArray[np.float64]
+    near: float = 2.5
+    far: float = 4.5
+
+    @classmethod
+    def fit(cls, pixels: F32, luma_slack: float = 2.0) -> SkinModel:
+        """Fit to skin pixels (N, 3) encoded RGB. Luma variance is widened by ``luma_slack`` (shading)."""
+        if len(pixels) < 50:
+            raise ValueError("too few skin pixels to fit a colour model")
+        y = ycbcr(np.asarray(pixels, np.float32)).astype(np.float64)
+        lo, hi = np.percentile(y, [2, 98], axis=0)
+        y = y[np.all((y >= lo) & (y <= hi), axis=1)]  # drop specular and shadow outliers
+        cov = np.cov(y.T) + np.diag([1e-4, 2e-5, 2e-5])
+        scale = np.diag([luma_slack, 1.0, 1.0])
+        cov = scale @ cov @ scale
+        return cls(y.mean(0), np.linalg.inv(cov))
+
+    def likelihood(self, rgb: F32) -> F32:
+        """Skin likelihood (H, W) in [0, 1] for encoded RGB (H, W, 3): 1 inside ``near``, 0 beyond ``far``."""
+        d = ycbcr(rgb) - self.mean.astype(np.float32)
+        m = np.sqrt(np.maximum(((d @ self.inv_cov.astype(np.float32)) * d).sum(-1), 0.0))
+        return np.clip((self.far - m) / (self.far - self.near), 0.0, 1.0).astype(np.float32)

@@ -1,0 +1,332 @@
+"""The one render path every effect runs on.
+
+plate → (extract: detect, landmarks, track, smooth) → per frame, per chosen face: align → effect (result +
+matte, aligned space) → un-align the *change* and the matte → composite onto the untouched plate → write
+comp (+ matte, + delta). Only the change is resampled, so plate detail outside the effect's reach is
+bit-identical. Image-sequence renders are idempotent per frame: frames already on disk are skipped, so
+a stopped render resumes and a farm can split the shot by frame range (``plan_chunks``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.analysis.faces import interocular
+from faceplate.config import ExtractConfig, RenderConfig
+from faceplate.effects.base import AlignedFace, Effect
+from faceplate.errors import ConfigError, FaceNotFoundError
+from faceplate.export import select_tracks
+from faceplate.extract import Interrupted, ProgressFn, extract, missing_runs
+from faceplate.geometry import F64, invert, transform
+from faceplate.media import colour
+from faceplate.media.frames import FrameRange
+from faceplate.media.plate import Plate, VideoPlate, open_plate
+from faceplate.media.prefetch import prefetch
+from faceplate.media.writers import WRITERS, FrameWriter, WriterSpec, open_writer, writer_name
+from faceplate.store import FaceRow, ShotStore
+from faceplate.timing import Stopwatch
+
+F32 = NDArray[np.float32]
+SAMPLES_PER_TRACK = 6
+SWEEP = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    out: str
+    frames: FrameRange
+    written: int
+    skipped: int
+    faces: int
+    tracks: list[int]
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def fps(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Track:
+    id: int
+    res: int
+    context: Any
+
+
+def default_shot(plate: str, out: str) -> Path:
+    """Shot folder used when none is given: beside the output, named after the plate."""
+    stem = re.sub(r"[#%@]+d?|\.+$", "", Path(plate).stem).strip("._-") or "plate"
+    return Path(out).parent / f"{stem}.faceplate"
+
+
+def sibling(out: str, suffix: str, fmt: str | None = None) -> str:
+    """``comp.####.exr`` → ``comp_matte.####.exr``; ``comp.mov`` → ``comp_matte.mov``."""
+    p = Path(out)
+    name = p.name
+    m = re.search(r"[.](#+|@+|%0?\d*d)[.]", name)
+    if m:
+        return str(p.with_name(f"{name[: m.start()]}_{suffix}{name[m.start() :]}"))
+    if fmt == "exr":
+        return str(p.with_name(f"{p.stem}_{suffix}.####.exr"))
+    return str(p.with_name(f"{p.stem}_{suffix}{p.suffix}"))
+
+
+class _Colour:
+    """Plate space ↔ the encoded space effects work in (identity for video and sRGB plates)."""
+
+    def __init__(self, plate_space: str) -> None:
+        self.identity = colour.is_display_like(plate_space)
+        if not self.identity:
+            self._to = colour.converter(plate_space, colour.ANALYSIS_SPACE)
+            self._back = colour.converter(colour.ANALYSIS_SPACE, plate_space)
+
+    def encode(self, rgb: F32) -> F32:
+        if self.identity:
+            return rgb
+        out = np.ascontiguousarray(rgb, np.float32).copy()
+        self._to(out)
+        return out
+
+    def decode(self, rgb: F32) -> F32:
+        if self.identity:
+            return rgb
+        out = np.ascontiguousarray(rgb, np.float32).copy()
+        self._back(out)
+        return out
+
+
+def aligned_face(img: NDArray[Any], face: FaceRow, res: int, ftype: str, col: _Colour) -> tuple[AlignedFace, F32, F64]:
+    """(face for the effect, the plate-space float crop, plate→crop matrix) of one face of a plate frame.
+
+    ``img`` is a frame as decoded (uint8, uint16 or float32 RGB in plate space).
+    """
+    lm = face.best
+    m = align_matrix(lm, res, ftype)
+    crop = colour.to_float(align_image(img, m, res, cv2.INTER_LINEAR))
+    alm = to_aligned(m, lm).astype(np.float32)
+    return AlignedFace(face.frame, face.track, col.encode(crop), alm, interocular(alm)), crop, m
+
+
+def paste(comp: NDArray[Any], matte: F32, change: F32, alpha: F32, m: F64) -> None:
+    """Add the aligned ``change`` (R, R, 3) x ``alpha`` (R, R) onto ``comp`` in place; max ``alpha`` into ``matte``.
+
+    ``comp`` keeps its dtype (uint8, uint16 or float32 code values). Only the plate rectangle under the
+    matte is touched; integer plates are changed by whole code values, so pixels the change does not
+    reach stay bit-identical.
+    """
+    ys, xs = np.nonzero(alpha > 0)
+    if len(xs) == 0:
+        return
+    h, w = matte.shape
+    box = np.array([[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1],
+                    [xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]], np.float64)  # fmt: skip
+    corners = transform(invert(m), box)
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
+    if x1 <= x0 or y1 <= y0:
+        return
+    mr = m.copy()
+    mr[:, 2] = m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64)
+    size = (int(x1 - x0), int(y1 - y0))
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(comp.dtype, 1.0)
+    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=flags)
+    a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, size, flags=flags)
+    roi = comp[y0:y1, x0:x1]
+    if comp.dtype == np.uint8:  # v + round(255 d), saturated: exact where d == 0
+        roi[:] = cv2.add(roi, cv2.multiply(d, 1.0, dtype=cv2.CV_16S), dtype=cv2.CV_8U)  # type: ignore[call-overload]
+    elif comp.dtype == np.uint16:
+        roi[:] = np.clip(roi.astype(np.int32) + np.rint(d).astype(np.int32), 0, 65535).astype(np.uint16)
+    else:
+        roi += d
+    np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
+
+
+def _writers(cfg: RenderConfig, plate: Plate, rng: FrameRange) -> dict[str, FrameWriter]:
+    info = plate.info
+    audio = plate.audio_at(rng.first) if isinstance(plate, VideoPlate) else None
+    name = writer_name(cfg.out, cfg.format)
+    base = WriterSpec(cfg.out, info.width, info.height, info.fps, colorspace=info.colorspace)
+    comp = replace(base, format=name, alpha=True, audio=audio, frame_count=len(rng), options=cfg.codec_options)
+    out = {"comp": open_writer(comp)}
+    matte = cfg.matte if cfg.matte is not None else (None if WRITERS.get(name).has_alpha else sibling(cfg.out, "matte"))
+    if matte and matte != "none":
+        fast = {"preset": "ultrafast"} if writer_name(matte) in ("h264", "hevc") else {}  # mattes are easy to code
+        out["matte"] = open_writer(
+            replace(base, path=matte, format=name if writer_name(matte) == name else None, options=fast)
+        )
+    if cfg.delta:
+        if writer_name(cfg.delta) not in ("exr", "exr32"):
+            raise ConfigError(f"--delta {cfg.delta}: the delta (comp - plate) has negative values; write it as EXR")
+        out["delta"] = open_writer(replace(base, path=cfg.delta))
+    return out
+
+
+def _todo(writers: dict[str, FrameWriter], rng: FrameRange) -> list[FrameRange]:
+    if not all(w.resumable for w in writers.values()):
+        return [rng]
+    done = {f for f in range(rng.first, rng.last + 1) if all(w.exists(f) for w in writers.values())}
+    return missing_runs(rng, done)
+
+
+def _prepare_tracks(store: ShotStore, plate: Plate, effect: Effect, ids: list[int], col: _Colour) -> dict[int, _Track]:
+    """Working resolution and effect context per track, from a few sample frames spread over it."""
+    tracks = {}
+    keys = set(plate.keyframes())
+    for t in ids:
+        faces = [f for f in store.track_faces(t) if f.source != "interp"]
+        res = effect.resolution(float(np.median([interocular(f.best) for f in faces])))
+        cheap = [f for f in faces if f.frame in keys] or faces[:1]  # keyframes decode without a long seek
+        picks = [cheap[i] for i in np.linspace(0, len(cheap) - 1, min(SAMPLES_PER_TRACK, len(cheap))).astype(int)]
+        samples = [aligned_face(plate.read(f.frame, native=True), f, res, effect.face_type, col)[0] for f in picks]
+        tracks[t] = _Track(t, res, effect.prepare(samples))
+    return tracks
+
+
+def render_frame(
+    img: NDArray[Any], faces: list[FaceRow], tracks: dict[int, _Track], effect: Effect, col: _Colour
+) -> tuple[NDArray[Any], F32]:
+    """(comp (H, W, 3) in ``img``'s dtype, matte (H, W) float32) of one decoded plate frame ``img``."""
+    comp = img.copy()
+    matte = np.zeros(img.shape[:2], np.float32)
+    for f in faces:
+        tr = tracks[f.track]
+        face, crop, m = aligned_face(img, f, tr.res, effect.face_type, col)
+        result = effect.apply(face, tr.context)
+        change = col.decode(result.image) - crop
+        paste(comp, matte, change, result.matte, m)
+    return comp, matte
+
+
+def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None) -> RenderSummary:
+    """Run ``effect`` over the chosen faces of the plate and write comp (+ matte, + delta)."""
+    t0 = time.perf_counter()
+    sw = Stopwatch()
+    shot = cfg.shot or default_shot(cfg.plate, cfg.out)
+    with sw("extract"):
+        extract(ExtractConfig(plate=cfg.plate, shot=shot, frames=cfg.frames, colorspace=cfg.colorspace,
+                              first_frame=cfg.first_frame))  # fmt: skip
+    with (
+        ShotStore.open(shot) as store,
+        open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate,
+    ):
+        rng = cfg.frames_in(plate.info.frames)
+        ids = select_tracks(store, cfg.track, cfg.face, allow_all=True)
+        ids = [t for t in ids if (tr := store.track(t)).last_frame >= rng.first and tr.first_frame <= rng.last]
+        if not ids:
+            raise FaceNotFoundError(f"the chosen face is not in frames {rng}")
+        col = _Colour(plate.info.colorspace)
+        with sw("prepare"):
+            tracks = _prepare_tracks(store, plate, effect, ids, col)
+        writers = _writers(cfg, plate, rng)
+        runs = _todo(writers, rng)
+        todo = sum(len(r) for r in runs)
+        written = faces_done = 0
+        try:
+            for run in runs:
+                for frame, img in sw.iterate("decode (wait)", prefetch(plate.frames(run, native=True))):
+                    faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
+                    with sw("effect + composite"):
+                        comp, matte = render_frame(img, faces, tracks, effect, col)
+                    with sw("write"):
+                        _write(writers, frame, img, comp, matte)
+                    written += 1
+                    faces_done += len(faces)
+                    if progress:
+                        progress(written, todo)
+        except KeyboardInterrupt:
+            for w in writers.values():
+                w.abort()
+            raise Interrupted(f"interrupted after {written} frame(s); run the same command to resume") from None
+        except BaseException:
+            for w in writers.values():
+                w.abort()
+            raise
+        with sw("write"):
+            for w in writers.values():
+                w.close()
+    return RenderSummary(cfg.out, rng, written, len(rng) - todo, faces_done, ids, time.perf_counter() - t0, sw.seconds)
+
+
+def _write(writers: dict[str, FrameWriter], frame: int, img: NDArray[Any], comp: NDArray[Any], matte: F32) -> None:
+    writers["comp"].write(frame, comp, matte)
+    if "matte" in writers:
+        writers["matte"].write(frame, matte)
+    if "delta" in writers:
+        writers["delta"].write(frame, colour.to_float(comp) - colour.to_float(img), matte)
+
+
+def plan_chunks(cfg: RenderConfig, size: int) -> list[RenderConfig]:
+    """Split a sequence render into frame-range chunks for a farm (each one idempotent and resumable).
+
+    Run ``faceplate extract`` once first; then e.g. ``client.map(lambda c: render(c, effect), chunks)`` on Dask.
+    """
+    if not WRITERS.get(writer_name(cfg.out, cfg.format)).resumable:
+        raise ConfigError("only image-sequence outputs can be split across machines; write e.g. comp.####.exr")
+    with open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate:
+        rng = cfg.frames_in(plate.info.frames)
+    return [cfg.model_copy(update={"frames": str(c)}) for c in rng.chunks(size)]
+
+
+def preview(cfg: RenderConfig, effect_at: Callable[[float], Effect], frame: int | None = None) -> list[Path]:
+    """Before/after PNG and a strength sweep (0, 0.25, 0.5, 0.75, 1) of one frame, around the chosen faces.
+
+    ``effect_at(s)`` builds the effect at strength ``s``. Written beside ``cfg.out`` as ``<name>_preview.png``
+    and ``<name>_sweep.png``; returns their paths.
+    """
+    from faceplate.review import write_png
+
+    shot = cfg.shot or default_shot(cfg.plate, cfg.out)
+    extract(ExtractConfig(plate=cfg.plate, shot=shot, frames=cfg.frames, colorspace=cfg.colorspace,
+                          first_frame=cfg.first_frame))  # fmt: skip
+    with (
+        ShotStore.open(shot) as store,
+        open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate,
+    ):
+        ids = select_tracks(store, cfg.track, cfg.face, allow_all=True)
+        if frame is None:
+            first = store.track(ids[0])
+            frame = (first.first_frame + first.last_frame) // 2
+        faces = [f for f in store.faces_in_frame(frame) if f.track in ids]
+        if not faces:
+            raise FaceNotFoundError(f"the chosen face is not in frame {frame}")
+        col = _Colour(plate.info.colorspace)
+        img = colour.to_float(plate.read(frame, native=True))
+        on_screen = sorted({f.track for f in faces})
+
+        def comp_at(strength: float) -> F32:
+            effect = effect_at(strength)
+            return render_frame(img, faces, _prepare_tracks(store, plate, effect, on_screen, col), effect, col)[0]
+
+        shots = [comp_at(s) for s in SWEEP]
+        default = comp_at(cfg.strength)
+    box = np.array([[f.best[:, 0].min(), f.best[:, 1].min(), f.best[:, 0].max(), f.best[:, 1].max()] for f in faces])
+    (x0, y0), (x1, y1) = box[:, :2].min(0), box[:, 2:].max(0)
+    pad = 0.25 * max(x1 - x0, y1 - y0)
+    h, w = img.shape[:2]
+    xa, ya, xb, yb = max(0, int(x0 - pad)), max(0, int(y0 - pad)), min(w, int(x1 + pad)), min(h, int(y1 + pad))
+
+    def view(rgb: F32) -> NDArray[np.uint8]:
+        tile = col.encode(np.ascontiguousarray(rgb[ya:yb, xa:xb]))
+        scale = 512 / tile.shape[0]
+        size = (round(tile.shape[1] * scale), 512)
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+        return colour.to_uint8(np.asarray(cv2.resize(tile, size, interpolation=interp), np.float32))
+
+    stem = Path(re.sub(r"[.](#+|@+|%0?\d*d)", "", cfg.out))
+    before_after = stem.with_name(f"{stem.stem}_preview.png")
+    sweep = stem.with_name(f"{stem.stem}_sweep.png")
+    write_png(before_after, np.hstack([view(img), view(default)]))
+    write_png(sweep, np.hstack([view(c) for c in shots]))
+    return [before_after, sweep]

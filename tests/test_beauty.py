@@ -1,0 +1,163 @@
+"""Beauty fix on real faces through the shared render path: quality measures, isolation, resume, bad input."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, media, run_cli
+from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
+from faceplate.analysis.identity import Embedder, distance
+from faceplate.config import RenderConfig
+from faceplate.effects.base import AlignedFace
+from faceplate.effects.beauty import BeautyEffect
+from faceplate.media import WriterSpec, open_plate, open_writer
+from faceplate.media.colour import LINEAR_709, converter
+from faceplate.media.frames import FrameRange
+from faceplate.metrics import measure
+from faceplate.render import _Colour, _prepare_tracks, render
+from faceplate.store import ShotStore
+
+D18 = "lp_driving_d18.mp4"
+
+
+@pytest.fixture(scope="module")
+def d18_beauty(tmp_path_factory: pytest.TempPathFactory, d18_shot: Path) -> tuple[Path, RenderConfig]:
+    out = tmp_path_factory.mktemp("beauty")
+    cfg = RenderConfig(plate=str(media(D18)), out=str(out / "comp.####.png"), shot=d18_shot, frames="0-47",
+                       format="png16")  # fmt: skip
+    summary = render(cfg, BeautyEffect())
+    assert summary.written == 48 and summary.faces == 48
+    return out, cfg
+
+
+def _matte(out: Path, frame: int) -> np.ndarray:
+    return open_plate(out / f"comp_matte.{frame:04d}.png").read(0)[..., 0]  # one file opens as a still
+
+
+def test_quality_measures_on_a_real_shot(d18_beauty: tuple[Path, RenderConfig], d18_shot: Path) -> None:
+    _, cfg = d18_beauty
+    effect = BeautyEffect()
+    with ShotStore.open(d18_shot) as store, open_plate(media(D18)) as plate, open_plate(cfg.out) as comp:
+        (track,) = store.tracks()
+        faces = [f for f in store.track_faces(track.id) if f.frame <= 47]
+        model = _prepare_tracks(store, plate, effect, [track.id], _Colour(plate.info.colorspace))[track.id].context
+
+        def matte_of(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
+            return effect.skin_matte(AlignedFace(0, 0, crop, lm, interocular(lm)), model)
+
+        m = measure(plate, comp, faces, matte_of)
+    assert m.frames == 48
+    assert m.band_drop >= 0.40, m  # blemish/wrinkle-scale energy in the skin matte
+    assert m.eyes_lips_change < 1 / 255, m
+    assert m.delta_flicker < 1.5 / 255, m  # the fix sticks to the face: no flicker
+    assert m.delta_flicker < m.plate_motion, m
+
+
+def test_outside_the_matte_is_bit_identical(d18_beauty: tuple[Path, RenderConfig]) -> None:
+    out, _ = d18_beauty
+    with open_plate(media(D18)) as plate:
+        for frame in (0, 23, 47):
+            src = np.round(plate.read(frame) * 255).astype(np.uint16) * 257  # 8-bit plate in 16-bit code values
+            comp = np.round(open_plate(out / f"comp.{frame:04d}.png").read(0) * 65535).astype(np.uint16)
+            matte = _matte(out, frame)
+            outside = matte == 0
+            assert outside.mean() > 0.5
+            np.testing.assert_array_equal(comp[outside], src[outside])
+            inside = matte > 0.5
+            assert np.abs(comp[inside].astype(int) - src[inside]).mean() > 100  # and the skin did change
+
+
+def test_identity_kept(d18_beauty: tuple[Path, RenderConfig]) -> None:
+    out, _ = d18_beauty
+    plate_rgb = open_plate(media(D18)).read(30, display=True)
+    comp_rgb = open_plate(out / "comp.0030.png").read(0, display=True)
+    (det,) = DETECTORS.get("mediapipe")(1, 0.5)(plate_rgb)
+    lm = Landmarker()(plate_rgb, det.roi())
+    emb = Embedder()
+    assert distance(emb(plate_rgb, lm), emb(comp_rgb, lm)) <= 0.15
+
+
+def test_only_the_chosen_face_changes(tmp_path: Path) -> None:
+    out = tmp_path / "comp.####.png"
+    r = run_cli("beauty", media("fr_two_people.jpg"), "-o", out, "--face", media("fr_obama.jpg"), "--format", "png16")
+    assert r.returncode == 0, r.stderr
+    src = np.round(open_plate(media("fr_two_people.jpg")).read(0) * 255).astype(np.int64) * 257  # 16-bit codes
+    comp = np.round(open_plate(tmp_path / "comp.0000.png").read(0) * 65535).astype(np.int64)
+    changed = np.abs(comp - src).max(axis=2) > 0
+    _, xs = np.nonzero(changed)
+    assert len(xs) > 1000 and xs.max() < 1126 / 2  # Obama (left) retouched, Biden (right) untouched
+    assert not changed[:, 563:].any()
+
+
+def test_resume_skips_frames_already_written(tmp_path: Path, d18_shot: Path) -> None:
+    cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "c.####.exr"), shot=d18_shot, frames="100-111")
+    first = render(cfg, BeautyEffect())
+    assert (first.written, first.skipped) == (12, 0)
+    keep = (tmp_path / "c.0105.exr").read_bytes()
+    for n in (103, 108):
+        (tmp_path / f"c.{n:04d}.exr").unlink()
+    again = render(cfg, BeautyEffect())
+    assert (again.written, again.skipped) == (2, 10)
+    assert (tmp_path / "c.0105.exr").read_bytes() == keep
+    with open_plate(tmp_path / "c.####.exr") as seq:
+        assert seq.info.frames == FrameRange(100, 111) and seq.info.has_alpha
+
+
+def test_linear_exr_plate(tmp_path: Path) -> None:
+    # a scene-linear EXR plate made from real frames: the retouch happens on an sRGB view, the comp stays linear
+    to_lin = converter("sRGB Encoded Rec.709 (sRGB)", LINEAR_709)
+    with open_plate(media("lp_driving_d19.jpg")) as still:
+        lin = still.read(0).copy()
+    to_lin(lin)
+    lin = lin.astype(np.float16).astype(np.float32)
+    with open_writer(WriterSpec(str(tmp_path / "plate.####.exr"), 720, 720, colorspace=LINEAR_709)) as w:
+        for n in (1001, 1002):
+            w.write(n, lin)
+    out = tmp_path / "out" / "comp.####.exr"
+    r = run_cli("beauty", tmp_path / "plate.####.exr", "-o", out, "--delta", tmp_path / "out" / "delta.####.exr")
+    assert r.returncode == 0, r.stderr
+    with open_plate(out) as comp, open_plate(tmp_path / "out" / "delta.####.exr") as delta:
+        c, d = comp.read(1001), delta.read(1002)
+    import OpenImageIO as oiio
+
+    alpha = oiio.ImageBuf(str(tmp_path / "out" / "comp.1001.exr")).get_pixels(oiio.FLOAT)[..., 3]
+    np.testing.assert_array_equal(c[alpha == 0], lin[alpha == 0])
+    assert np.abs(c - lin)[alpha > 0.5].mean() > 1e-3 and np.abs(d).max() > 1e-3
+
+
+def test_preview_writes_before_after_and_sweep(tmp_path: Path, d18_shot: Path) -> None:
+    shot = tmp_path / "shot"
+    shutil.copytree(d18_shot, shot)
+    r = run_cli("beauty", media(D18), "-o", tmp_path / "comp.mov", "--shot", shot, "--preview", "--preview-frame", 60)
+    assert r.returncode == 0, r.stderr
+    import cv2
+
+    pair = cv2.imread(str(tmp_path / "comp_preview.png"))
+    sweep = cv2.imread(str(tmp_path / "comp_sweep.png"))
+    assert pair.shape[0] == 512 and sweep.shape[1] == pair.shape[1] // 2 * 5
+    tiles = np.split(sweep, 5, axis=1)
+    diffs = [np.abs(t.astype(int) - tiles[0]).mean() for t in tiles]
+    assert diffs[0] == 0 and diffs[1] < diffs[2] < diffs[3] < diffs[4]  # strength grows left to right
+    assert not (tmp_path / "comp.mov").exists()
+
+
+def test_beauty_bad_input(tmp_path: Path, d18_shot: Path) -> None:
+    rgb = open_plate(media("fr_biden.jpg")).read(0)
+    wall = tmp_path / "wall.####.png"
+    with open_writer(WriterSpec(str(wall), 320, 240, format="png16")) as w:
+        w.write(1, np.ascontiguousarray(rgb[:240, :320]))
+    assert_one_line_error(run_cli("beauty", wall, "-o", tmp_path / "a.####.exr"), "no face found")
+    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "b.####.exr", "--shot", d18_shot,
+                                  "--face", media("fr_biden.jpg")), "nobody in")  # fmt: skip
+    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "c.mp4", "--strength", "1.5"), "strength")
+    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "c.mp4", "--texture", "-1"), "texture")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(run_cli("beauty", media(D18), "-o", blocker / "c.####.exr", "--shot", d18_shot,
+                                  "--frames", "0-3"), "cannot create output folder")  # fmt: skip
+    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "d.mp4", "--shot", d18_shot,
+                                  "--delta", tmp_path / "delta.mp4"), "EXR")  # fmt: skip
