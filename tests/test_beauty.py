@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import shutil
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, media, run_cli
-from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
+from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
 from faceplate.config import RenderConfig
-from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.media.colour import LINEAR_709, converter
@@ -45,11 +45,7 @@ def test_quality_measures_on_a_real_shot(d18_beauty: tuple[Path, RenderConfig], 
         (track,) = store.tracks()
         faces = [f for f in store.track_faces(track.id) if f.frame <= 47]
         model = _prepare_tracks(store, plate, effect, [track.id], _Colour(plate.info.colorspace))[track.id].context
-
-        def matte_of(crop: np.ndarray, lm: np.ndarray) -> np.ndarray:
-            return effect.skin_matte(AlignedFace(0, 0, crop, lm, interocular(lm)), model)
-
-        m = measure(plate, comp, faces, matte_of)
+        m = measure(plate, comp, faces, partial(effect.matte_for, model))
     assert m.frames == 48
     assert m.band_drop >= 0.40, m  # blemish/wrinkle-scale energy in the skin matte
     assert m.eyes_lips_change < 1 / 255, m

@@ -112,6 +112,16 @@ def align_image(img: NDArray[Any], m: F64, res: int, interpolation: int = cv2.IN
     """
     scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
     src, mm = img, m.copy()
+    if scale < 0.5:  # only the plate area under the crop goes through the pyramid
+        corners = transform(invert(m), np.array([[0.0, 0.0], [res, 0.0], [0.0, res], [res, res]]))
+        pad = 8 / scale
+        h, w = img.shape[:2]
+        x0, y0 = np.clip(np.floor(corners.min(0) - pad).astype(int), 0, [w, h])
+        x1, y1 = np.clip(np.ceil(corners.max(0) + pad).astype(int), 0, [w, h])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return np.zeros((res, res, *img.shape[2:]), img.dtype)
+        src = img[y0:y1, x0:x1]
+        mm[:, 2] = m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64)
     while scale < 0.5 and min(src.shape[:2]) > 64:
         src = cv2.pyrDown(src)  # pixel q of the result sits at 2q on its input
         mm[:, :2] *= 2.0

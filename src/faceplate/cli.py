@@ -201,7 +201,7 @@ def beauty(
     face: Annotated[Path | None, typer.Option(help="Reference photo: retouch this person only.")] = None,
     track: Annotated[int | None, typer.Option(help="Retouch this track only (see `faceplate faces`).")] = None,
     frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
-    strength: Annotated[float, typer.Option(help="Overall strength, 0..1.")] = 0.8,
+    strength: Annotated[float, typer.Option(help="Overall strength, 0..1.")] = 0.7,
     smooth: Annotated[bool, typer.Option(help="Smooth skin (frequency separation).")] = True,
     texture: Annotated[float, typer.Option(help="Share of fine skin texture kept, 0..1.")] = 0.5,
     blemish: Annotated[bool, typer.Option(help="Heal small dark or red spots.")] = True,

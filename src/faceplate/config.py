@@ -66,7 +66,7 @@ class RenderConfig(ExtractConfig):
     format: str | None = None  # writer name; default from the extension
     matte: str | None = None  # separate matte output; default: alpha of the comp, else <out>_matte; "none"
     delta: str | None = None  # comp - plate as EXR (optional)
-    strength: float = Field(0.8, ge=0.0, le=1.0)
+    strength: float = Field(0.7, ge=0.0, le=1.0)
     codec_options: dict[str, str] = Field(default_factory=dict)  # e.g. {"crf": "14"} for the comp
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -16,7 +17,7 @@ from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import interocular
 from faceplate.media.plate import Plate
 from faceplate.ops.regions import region_mask
-from faceplate.ops.retouch import band_energy
+from faceplate.ops.retouch import MID, band_energy
 from faceplate.store import FaceRow
 
 F32 = NDArray[np.float32]
@@ -26,7 +27,7 @@ F32 = NDArray[np.float32]
 class FaceMeasures:
     """Per-track figures (means over the frames measured)."""
 
-    band_drop: float  # 1 - mid-band energy after / before, inside the skin matte
+    band_drop: float  # 1 - mid-band energy after / before, in the skin core (see skin_core)
     eyes_lips_change: float  # mean |comp - plate| in eyes and lips, in [0, 1] code values
     delta_flicker: float  # mean |delta_t - delta_t-1| inside the matte (aligned), code values
     plate_motion: float  # mean |plate_t - plate_t-1| inside the matte (aligned): the plate's own change
@@ -41,6 +42,17 @@ def _crops(plate_img: F32, comp_img: F32, face: FaceRow, res: int) -> tuple[F32,
 MatteFn = Callable[[F32, F32], F32]
 
 
+def skin_core(matte: F32, iod: float) -> F32:
+    """Where the band-pass measure sees only skin: the full-strength matte shrunk by the filter's reach.
+
+    Near the face outline or the nose edge the mid band is dominated by the silhouette against the
+    background, which no retouch should flatten; measuring there would reward blurring the outline.
+    """
+    r = max(1, round(3 * MID * 0.5 * iod))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return np.asarray(cv2.erode((matte >= 0.99).astype(np.float32), disk), np.float32)
+
+
 def measure(plate: Plate, comp: Plate, faces: list[FaceRow], matte_of: MatteFn, res: int = 384) -> FaceMeasures:
     """Measure one track over ``faces`` (consecutive frames) given a callable ``matte_of(crop, lm) -> (R, R)``.
 
@@ -52,8 +64,9 @@ def measure(plate: Plate, comp: Plate, faces: list[FaceRow], matte_of: MatteFn, 
         p, c, lm = _crops(plate.read(f.frame), comp.read(f.frame), f, res)
         matte = matte_of(p, lm)
         iod = interocular(lm)
-        before = band_energy(p, matte, iod)
-        drops.append(1.0 - band_energy(c, matte, iod) / max(before, 1e-12))
+        core = skin_core(matte, iod)
+        before = band_energy(p, core, iod)
+        drops.append(1.0 - band_energy(c, core, iod) / max(before, 1e-12))
         keep = np.zeros(matte.shape, np.float32)
         for name in ("eye_r", "eye_l", "lips"):
             keep = np.maximum(keep, region_mask(lm, (res, res), name))

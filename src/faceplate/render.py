@@ -9,6 +9,7 @@ a stopped render resumes and a farm can split the shot by frame range (``plan_ch
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from faceplate.geometry import F64, invert, transform
 from faceplate.media import colour
 from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate, VideoPlate, open_plate
-from faceplate.media.prefetch import prefetch
+from faceplate.media.prefetch import Background, prefetch
 from faceplate.media.writers import WRITERS, FrameWriter, WriterSpec, open_writer, writer_name
 from faceplate.store import FaceRow, ShotStore
 from faceplate.timing import Stopwatch
@@ -141,12 +142,16 @@ def paste(comp: NDArray[Any], matte: F32, change: F32, alpha: F32, m: F64) -> No
     size = (int(x1 - x0), int(y1 - y0))
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(comp.dtype, 1.0)
-    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=flags)
     a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, size, flags=flags)
     roi = comp[y0:y1, x0:x1]
-    if comp.dtype == np.uint8:  # v + round(255 d), saturated: exact where d == 0
-        roi[:] = cv2.add(roi, cv2.multiply(d, 1.0, dtype=cv2.CV_16S), dtype=cv2.CV_8U)  # type: ignore[call-overload]
-    elif comp.dtype == np.uint16:
+    if comp.dtype == np.uint8:  # v + round(255 d) in 1/16 code steps, saturated: exact where d == 0
+        d16 = np.asarray(np.rint(change * (alpha * (16 * peak))[..., None]), np.int16)
+        d = cv2.warpAffine(d16, mr, size, flags=flags)
+        roi[:] = cv2.add(roi, cv2.multiply(d, 1.0 / 16, dtype=cv2.CV_16S), dtype=cv2.CV_8U)  # type: ignore[call-overload]
+        np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
+        return
+    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=flags)
+    if comp.dtype == np.uint16:
         roi[:] = np.clip(roi.astype(np.int32) + np.rint(d).astype(np.int32), 0, 65535).astype(np.uint16)
     else:
         roi += d
@@ -233,30 +238,43 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         runs = _todo(writers, rng)
         todo = sum(len(r) for r in runs)
         written = faces_done = 0
+        behind = Background(lambda *a: _timed_write(sw, writers, *a), depth=2)
         try:
             for run in runs:
                 for frame, img in sw.iterate("decode (wait)", prefetch(plate.frames(run, native=True))):
                     faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
                     with sw("effect + composite"):
                         comp, matte = render_frame(img, faces, tracks, effect, col)
-                    with sw("write"):
-                        _write(writers, frame, img, comp, matte)
+                    with sw("write (wait)"):
+                        behind.submit(frame, img, comp, matte)
                     written += 1
                     faces_done += len(faces)
                     if progress:
                         progress(written, todo)
+            behind.join()
         except KeyboardInterrupt:
-            for w in writers.values():
-                w.abort()
+            _stop(behind, writers)
             raise Interrupted(f"interrupted after {written} frame(s); run the same command to resume") from None
         except BaseException:
-            for w in writers.values():
-                w.abort()
+            _stop(behind, writers)
             raise
-        with sw("write"):
+        with sw("write (wait)"):
             for w in writers.values():
                 w.close()
     return RenderSummary(cfg.out, rng, written, len(rng) - todo, faces_done, ids, time.perf_counter() - t0, sw.seconds)
+
+
+def _stop(behind: Background, writers: dict[str, FrameWriter]) -> None:
+    """Finish what was queued (whole frames only), then drop unfinished outputs."""
+    with contextlib.suppress(BaseException):  # the original error wins
+        behind.join()
+    for w in writers.values():
+        w.abort()
+
+
+def _timed_write(sw: Stopwatch, writers: dict[str, FrameWriter], *args: Any) -> None:
+    with sw("write (encode, background)"):
+        _write(writers, *args)
 
 
 def _write(writers: dict[str, FrameWriter], frame: int, img: NDArray[Any], comp: NDArray[Any], matte: F32) -> None:

@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from faceplate.analysis.faces import interocular
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.errors import FaceNotFoundError
 from faceplate.ops.filters import gauss
@@ -58,7 +59,9 @@ class BeautyEffect(Effect):
         shape = _hw(face.image)
         hard = skin_region(face.landmarks, shape)
         if model is not None:
-            like = model.likelihood(face.image)
+            h, w = shape
+            small = np.asarray(cv2.resize(face.image, (w // 2, h // 2), interpolation=cv2.INTER_AREA), np.float32)
+            like = np.asarray(cv2.resize(model.likelihood(small), (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
             # close holes up to blemish size (spots are off-colour but are skin); hair, beards, glasses stay out
             r = max(1, round(0.06 * face.iod))
             disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
@@ -69,6 +72,10 @@ class BeautyEffect(Effect):
     def resolution(self, plate_iod: float) -> int:
         """Work where the eyes are at most WORK_IOD px apart: only the change is resampled to the plate."""
         return super().resolution(min(plate_iod, WORK_IOD))
+
+    def matte_for(self, context: SkinModel | None, crop: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """Skin matte of an aligned crop (H, W, 3) with landmarks (478, 3) (for measuring a render)."""
+        return self.skin_matte(AlignedFace(0, 0, crop, landmarks, interocular(landmarks)), context)
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = _hw(face.image)

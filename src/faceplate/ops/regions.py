@@ -17,6 +17,10 @@ I64 = NDArray[np.int64]
 NOSE_BOTTOM, ALAR_R, ALAR_L = 2, 98, 327
 EYE_OUTER_R, EYE_INNER_R, EYE_OUTER_L, EYE_INNER_L = 33, 133, 263, 362
 MOUTH_R, MOUTH_L = 61, 291
+# Kept out of skin retouch, grown by a margin in eye-distance units (a closing eye must not shrink its guard).
+KEEP_EYES = (("eye_r", "eye_l"), 0.14)
+KEEP_BROWS = (("brow_r", "brow_l"), 0.07)
+KEEP_LIPS = (("lips",), 0.05)
 
 
 def _points(edges: frozenset[tuple[int, int]]) -> I64:
@@ -87,13 +91,27 @@ def skin_region(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift:
     oval[above, 1] -= forehead_lift * (chin - top) * (eye_y - oval[above, 1]) / max(eye_y - top, 1e-6)
     m = polygon_mask(shape, oval, hull=False)
     keep_out = np.zeros(shape, np.float32)
-    for name, f in (("eye_r", 1.6), ("eye_l", 1.6), ("brow_r", 1.35), ("brow_l", 1.35), ("lips", 1.25)):
-        keep_out = np.maximum(keep_out, region_mask(lm, shape, name, f))
+    iod = _iod(lm)
+    for names, margin in (KEEP_EYES, KEEP_BROWS, KEEP_LIPS):
+        part = np.zeros(shape, np.float32)
+        for name in names:
+            part = np.maximum(part, region_mask(lm, shape, name))
+        keep_out = np.maximum(keep_out, dilate(part, margin * iod))
     for alar in (ALAR_R, ALAR_L):
         c = (lm[NOSE_BOTTOM, :2] + lm[alar, :2]) / 2
         r = 0.65 * float(np.linalg.norm(lm[NOSE_BOTTOM, :2] - lm[alar, :2]))
         cv2.circle(keep_out, _pt(c), int(r + 0.5), (1.0,), -1, lineType=cv2.LINE_AA)
     return np.clip(m - keep_out, 0.0, 1.0)
+
+
+def dilate(mask: F32, r: float) -> F32:
+    """Grow a mask by ``r`` px (elliptical structuring element)."""
+    k = round(r)
+    if k < 1:
+        return mask
+    return np.asarray(
+        cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))), np.float32
+    )
 
 
 def feather(mask: F32, sigma: float) -> F32:

@@ -24,14 +24,14 @@ _RGB_FROM_YCBCR = np.linalg.inv(
 
 FINE, MID = 0.012, 0.12  # band edges in iod units (for measuring)
 FINE_WORK = 0.8  # px at the working scale: the finest band, kept by ``texture``
-SMOOTH_R, SMOOTH_EPS = 0.05, 0.05  # guided-filter radius (iod units) and edge threshold (luma variance)
+SMOOTH_R, SMOOTH_EPS = 0.06, 0.01  # guided-filter radius (iod units) and edge threshold (luma variance)
 
 
 @dataclass(frozen=True)
 class RetouchSettings:
     """What to fix and how much. ``strength`` scales everything; ``texture`` is the share of pores kept."""
 
-    strength: float = 0.8
+    strength: float = 0.7
     smooth: bool = True
     texture: float = 0.5
     blemish: bool = True
@@ -60,7 +60,7 @@ def blemish_map(img: F32, skin: F32, iod: float) -> F32:
     dog = blur(y, 0.08 * iod) - gauss(y, 0.02 * iod)  # > 0 where darker than the surroundings
     cr = ycbcr(img)[..., 2]
     red = gauss(cr, 0.02 * iod) - blur(cr, 0.08 * iod)
-    spots = np.maximum(soft_step(dog, 0.012, 0.035), soft_step(red, 0.008, 0.025))
+    spots = np.maximum(soft_step(dog, 0.008, 0.025), soft_step(red, 0.006, 0.02))
     return gauss(spots * skin, 0.01 * iod)
 
 
@@ -73,7 +73,21 @@ def wrinkle_map(img: F32, skin: F32, iod: float) -> F32:
     xy = cv2.Sobel(y, cv2.CV_32F, 1, 1, ksize=3)
     lam = 0.5 * (xx + yy) + np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)
     valley = lam * s * s  # scale-normalised: a valley's depth in luma units
-    return gauss(soft_step(valley, 0.004, 0.015) * skin, 0.5 * s)
+    return gauss(soft_step(valley, 0.003, 0.010) * skin, 0.5 * s)
+
+
+def tone_deviation(chroma: F32, skin: F32, iod: float) -> F32:
+    """Blotchy colour (H, W, 2): skin chroma at blotch scale minus the face's broad chroma, both from skin only.
+
+    A low-frequency field, so it is computed at a quarter of the size and scaled back up.
+    """
+    h, w = skin.shape
+    small = (max(4, w // 4), max(4, h // 4))
+    c = np.asarray(cv2.resize(chroma, small, interpolation=cv2.INTER_AREA), np.float32)
+    m = np.asarray(cv2.resize(skin, small, interpolation=cv2.INTER_AREA), np.float32)
+    k = small[0] / w
+    dev = normalized_blur(c, m, 0.08 * iod * k) - normalized_blur(c, m, 0.4 * iod * k)
+    return np.asarray(cv2.resize(dev, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
 
 
 def _from_ycbcr(y: F32) -> F32:
@@ -106,8 +120,6 @@ def retouch(img: F32, skin: F32, under_eye: F32, cheeks: F32, iod: float, s: Ret
         out = out * (1.0 + lift / np.maximum(ly, 0.05))[..., None]
     if s.tone:
         c = ycbcr(out)
-        chroma = np.ascontiguousarray(c[..., 1:])
-        dev = normalized_blur(chroma, skin, 0.08 * iod) - normalized_blur(chroma, skin, 0.4 * iod)
-        c[..., 1:] -= 0.6 * dev * skin[..., None]
+        c[..., 1:] -= 0.6 * tone_deviation(np.ascontiguousarray(c[..., 1:]), skin, iod) * skin[..., None]
         out = _from_ycbcr(c)
     return np.asarray(img + s.strength * (out - img), np.float32)
