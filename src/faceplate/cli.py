@@ -211,7 +211,7 @@ def beauty(
     preview: Annotated[bool, typer.Option(help="Only write a before/after PNG and a strength sweep.")] = False,
     preview_frame: Annotated[int | None, typer.Option(help="Frame for --preview (default: mid-track).")] = None,
     matte: Annotated[
-        str | None, typer.Option(help="Matte output (default: comp alpha, else OUT_matte); 'none'.")
+        str | None, typer.Option(help="Separate matte (default: alpha of EXR/ProRes 4444, OUT_matte for PNG/TIFF).")
     ] = None,
     delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,

@@ -64,7 +64,8 @@ class RenderConfig(ExtractConfig):
     track: int | None = None
     face: Path | None = None  # reference photo: the person to change
     format: str | None = None  # writer name; default from the extension
-    matte: str | None = None  # separate matte output; default: alpha of the comp, else <out>_matte; "none"
+    matte: str | None = None  # separate matte; default: comp alpha (EXR, ProRes 4444), <out>_matte for PNG/TIFF
+    #                             sequences, none for review video; "none" for no separate matte
     delta: str | None = None  # comp - plate as EXR (optional)
     strength: float = Field(0.7, ge=0.0, le=1.0)
     codec_options: dict[str, str] = Field(default_factory=dict)  # e.g. {"crf": "14"} for the comp

@@ -165,7 +165,7 @@ def _writers(cfg: RenderConfig, plate: Plate, rng: FrameRange) -> dict[str, Fram
     base = WriterSpec(cfg.out, info.width, info.height, info.fps, colorspace=info.colorspace)
     comp = replace(base, format=name, alpha=True, audio=audio, frame_count=len(rng), options=cfg.codec_options)
     out = {"comp": open_writer(comp)}
-    matte = cfg.matte if cfg.matte is not None else (None if WRITERS.get(name).has_alpha else sibling(cfg.out, "matte"))
+    matte = cfg.matte if cfg.matte is not None else default_matte(cfg.out, name)
     if matte and matte != "none":
         fast = {"preset": "ultrafast"} if writer_name(matte) in ("h264", "hevc") else {}  # mattes are easy to code
         out["matte"] = open_writer(
@@ -176,6 +176,15 @@ def _writers(cfg: RenderConfig, plate: Plate, rng: FrameRange) -> dict[str, Fram
             raise ConfigError(f"--delta {cfg.delta}: the delta (comp - plate) has negative values; write it as EXR")
         out["delta"] = open_writer(replace(base, path=cfg.delta))
     return out
+
+
+def default_matte(out: str, writer: str) -> str | None:
+    """Matte path when none is asked for: in the comp's alpha if it has one (EXR, ProRes 4444), a sibling
+    sequence for PNG/TIFF comps, and none for review video (H.264, HEVC, DNxHR: pass ``--matte``)."""
+    cls = WRITERS.get(writer)
+    if cls.has_alpha or not cls.resumable:
+        return None
+    return sibling(out, "matte")
 
 
 def _todo(writers: dict[str, FrameWriter], rng: FrameRange) -> list[FrameRange]:
@@ -200,10 +209,18 @@ def _prepare_tracks(store: ShotStore, plate: Plate, effect: Effect, ids: list[in
 
 
 def render_frame(
-    img: NDArray[Any], faces: list[FaceRow], tracks: dict[int, _Track], effect: Effect, col: _Colour
+    img: NDArray[Any],
+    faces: list[FaceRow],
+    tracks: dict[int, _Track],
+    effect: Effect,
+    col: _Colour,
+    in_place: bool = False,
 ) -> tuple[NDArray[Any], F32]:
-    """(comp (H, W, 3) in ``img``'s dtype, matte (H, W) float32) of one decoded plate frame ``img``."""
-    comp = img.copy()
+    """(comp (H, W, 3) in ``img``'s dtype, matte (H, W) float32) of one decoded plate frame ``img``.
+
+    ``in_place`` composites into ``img`` itself (when the plate frame is not needed afterwards).
+    """
+    comp = img if in_place else img.copy()
     matte = np.zeros(img.shape[:2], np.float32)
     for f in faces:
         tr = tracks[f.track]
@@ -244,7 +261,7 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
                 for frame, img in sw.iterate("decode (wait)", prefetch(plate.frames(run, native=True))):
                     faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
                     with sw("effect + composite"):
-                        comp, matte = render_frame(img, faces, tracks, effect, col)
+                        comp, matte = render_frame(img, faces, tracks, effect, col, in_place="delta" not in writers)
                     with sw("write (wait)"):
                         behind.submit(frame, img, comp, matte)
                     written += 1
