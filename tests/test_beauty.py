@@ -157,3 +157,51 @@ def test_beauty_bad_input(tmp_path: Path, d18_shot: Path) -> None:
                                   "--frames", "0-3"), "cannot create output folder")  # fmt: skip
     assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "d.mp4", "--shot", d18_shot,
                                   "--delta", tmp_path / "delta.mp4"), "EXR")  # fmt: skip
+
+
+def _render_chunk(cfg: RenderConfig, effect: BeautyEffect) -> int:
+    return render(cfg, effect).written
+
+
+def test_farm_chunks_match_a_single_render(tmp_path: Path, d18_shot: Path) -> None:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from faceplate.errors import ConfigError
+    from faceplate.render import plan_chunks
+
+    whole = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "a" / "c.####.exr"), shot=d18_shot, frames="60-71")
+    render(whole, BeautyEffect())
+    farm = whole.model_copy(update={"out": str(tmp_path / "b" / "c.####.exr")})
+    chunks = plan_chunks(farm, 5)
+    assert [c.frames for c in chunks] == ["60-64", "65-69", "70-71"]
+    spawn = multiprocessing.get_context("spawn")  # fresh processes, as on Dask workers: config + effect pickle
+    with ProcessPoolExecutor(2, mp_context=spawn) as pool:
+        assert sum(pool.map(_render_chunk, chunks, [BeautyEffect()] * len(chunks))) == 12
+    with open_plate(tmp_path / "a" / "c.####.exr") as a, open_plate(tmp_path / "b" / "c.####.exr") as b:
+        for (_, x), (_, y) in zip(a.frames(), b.frames(), strict=True):
+            np.testing.assert_array_equal(x, y)  # chunked = whole, pixel for pixel
+    with pytest.raises(ConfigError, match="image-sequence"):
+        plan_chunks(whole.model_copy(update={"out": str(tmp_path / "c.mov")}), 5)
+
+
+def test_hand_over_the_face_is_left_alone(tmp_path: Path) -> None:
+    import cv2
+
+    from faceplate.analysis.hands import hand_mask
+
+    plate = media("lp_driving_d30.jpg")  # her hand rests on her cheek
+    r = run_cli("beauty", plate, "-o", tmp_path / "c.####.png", "--format", "png16")
+    assert r.returncode == 0, r.stderr
+    with ShotStore.open(tmp_path / "lp_driving_d30.faceplate") as store:
+        hands = store.hands_in_frame(0)
+        face = store.faces_in_frame(0)[0].landmarks
+    assert len(hands) == 1
+    hand = hands[0]
+    assert face[:, 0].min() < hand[:, 0].max() and hand[:, 1].min() < face[:, 1].max()  # on the face
+    src = np.round(open_plate(plate).read(0) * 255).astype(np.int64) * 257
+    comp = np.round(open_plate(tmp_path / "c.0000.png").read(0) * 65535).astype(np.int64)
+    changed = np.abs(comp - src).max(axis=2) > 0
+    on_hand = cv2.erode(hand_mask(hands, changed.shape), np.ones((5, 5), np.uint8)) > 0
+    assert on_hand.sum() > 2000 and not changed[on_hand].any()
+    assert changed.sum() > 5000  # the rest of the face was retouched

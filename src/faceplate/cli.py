@@ -84,6 +84,7 @@ def extract(
     detect_every: Annotated[int, typer.Option(help="Run the detector every N frames while tracking.")] = 5,
     tiles: Annotated[int, typer.Option(help="Also detect on an N x N tile grid (small faces in wide shots).")] = 1,
     min_score: Annotated[float, typer.Option(help="Detector confidence needed for a new face.")] = 0.5,
+    hands: Annotated[bool, typer.Option(help="Find hands near faces (effects never touch them).")] = True,
 ) -> None:
     """Detect, landmark and track every face of a plate into the shot store."""
     from faceplate.extract import extract as run
@@ -98,6 +99,7 @@ def extract(
         detect_every=detect_every,
         tiles=tiles,
         min_score=min_score,
+        hands=hands,
     )
     with _progress("extract") as progress:
         s = run(cfg, progress)
@@ -219,6 +221,7 @@ def beauty(
         str | None, typer.Option(help="Plate colour space (linear, srgb, rec709, acescg...).")
     ] = None,
     codec_option: Annotated[list[str] | None, typer.Option(help="Codec option KEY=VALUE (repeatable).")] = None,
+    hands: Annotated[bool, typer.Option(help="Keep hands over the face untouched.")] = True,
 ) -> None:
     """Retouch skin through a whole shot: comp (+ matte, + delta) out, eyes, lips and hair untouched."""
     from faceplate.effects.beauty import BeautyEffect
@@ -228,7 +231,7 @@ def beauty(
 
     cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
                 strength=strength, matte=matte, delta=delta, format=fmt, colorspace=colorspace,
-                codec_options=_codec_options(codec_option))  # fmt: skip
+                codec_options=_codec_options(codec_option), hands=hands)  # fmt: skip
     if not 0.0 <= texture <= 1.0:
         raise ConfigError(f"--texture {texture} is outside 0..1")
 

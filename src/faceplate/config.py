@@ -36,6 +36,7 @@ class ExtractConfig(_Config):
     smooth_min_cutoff: float = Field(2.0, gt=0.0)
     smooth_beta: float = Field(0.5, ge=0.0)
     commit_every: int = Field(48, ge=1)
+    hands: bool = True  # find hands near faces: every effect leaves them untouched
     # analysis on one core, decoding on the others: faster while analysis dominates; None = only for
     # plates up to ~3 MP (at 4K, decoding needs every core; see bench/RESULTS.md)
     pin_cores: bool | None = None

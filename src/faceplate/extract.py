@@ -9,6 +9,7 @@ from pathlib import Path
 
 from faceplate.analysis.cuts import CutDetector
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
+from faceplate.analysis.hands import HandLandmarker
 from faceplate.analysis.identity import MIN_EMBED_IOD, Embedder
 from faceplate.analysis.tracking import Observation, Track, Tracker, TrackerSettings
 from faceplate.config import ExtractConfig
@@ -64,13 +65,14 @@ def missing_runs(rng: FrameRange, done: set[int]) -> list[FrameRange]:
 
 @dataclass
 class _Batch:
-    frames: list[tuple[int, int, float, int]] = field(default_factory=list)
+    frames: list[tuple[int, int, float, int, int]] = field(default_factory=list)
     faces: list[tuple[int, int, str, float | None, F32]] = field(default_factory=list)
     tracks: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     embeddings: list[tuple[int, int, F32]] = field(default_factory=list)
+    hands: list[tuple[int, int, F32]] = field(default_factory=list)
 
-    def add(self, frame: int, shot: int, score: float, obs: list[Observation]) -> None:
-        self.frames.append((frame, shot, score, len(obs)))
+    def add(self, frame: int, shot: int, score: float, obs: list[Observation], hands_checked: bool) -> None:
+        self.frames.append((frame, shot, score, len(obs), int(hands_checked)))
         for o in obs:
             self.faces.append((o.track, o.frame, o.source, o.score, o.landmarks))
             first = self.tracks.get(o.track, (o.track, shot, frame, frame))[2]
@@ -78,8 +80,24 @@ class _Batch:
 
     def flush(self, store: ShotStore) -> None:
         if self.frames:
-            store.write_batch(self.frames, self.faces, self.tracks.values(), self.embeddings)
-        self.frames, self.faces, self.tracks, self.embeddings = [], [], {}, []
+            store.write_batch(self.frames, self.faces, self.tracks.values(), self.embeddings, self.hands)
+        self.frames, self.faces, self.tracks, self.embeddings, self.hands = [], [], {}, [], []
+
+
+class _Cadence:
+    """When to look for hands: every frame while hands are in view, else every ``every`` frames."""
+
+    def __init__(self, every: int) -> None:
+        self.every, self.since, self.present = every, 10**9, False
+
+    def tick(self, cut: bool) -> None:
+        self.since = 10**9 if cut else self.since + 1
+
+    def now(self) -> bool:
+        return self.present or self.since >= self.every
+
+    def seen(self, present: bool) -> None:
+        self.present, self.since = present, 0
 
 
 class _Embeds:
@@ -176,6 +194,7 @@ def _analyse_pinned(
         detect = DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score)
         landmarker = Landmarker()
         embedder = Embedder()
+        hand_landmarker = HandLandmarker() if cfg.hands else None
     embeds = _Embeds(store, cfg.embed_every, cfg.embed_max)
     settings = TrackerSettings(detect_every=cfg.detect_every, max_miss=cfg.max_miss)
     done = 0
@@ -186,6 +205,7 @@ def _analyse_pinned(
             max_track, max_shot = store.max_ids()
             tracker = Tracker(detect, landmarker, settings, next_id=max_track + 1)
             cuts = CutDetector()
+            hands_due = _Cadence(cfg.detect_every)
             prev = store.frame_row(run.first - 1)
             shot = max_shot + 1
             start = run.first
@@ -205,12 +225,20 @@ def _analyse_pinned(
                     shot += 1
                 with sw("detect + landmarks"):
                     obs = tracker.step(frame, rgb)
+                checked = False
+                hands_due.tick(is_cut)
+                if obs and hand_landmarker is not None and hands_due.now():  # only where there are faces
+                    with sw("hands"):
+                        found = hand_landmarker(rgb)
+                    batch.hands += [(frame, i, h) for i, h in enumerate(found)]
+                    hands_due.seen(bool(found))
+                    checked = True
                 for o in obs:
                     if embeds.wanted(o.track, frame) and interocular(o.landmarks) >= MIN_EMBED_IOD:
                         with sw("identity"):
                             batch.embeddings.append((o.track, frame, embedder(rgb, o.landmarks)))
                         embeds.taken(o.track, frame)
-                batch.add(frame, shot, score, obs)
+                batch.add(frame, shot, score, obs, checked)
                 last_frame = frame
                 done += 1
                 if len(batch.frames) >= cfg.commit_every:
@@ -227,4 +255,6 @@ def _analyse_pinned(
         ) from None
     finally:
         landmarker.close()
+        if hand_landmarker is not None:
+            hand_landmarker.close()
     return done

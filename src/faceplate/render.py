@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import interocular
+from faceplate.analysis.hands import hand_mask
 from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.effects.base import AlignedFace, Effect
 from faceplate.errors import ConfigError, FaceNotFoundError
@@ -34,6 +35,7 @@ from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate, VideoPlate, open_plate
 from faceplate.media.prefetch import Background, prefetch
 from faceplate.media.writers import WRITERS, FrameWriter, WriterSpec, open_writer, writer_name
+from faceplate.ops.filters import gauss
 from faceplate.store import FaceRow, ShotStore
 from faceplate.timing import Stopwatch
 
@@ -215,9 +217,11 @@ def render_frame(
     effect: Effect,
     col: _Colour,
     in_place: bool = False,
+    hands: list[F32] | None = None,
 ) -> tuple[NDArray[Any], F32]:
     """(comp (H, W, 3) in ``img``'s dtype, matte (H, W) float32) of one decoded plate frame ``img``.
 
+    ``hands`` ((21, 3) plate px each) are occluders: every effect's matte is cut where they are.
     ``in_place`` composites into ``img`` itself (when the plate frame is not needed afterwards).
     """
     comp = img if in_place else img.copy()
@@ -226,9 +230,22 @@ def render_frame(
         tr = tracks[f.track]
         face, crop, m = aligned_face(img, f, tr.res, effect.face_type, col)
         result = effect.apply(face, tr.context)
+        alpha = occlude(result.matte, [to_aligned(m, h) for h in hands or []])
         change = col.decode(result.image) - crop
-        paste(comp, matte, change, result.matte, m)
+        paste(comp, matte, change, alpha, m)
     return comp, matte
+
+
+def occlude(matte: F32, hands: list[NDArray[np.floating]]) -> F32:
+    """``matte`` (R, R) cut by hands (points in the same aligned space), with a soft edge outside the hand."""
+    if not hands:
+        return matte
+    res = matte.shape[0]
+    mask = hand_mask(hands, (res, matte.shape[1]))
+    if not mask.any():
+        return matte
+    soft = np.maximum(mask, gauss(mask, 0.012 * res))
+    return np.asarray(matte * (1.0 - np.clip(soft * 1.5, 0.0, 1.0)), np.float32)
 
 
 def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None) -> RenderSummary:
@@ -260,8 +277,9 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
             for run in runs:
                 for frame, img in sw.iterate("decode (wait)", prefetch(plate.frames(run, native=True))):
                     faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
+                    hands = store.hands_near(frame) if faces and cfg.hands else []
                     with sw("effect + composite"):
-                        comp, matte = render_frame(img, faces, tracks, effect, col, in_place="delta" not in writers)
+                        comp, matte = render_frame(img, faces, tracks, effect, col, "delta" not in writers, hands)
                     with sw("write (wait)"):
                         behind.submit(frame, img, comp, matte)
                     written += 1
@@ -339,10 +357,12 @@ def preview(cfg: RenderConfig, effect_at: Callable[[float], Effect], frame: int 
         col = _Colour(plate.info.colorspace)
         img = colour.to_float(plate.read(frame, native=True))
         on_screen = sorted({f.track for f in faces})
+        hands = store.hands_near(frame)
 
         def comp_at(strength: float) -> F32:
             effect = effect_at(strength)
-            return render_frame(img, faces, _prepare_tracks(store, plate, effect, on_screen, col), effect, col)[0]
+            tracks = _prepare_tracks(store, plate, effect, on_screen, col)
+            return render_frame(img, faces, tracks, effect, col, hands=hands)[0]
 
         shots = [comp_at(s) for s in SWEEP]
         default = comp_at(cfg.strength)

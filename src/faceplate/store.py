@@ -31,7 +31,8 @@ CREATE TABLE frames (
     frame INTEGER PRIMARY KEY,
     shot INTEGER NOT NULL,          -- camera shot (cut-to-cut) index
     cut_score REAL NOT NULL,        -- change vs previous frame, 0..255
-    n_faces INTEGER NOT NULL
+    n_faces INTEGER NOT NULL,
+    hands_checked INTEGER NOT NULL  -- 1 when the hand detector ran on this frame
 );
 CREATE TABLE tracks (
     id INTEGER PRIMARY KEY,
@@ -61,6 +62,12 @@ CREATE TABLE embeddings (
     vector BLOB NOT NULL            -- float32 (128,) dlib descriptor
 );
 CREATE TABLE identities (id INTEGER PRIMARY KEY, vector BLOB NOT NULL, n_tracks INTEGER NOT NULL);
+CREATE TABLE hands (
+    frame INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    landmarks BLOB NOT NULL,        -- float32 (21, 3) plate pixels: occluders for every effect
+    PRIMARY KEY (frame, idx)
+) WITHOUT ROWID;
 """
 
 
@@ -261,6 +268,24 @@ class ShotStore:
         ids = ", ".join(str(t.id) for t in self.tracks()) or "none"
         raise StoreError(f"no track {track} in {self.path.parent} (tracks: {ids})")
 
+    def hands_in_frame(self, frame: int) -> list[F32]:
+        """Hands found in ``frame``: each (21, 3) float32 in plate pixels."""
+        q = "SELECT landmarks FROM hands WHERE frame = ? ORDER BY idx"
+        return [from_blob(b, (21, 3)) for (b,) in self.conn.execute(q, (frame,))]
+
+    def hands_near(self, frame: int) -> list[F32]:
+        """Hands to keep out of effects at ``frame``: those found there, or, when the hand detector skipped
+        the frame, those of the nearest checked frames before and after it (a hand moving in between is
+        covered by both)."""
+        row = self.conn.execute("SELECT hands_checked FROM frames WHERE frame = ?", (frame,)).fetchone()
+        if row is None or row[0]:
+            return self.hands_in_frame(frame)
+        q = "SELECT {}(frame) FROM frames WHERE hands_checked = 1 AND frame {} ? "
+        q += "AND shot = (SELECT shot FROM frames WHERE frame = ?)"
+        before = self.conn.execute(q.format("MAX", "<"), (frame, frame)).fetchone()[0]
+        after = self.conn.execute(q.format("MIN", ">"), (frame, frame)).fetchone()[0]
+        return [h for f in (before, after) if f is not None for h in self.hands_in_frame(int(f))]
+
     def embeddings(self, track: int | None = None) -> list[tuple[int, int, F32]]:
         """(track, frame, descriptor (128,)) rows, for one track or all."""
         q, args = "SELECT track, frame, vector FROM embeddings", tuple[int, ...]()
@@ -270,10 +295,11 @@ class ShotStore:
 
     def write_batch(
         self,
-        frames: Iterable[tuple[int, int, float, int]],
+        frames: Iterable[tuple[int, int, float, int, int]],
         faces: Iterable[tuple[int, int, str, float | None, F32]],
         tracks: Iterable[tuple[int, int, int, int]],
         embeddings: Iterable[tuple[int, int, F32]],
+        hands: Iterable[tuple[int, int, F32]] = (),
     ) -> None:
         """Commit finished frames with their faces, track extents and embeddings in one transaction."""
         with self.transaction() as c:
@@ -291,7 +317,8 @@ class ShotStore:
                 "INSERT INTO embeddings (track, frame, vector) VALUES (?, ?, ?)",
                 [(t, f, to_blob(v)) for t, f, v in embeddings],
             )
-            c.executemany("INSERT INTO frames VALUES (?, ?, ?, ?)", list(frames))
+            c.executemany("INSERT INTO hands VALUES (?, ?, ?)", [(f, i, to_blob(h)) for f, i, h in hands])
+            c.executemany("INSERT INTO frames VALUES (?, ?, ?, ?, ?)", list(frames))
             self.set_meta(c, "finalized", "0")
 
 
