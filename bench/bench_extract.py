@@ -25,7 +25,7 @@ CHILD = """
 import json, resource, sys
 from faceplate.config import ExtractConfig
 from faceplate.extract import extract
-s = extract(ExtractConfig(plate=sys.argv[1], shot=sys.argv[2]))
+s = extract(ExtractConfig(plate=sys.argv[1], shot=sys.argv[2], hands=sys.argv[3] == "1"))
 print(json.dumps({"frames": s.analysed, "seconds": s.seconds, "stages": s.stages,
                   "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
@@ -50,11 +50,10 @@ def machine() -> str:
     )
 
 
-def run_once(plate: Path) -> dict[str, object]:
+def run_once(plate: Path, hands: bool) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as shot:
-        out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(plate), shot], capture_output=True, text=True, check=True
-        )
+        argv = [sys.executable, "-c", CHILD, str(plate), shot, "1" if hands else "0"]
+        out = subprocess.run(argv, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -62,17 +61,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", nargs="+", default=["1080p", "4k"])
+    ap.add_argument("--no-hands", action="store_true", help="leave out the hand pass (issue #2's stages only)")
     args = ap.parse_args()
-    print(f"machine: {machine()}\n")
+    print(f"machine: {machine()}\nhands pass: {'off' if args.no_hands else 'on'}\n")
     print(
         "| plate | frames | end-to-end fps | steady fps | peak RSS | per frame: decode wait / detect+landmarks / "
-        "identity / store (ms) | model load + finalize (s) |"
+        "hands / identity / store (ms) | model load + finalize (s) |"
     )
     print("|---|---|---|---|---|---|---|")
     for size in args.sizes:
         for loops in (1, 3):
             plate = make(size, loops)
-            runs = [run_once(plate) for _ in range(args.repeat)]
+            runs = [run_once(plate, not args.no_hands) for _ in range(args.repeat)]
             fps = [r["frames"] / r["seconds"] for r in runs]  # type: ignore[operator]
             med = runs[fps.index(statistics.median_low(fps))]
             st: dict[str, float] = med["stages"]  # type: ignore[assignment]
@@ -80,7 +80,8 @@ def main() -> None:
             fixed = st.get("model load", 0) + st.get("finalize", 0)
             steady = n / (float(med["seconds"]) - fixed)  # type: ignore[arg-type]
             per = " / ".join(
-                f"{1000 * st.get(k, 0) / n:.1f}" for k in ("decode (wait)", "detect + landmarks", "identity", "store")
+                f"{1000 * st.get(k, 0) / n:.1f}"
+                for k in ("decode (wait)", "detect + landmarks", "hands", "identity", "store")
             )
             all_fps = ", ".join(f"{f:.1f}" for f in fps)
             print(

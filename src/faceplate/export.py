@@ -42,7 +42,8 @@ def select_tracks(store: ShotStore, track: int | None, face: Path | None, allow_
     if track is not None:
         store.track(track)
         return [track]
-    return match_reference(store, reference_face(face))[0]  # type: ignore[arg-type]
+    assert face is not None
+    return match_reference(store, reference_face(face))[0]
 
 
 def export_aligned(cfg: AlignConfig, progress: ProgressFn | None = None) -> AlignSummary:

@@ -137,7 +137,9 @@ def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSu
             todo = sum(len(r) for r in runs)
             analysed = 0
             if runs:
-                analysed = _analyse(cfg, plate, store, runs, todo, progress, sw)
+                big = plate.info.width * plate.info.height > PIN_MAX_PIXELS
+                with split_cores(cfg.pin_cores if cfg.pin_cores is not None else not big) as io_cpus:
+                    analysed = _analyse(cfg, plate, store, runs, todo, progress, sw, io_cpus)
             fin = FinalizeSettings(
                 float(plate.info.fps), cfg.link_gap_s, min_cutoff=cfg.smooth_min_cutoff, beta=cfg.smooth_beta
             )
@@ -167,20 +169,6 @@ def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSu
 
 
 def _analyse(
-    cfg: ExtractConfig,
-    plate: Plate,
-    store: ShotStore,
-    runs: list[FrameRange],
-    todo: int,
-    progress: ProgressFn | None,
-    sw: Stopwatch,
-) -> int:
-    pin = cfg.pin_cores if cfg.pin_cores is not None else plate.info.width * plate.info.height <= PIN_MAX_PIXELS
-    with split_cores(pin) as io_cpus:
-        return _analyse_pinned(cfg, plate, store, runs, todo, progress, sw, io_cpus)
-
-
-def _analyse_pinned(
     cfg: ExtractConfig,
     plate: Plate,
     store: ShotStore,
