@@ -13,7 +13,7 @@ import numpy as np
 
 from faceplate.align import ALIGN_POINTS
 from faceplate.analysis.faces import DETECTORS, Landmarker
-from faceplate.geometry import transform, umeyama
+from faceplate.geometry import similarity_3d, transform, umeyama
 from faceplate.media import open_plate
 
 MEDIA = Path(__file__).resolve().parents[2] / "shared" / "media"
@@ -46,16 +46,34 @@ def collect() -> list[np.ndarray]:
                 for d in det(img):
                     lm = lmk(img, d.roi())
                     if lm is not None:
-                        shapes.append(lm[:, :2].astype(np.float64))
+                        shapes.append(lm.astype(np.float64))
     return shapes
 
 
+def template_3d(shapes: list[np.ndarray], mean2d: np.ndarray) -> np.ndarray:
+    """Mean 3-D face (x right, y down, z away from the camera; eye distance 1), mirror-symmetric."""
+    ref = shapes[0]
+    for _ in range(10):
+        aligned = []
+        for s in shapes:
+            k, r, t = similarity_3d(s[ALIGN_POINTS], ref[ALIGN_POINTS])
+            aligned.append(s @ (k * r).T + t)
+        ref = np.mean(aligned, axis=0)
+    # put it in the 2-D template's frame: same x/y for the alignment points, z scaled alike
+    k, r, t = similarity_3d(ref[ALIGN_POINTS], np.column_stack([mean2d[ALIGN_POINTS], np.zeros(len(ALIGN_POINTS))]))
+    out = ref @ (k * r).T + t
+    out[:, 2] -= out[:, 2].mean()
+    mirrored = out * [-1, 1, 1]
+    perm = np.array([np.argmin(((mirrored - p) ** 2).sum(1)) for p in out])
+    return (out + mirrored[perm]) / 2
+
+
 def main() -> None:
-    shapes = collect()
+    shapes3 = collect()
+    shapes = [s[:, :2] for s in shapes3]
     ref = shapes[0]
     for _ in range(10):
         aligned = [transform(umeyama(s[ALIGN_POINTS], ref[ALIGN_POINTS]), s) for s in shapes]
-        # keep near-frontal faces: nose tip near the eye midline
         mean = np.mean(aligned, axis=0)
         ref = mean
     # normalise: eye centres at (-0.5, 0) and (0.5, 0)
@@ -69,6 +87,7 @@ def main() -> None:
     sym = (mean + mirrored[perm]) / 2
     out = Path(__file__).resolve().parents[1] / "src" / "faceplate" / "data" / "mean_face.npy"
     np.save(out, sym.astype(np.float32), allow_pickle=False)
+    np.save(out.with_name("mean_face3d.npy"), template_3d(shapes3, sym).astype(np.float32), allow_pickle=False)
     print(f"{len(shapes)} faces → {out}; mirror pairs consistent: {np.mean(perm[perm] == np.arange(len(perm))):.3f}")
     sys.exit(0)
 

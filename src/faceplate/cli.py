@@ -249,6 +249,122 @@ def beauty(
               f"{', '.join(map(str, s.tracks))}; {s.fps:.1f} fps")  # fmt: skip
 
 
+faceset_app = typer.Typer(help="Build and curate facesets (aligned crops of one person).", no_args_is_help=True)
+train_app = typer.Typer(help="Train models.", no_args_is_help=True)
+app.add_typer(faceset_app, name="faceset")
+app.add_typer(train_app, name="train")
+
+
+@faceset_app.command("build")
+def faceset_build(
+    name: Annotated[Path, typer.Argument(help="Faceset folder to create.")],
+    sources: Annotated[list[str], typer.Option("--from", help="Plate, still or folder of stills (repeatable).")],
+    face: Annotated[Path | None, typer.Option(help="Reference photo: keep only this person.")] = None,
+    res: Annotated[int, typer.Option(help="Crop size in pixels.")] = 256,
+    face_type: Annotated[str, typer.Option("--type", help="face, whole_face or head.")] = "whole_face",
+    every: Annotated[int, typer.Option(help="Keep every Nth frame of plates.")] = 1,
+) -> None:
+    """Aligned crops of one person from plates, stills and folders of stills."""
+    from faceplate.faceset import BuildConfig, build
+
+    if res < 64 or res > 2048:
+        raise ConfigError(f"--res {res} must be within 64..2048")
+    if every < 1:
+        raise ConfigError("--every must be at least 1")
+    with _progress("faceset") as progress:
+        fs = build(BuildConfig(name, list(sources), face, res, face_type, every), progress)
+    out.print(f"{fs.path}: {len(fs)} faces at {fs.res} px ({fs.face_type})")
+
+
+@faceset_app.command("sort")
+def faceset_sort(
+    name: Annotated[Path, typer.Argument(help="Faceset folder.")],
+    by: Annotated[str, typer.Option(help="blur, yaw, pitch, histogram or identity.")] = "blur",
+    drop_blurry: Annotated[float, typer.Option(help="Drop this share of the blurriest faces (0..1).")] = 0.0,
+    dedupe: Annotated[bool, typer.Option(help="Drop near-duplicate faces (keeps pose coverage).")] = False,
+    compare: Annotated[Path | None, typer.Option(help="Another faceset to show in the pose plot.")] = None,
+) -> None:
+    """Sort and clean a faceset; writes contact_sheet.png and coverage.png (yaw/pitch) beside it."""
+    from faceplate.faceset import contact_sheet, coverage_plot, curate, load, save
+
+    fs = load(name)
+    before = len(fs)
+    fs = curate(fs, by, drop_blurry, dedupe)
+    save(fs)
+    sheet = contact_sheet(fs, fs.path / "contact_sheet.png")
+    plot = coverage_plot(fs, fs.path / "coverage.png", load(compare) if compare else None)
+    out.print(f"{fs.path}: {len(fs)} faces (dropped {before - len(fs)}), sorted by {by}; {sheet}, {plot}")
+
+
+@train_app.command("swap")
+def train_swap(
+    src: Annotated[Path, typer.Option(help="Source faceset: the face to put in.")],
+    dst: Annotated[Path, typer.Option(help="Destination faceset: the shot's actor.")],
+    model: Annotated[Path, typer.Option(help="Model folder (created; re-running continues training).")],
+    res: Annotated[int | None, typer.Option(help="Model resolution (new models: 128).")] = None,
+    arch: Annotated[str | None, typer.Option(help="df or liae (new models: df).")] = None,
+    iters: Annotated[int | None, typer.Option(help="Train until the model has this many iterations.")] = None,
+    minutes: Annotated[float | None, typer.Option(help="Or train for this long.")] = None,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 8,
+    ae_dims: Annotated[int | None, typer.Option(help="Bottleneck size (new models: 256).")] = None,
+    e_dims: Annotated[int | None, typer.Option(help="Encoder width (new models: 64).")] = None,
+    d_dims: Annotated[int | None, typer.Option(help="Decoder width (new models: 64).")] = None,
+    d_mask_dims: Annotated[int | None, typer.Option(help="Mask decoder width (new models: 22).")] = None,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 5e-5,
+    ct: Annotated[str, typer.Option(help="Colour transfer of source samples: rct, lct, mkl, idt, sot, none.")] = "rct",
+    preview_every: Annotated[int, typer.Option(help="Write preview.png every N iterations.")] = 250,
+) -> None:
+    """Train (or continue) a DF/LIAE swap model; writes preview.png and loss.png as it goes."""
+    from faceplate.config import TrainConfig
+    from faceplate.ops.colour_transfer import COLOUR_TRANSFER
+    from faceplate.swap.train import train
+
+    COLOUR_TRANSFER.get(ct)
+    if iters is None and minutes is None:
+        raise ConfigError("say how long to train: --iters N or --minutes M")
+    cfg = build(TrainConfig, src=src, dst=dst, model=model, res=res, arch=arch, iters=iters, minutes=minutes,
+                batch=batch, ae_dims=ae_dims, e_dims=e_dims, d_dims=d_dims, d_mask_dims=d_mask_dims, lr=lr, ct=ct,
+                preview_every=preview_every)  # fmt: skip
+    with _progress("train") as progress:
+        s = train(cfg, lambda i, n, loss: progress(i, n))
+    out.print(f"{s.model}: iteration {s.iteration} ({s.iteration - s.first_iteration} this run, "
+              f"{s.its_per_second:.2f} it/s), loss {s.first_loss:.3f} → {s.last_loss:.3f}")  # fmt: skip
+
+
+@app.command()
+def swap(
+    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
+    model: Annotated[Path, typer.Option(help="Trained swap model folder.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
+    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
+    face: Annotated[Path | None, typer.Option(help="Reference photo: swap this person only.")] = None,
+    track: Annotated[int | None, typer.Option(help="Swap this track only.")] = None,
+    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    colour: Annotated[str, typer.Option(help="Colour transfer: rct, lct, mkl, idt, sot, none.")] = "rct",
+    mask: Annotated[str, typer.Option(help="Mask source: hull, learned, both.")] = "both",
+    erode: Annotated[float, typer.Option(help="Erode the mask (px at model size; negative grows).")] = 0.0,
+    blur: Annotated[float, typer.Option(help="Feather the mask (px at model size).")] = 4.0,
+    poisson: Annotated[bool, typer.Option(help="Poisson (seamless) blend.")] = False,
+    sharpen: Annotated[float, typer.Option(help="Sharpen the swapped face, 0..1.")] = 0.0,
+    matte: Annotated[str | None, typer.Option(help="Separate matte output.")] = None,
+    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
+    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+) -> None:
+    """Merge a trained swap model into the plate: comp (+ matte, + delta) on the shared render path."""
+    from faceplate.effects.swap import MergeSettings, SwapEffect
+    from faceplate.render import render
+    from faceplate.swap.checkpoint import read_meta
+
+    read_meta(model)
+    settings = MergeSettings(colour, mask, erode, blur, poisson, sharpen)  # type: ignore[arg-type]
+    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
+                matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
+    with _progress("swap") as progress:
+        s = render(cfg, SwapEffect(model, settings), progress)
+    out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) swapped; {s.fps:.1f} fps")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit non-zero; no tracebacks."""
     args = sys.argv[1:] if argv is None else argv

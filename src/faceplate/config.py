@@ -72,6 +72,37 @@ class RenderConfig(ExtractConfig):
     codec_options: dict[str, str] = Field(default_factory=dict)  # e.g. {"crf": "14"} for the comp
 
 
+class TrainConfig(_Config):
+    """``faceplate train swap``: source faceset (new face) + destination faceset (the shot's actor) → model."""
+
+    src: Path
+    dst: Path
+    model: Path
+    arch: Literal["df", "liae"] | None = None  # None: the stored model's, else df
+    res: int | None = Field(None, ge=64, le=512)  # None: stored, else 128
+    ae_dims: int | None = Field(None, ge=4)
+    e_dims: int | None = Field(None, ge=4)
+    d_dims: int | None = Field(None, ge=4)
+    d_mask_dims: int | None = Field(None, ge=4)
+    iters: int | None = Field(None, ge=1)  # train until the model has this many iterations
+    minutes: float | None = Field(None, gt=0)  # or for this long (this run)
+    batch: int = Field(8, ge=1, le=256)
+    lr: float = Field(5e-5, gt=0, lt=1)
+    ct: str = "rct"  # colour transfer of source samples towards the destination while training
+    warp: bool = True
+    flip: bool = True
+    eye_mouth_prio: float = Field(10.0, ge=0)
+    preview_every: int = Field(250, ge=1)
+    save_every: int = Field(1000, ge=1)
+    bf16: bool | None = None  # bf16 autocast; None: on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX)
+    seed: int = 0
+
+    @field_validator("iters")
+    @classmethod
+    def _budget(cls, v: int | None) -> int | None:
+        return v
+
+
 class AlignConfig(_Config):
     """``faceplate align``: aligned crops of one track, for training."""
 

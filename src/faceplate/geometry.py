@@ -102,3 +102,15 @@ def iou(a: NDArray[np.floating], b: NDArray[np.floating]) -> float:
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return float(inter / union) if union > 0 else 0.0
+
+
+def similarity_3d(src: NDArray[np.floating], dst: NDArray[np.floating]) -> tuple[float, F64, F64]:
+    """Least-squares similarity in 3-D (Umeyama): ``dst ≈ s * R @ src + t``; returns (s, R (3, 3), t (3,))."""
+    s, d = np.asarray(src, np.float64), np.asarray(dst, np.float64)
+    ms, md = s.mean(0), d.mean(0)
+    sc, dc = s - ms, d - md
+    u, sig, vt = np.linalg.svd(dc.T @ sc / len(s))
+    e = np.diag([1.0, 1.0, np.sign(np.linalg.det(u @ vt))])
+    r = u @ e @ vt
+    scale = float((sig * np.diag(e)).sum() / (sc**2).sum(1).mean())
+    return scale, r, md - scale * r @ ms

@@ -206,7 +206,9 @@ def _prepare_tracks(store: ShotStore, plate: Plate, effect: Effect, ids: list[in
         cheap = [f for f in faces if f.frame in keys] or faces[:1]  # keyframes decode without a long seek
         picks = [cheap[i] for i in np.linspace(0, len(cheap) - 1, min(SAMPLES_PER_TRACK, len(cheap))).astype(int)]
         samples = [aligned_face(plate.read(f.frame, native=True), f, res, effect.face_type, col)[0] for f in picks]
-        tracks[t] = _Track(t, res, effect.prepare(samples))
+        vectors = [v for _, _, v in store.embeddings(t)]
+        identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
+        tracks[t] = _Track(t, res, effect.prepare(samples, identity))
     return tracks
 
 

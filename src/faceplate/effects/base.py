@@ -58,8 +58,8 @@ class Effect(ABC):
         r = plate_iod * face_type(self.face_type).size
         return int(np.clip(round(r / 32) * 32, 128, self.max_resolution))
 
-    def prepare(self, samples: list[AlignedFace]) -> Any:
-        """Per-track context from a few sample faces (default: nothing)."""
+    def prepare(self, samples: list[AlignedFace], identity: F32 | None = None) -> Any:
+        """Per-track context from a few sample faces and the track's mean dlib descriptor (default: nothing)."""
         return None
 
     @abstractmethod

@@ -41,7 +41,7 @@ class BeautyEffect(Effect):
     settings: RetouchSettings = field(default_factory=RetouchSettings)
     matte: SkinMatte = field(default_factory=SkinMatte)
 
-    def prepare(self, samples: list[AlignedFace]) -> SkinModel | None:
+    def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> SkinModel | None:
         """Fit the track's skin-colour model on its cheeks and forehead across the sample frames."""
         if not self.matte.use_colour:
             return None

@@ -1,0 +1,1 @@
+"""Face swap: per-project DF / LIAE autoencoders (PyTorch), their training and checkpoints."""
