@@ -161,3 +161,19 @@ def test_swap_bad_input(model: tuple[Path, object], facesets: tuple[Path, Path],
                                   "--iters", "5"), "empty")  # fmt: skip
     assert_one_line_error(run_cli("train", "swap", "--src", facesets[0], "--dst", facesets[1], "--model",
                                   tmp_path / "z"), "--iters N or --minutes M")  # fmt: skip
+
+
+def test_adversarial_phase_and_temporal_merge(facesets: tuple[Path, Path], tmp_path: Path) -> None:
+    folder = tmp_path / "gan"
+    s = train(TrainConfig(src=facesets[0], dst=facesets[1], model=folder, iters=6, gan_power=0.1, gan_after=3, **TINY))
+    assert s.iteration == 6
+    assert checkpoint.load_extra(folder, "critic") is not None  # the critic is saved with the model
+    again = train(TrainConfig(src=facesets[0], dst=facesets[1], model=folder, iters=8, gan_power=0.1, gan_after=3,
+                              **{k: v for k, v in TINY.items() if k in ("lr", "batch", "preview_every")}))  # fmt: skip
+    assert again.iteration == 8
+    r = run_cli("swap", media("lp_driving_d0.mp4"), "--model", folder, "-o", tmp_path / "t.####.exr", "--frames",
+                "20-24", "--temporal", "0.5", "--mask", "hull", "--colour", "sot")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(list(tmp_path.glob("t.*.exr"))) == 5
+    assert_one_line_error(run_cli("swap", media("lp_driving_d0.mp4"), "--model", folder, "-o", tmp_path / "u.mp4",
+                                  "--temporal", "2"), "temporal")  # fmt: skip

@@ -249,6 +249,49 @@ def beauty(
               f"{', '.join(map(str, s.tracks))}; {s.fps:.1f} fps")  # fmt: skip
 
 
+@app.command()
+def deage(
+    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
+    years: Annotated[float, typer.Option(help="How many years younger (1..40); see the mapping in the docs.")] = 15,
+    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
+    face: Annotated[Path | None, typer.Option(help="Reference photo: de-age this person only.")] = None,
+    track: Annotated[int | None, typer.Option(help="De-age this track only.")] = None,
+    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    jowls: Annotated[bool, typer.Option(help="Lift the jowls and jawline.")] = True,
+    brows: Annotated[bool, typer.Option(help="Lift the brows.")] = True,
+    eyebags: Annotated[bool, typer.Option(help="Reduce eye bags.")] = True,
+    wrinkles: Annotated[bool, typer.Option(help="Remove wrinkles (strong retouch).")] = True,
+    spots: Annotated[bool, typer.Option(help="Remove age spots.")] = True,
+    tone: Annotated[bool, typer.Option(help="Restore skin tone and saturation.")] = True,
+    reference: Annotated[Path | None, typer.Option(help="Faceset of the younger actor: swap-based de-age.")] = None,
+    model: Annotated[Path | None, typer.Option(help="With --reference: the model folder (default beside -o).")] = None,
+    train_minutes: Annotated[float | None, typer.Option(help="With --reference: train this long first.")] = None,
+    train_iters: Annotated[int | None, typer.Option(help="With --reference: train to this many iterations.")] = None,
+    matte: Annotated[str | None, typer.Option(help="Separate matte output.")] = None,
+    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
+    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+) -> None:
+    """De-age through a whole shot: procedural facelift (no training), or swap-based with --reference."""
+    from faceplate.effects.deage import DeageEffect, DeageSettings
+    from faceplate.render import render
+
+    settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone)
+    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
+                matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
+    if reference is not None:
+        from faceplate.deage_ref import ReferenceDeage, reference_deage
+
+        with _progress("deage") as progress:
+            s = reference_deage(ReferenceDeage(cfg, reference, model, train_minutes, train_iters), progress)
+        out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) from the reference; {s.fps:.1f} fps")
+        return
+    with _progress("deage") as progress:
+        s = render(cfg, DeageEffect(settings), progress)
+    out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) de-aged by {years:g} years; {s.fps:.1f} fps")
+
+
 faceset_app = typer.Typer(help="Build and curate facesets (aligned crops of one person).", no_args_is_help=True)
 train_app = typer.Typer(help="Train models.", no_args_is_help=True)
 app.add_typer(faceset_app, name="faceset")
@@ -313,6 +356,8 @@ def train_swap(
     lr: Annotated[float, typer.Option(help="Learning rate.")] = 5e-5,
     ct: Annotated[str, typer.Option(help="Colour transfer of source samples: rct, lct, mkl, idt, sot, none.")] = "rct",
     preview_every: Annotated[int, typer.Option(help="Write preview.png every N iterations.")] = 250,
+    gan_power: Annotated[float, typer.Option(help="Adversarial (PatchGAN) weight; 0 = off.")] = 0.0,
+    gan_after: Annotated[int, typer.Option(help="Start the adversarial phase at this iteration.")] = 5000,
 ) -> None:
     """Train (or continue) a DF/LIAE swap model; writes preview.png and loss.png as it goes."""
     from faceplate.config import TrainConfig
@@ -324,7 +369,7 @@ def train_swap(
         raise ConfigError("say how long to train: --iters N or --minutes M")
     cfg = build(TrainConfig, src=src, dst=dst, model=model, res=res, arch=arch, iters=iters, minutes=minutes,
                 batch=batch, ae_dims=ae_dims, e_dims=e_dims, d_dims=d_dims, d_mask_dims=d_mask_dims, lr=lr, ct=ct,
-                preview_every=preview_every)  # fmt: skip
+                preview_every=preview_every, gan_power=gan_power, gan_after=gan_after)  # fmt: skip
     with _progress("train") as progress:
         s = train(cfg, lambda i, n, loss: progress(i, n))
     out.print(f"{s.model}: iteration {s.iteration} ({s.iteration - s.first_iteration} this run, "
@@ -346,6 +391,7 @@ def swap(
     blur: Annotated[float, typer.Option(help="Feather the mask (px at model size).")] = 4.0,
     poisson: Annotated[bool, typer.Option(help="Poisson (seamless) blend.")] = False,
     sharpen: Annotated[float, typer.Option(help="Sharpen the swapped face, 0..1.")] = 0.0,
+    temporal: Annotated[float, typer.Option(help="Temporal smoothing of the swapped face, 0..0.9.")] = 0.0,
     matte: Annotated[str | None, typer.Option(help="Separate matte output.")] = None,
     delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
     fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
@@ -357,12 +403,69 @@ def swap(
     from faceplate.swap.checkpoint import read_meta
 
     read_meta(model)
-    settings = MergeSettings(colour, mask, erode, blur, poisson, sharpen)  # type: ignore[arg-type]
+    settings = MergeSettings(colour, mask, erode, blur, poisson, sharpen, temporal)  # type: ignore[arg-type]
     cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
                 matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
     with _progress("swap") as progress:
         s = render(cfg, SwapEffect(model, settings), progress)
     out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) swapped; {s.fps:.1f} fps")
+
+
+keyframes_app = typer.Typer(help="Learn an artist's painted fix from a few frames; render it on all.",
+                            no_args_is_help=True)  # fmt: skip
+app.add_typer(keyframes_app, name="keyframes")
+
+
+@keyframes_app.command("train")
+def keyframes_train(
+    plate: Annotated[str, typer.Option(help="The plate the keyframes were painted on.")],
+    painted: Annotated[Path, typer.Option(help="Folder of painted frames, numbered like the plate.")],
+    model: Annotated[Path, typer.Option(help="Model folder to write.")],
+    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the model).")] = None,
+    face: Annotated[Path | None, typer.Option(help="Reference photo: the painted person.")] = None,
+    track: Annotated[int | None, typer.Option(help="The painted track.")] = None,
+    res: Annotated[int, typer.Option(help="Aligned working size.")] = 256,
+    iters: Annotated[int, typer.Option(help="Training iterations.")] = 1500,
+    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+) -> None:
+    """Train the residual U-Net on (plate, painted) face pairs."""
+    from faceplate.keyframes import KeyframeSettings, TrainKeyframes, train_keyframes
+
+    if res < 64 or res > 1024 or res % 16:
+        raise ConfigError(f"--res {res} must be a multiple of 16 in 64..1024")
+    if iters < 1:
+        raise ConfigError("--iters must be at least 1")
+    cfg = TrainKeyframes(plate, painted, model, shot, track, face, KeyframeSettings(res=res, iters=iters), colorspace)
+    with _progress("keyframes") as progress:
+        s = train_keyframes(cfg, progress)
+    out.print(f"{model}: trained on keyframes {s['keyframes']} ({s['pairs']} faces) in {s['seconds']:.0f} s; "
+              f"loss {s['loss_first']:.4f} → {s['loss_last']:.4f}")  # fmt: skip
+
+
+@keyframes_app.command("apply")
+def keyframes_apply(
+    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
+    model: Annotated[Path, typer.Option(help="Keyframe model folder.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
+    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
+    face: Annotated[Path | None, typer.Option(help="Reference photo: this person only.")] = None,
+    track: Annotated[int | None, typer.Option(help="This track only.")] = None,
+    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    matte: Annotated[str | None, typer.Option(help="Separate matte output.")] = None,
+    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
+    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
+    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+) -> None:
+    """Render the learned fix on every frame (shared render path: comp + matte + delta)."""
+    from faceplate.keyframes import KeyframeEffect, load_model
+    from faceplate.render import render
+
+    load_model(model)
+    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
+                matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
+    with _progress("keyframes") as progress:
+        s = render(cfg, KeyframeEffect(model), progress)
+    out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s); {s.fps:.1f} fps")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -95,6 +95,8 @@ class TrainConfig(_Config):
     preview_every: int = Field(250, ge=1)
     save_every: int = Field(1000, ge=1)
     bf16: bool | None = None  # bf16 autocast; None: on CUDA, and on CPUs with native bf16 (AVX512-BF16/AMX)
+    gan_power: float = Field(0.0, ge=0.0, le=10.0)  # > 0: adversarial (PatchGAN) phase for sharper faces
+    gan_after: int = Field(5000, ge=0)  # ... starting at this iteration (after the warm-up)
     seed: int = 0
 
     @field_validator("iters")

@@ -80,3 +80,30 @@ def measure(plate: Plate, comp: Plate, faces: list[FaceRow], matte_of: MatteFn, 
         prev = (delta, p)
     return FaceMeasures(float(np.mean(drops)), float(np.mean(eyes)), float(np.mean(flick)) if flick else 0.0,
                         float(np.mean(motion)) if motion else 0.0, len(faces))  # fmt: skip
+
+
+def demo_paint(rgb: F32, lm: NDArray[np.floating]) -> F32:
+    """A stand-in for an artist's paint on one frame (float RGB (H, W, 3), landmarks (478, 3) in its pixels):
+    the skin under both eyes painted smooth (a wrinkle paint-out: its change depends on that frame's
+    texture and light), the right cheek's flush taken down, a warm tint on the forehead.
+
+    Deliberately *not* faceplate's own retouch, so measuring keyframe propagation with it is fair.
+    """
+    h, w = rgb.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    iod = interocular(lm)
+
+    def blob(c: NDArray[np.floating], rx: float, ry: float) -> F32:
+        return np.exp(-(((xs - c[0]) / rx) ** 2 + ((ys - c[1]) / ry) ** 2)).astype(np.float32)[..., None]
+
+    out = rgb.copy()
+    soft = cv2.GaussianBlur(out, (0, 0), 0.06 * iod)
+    for eye in (374, 145):
+        b = blob(lm[eye, :2] + np.array([0.0, 0.25 * iod]), 0.3 * iod, 0.15 * iod)
+        out = out * (1 - b) + soft * b
+    cheek = (lm[33, :2] + lm[61, :2]) / 2
+    flush = np.array([-0.06, 0.01, 0.02], np.float32) - 0.1 * (out - out.mean(2, keepdims=True))
+    out = out + blob(cheek, 0.35 * iod, 0.3 * iod) * flush
+    brow = (lm[105, :2] + lm[334, :2]) / 2 - np.array([0.0, 0.35 * iod])
+    out = out + blob(brow, 0.6 * iod, 0.2 * iod) * np.array([0.04, 0.015, -0.02], np.float32)
+    return np.clip(out, 0, 1).astype(np.float32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -33,6 +33,7 @@ class MergeSettings:
     blur: float = 4.0  # feather, px at model resolution
     poisson: bool = False  # seamless (Poisson) blend of the face into the plate
     sharpen: float = 0.0  # unsharp amount on the swapped face, 0..1
+    temporal: float = 0.0  # 0..0.9: blend with the track's previous output where it barely changed
 
     def __post_init__(self) -> None:
         COLOUR_TRANSFER.get(self.colour)
@@ -40,12 +41,17 @@ class MergeSettings:
             raise ConfigError(f"unknown mask source {self.mask!r}; valid: hull, learned, both")
         if not 0.0 <= self.sharpen <= 1.0:
             raise ConfigError(f"--sharpen {self.sharpen} is outside 0..1")
+        if not 0.0 <= self.temporal <= 0.9:
+            raise ConfigError(f"--temporal {self.temporal} is outside 0..0.9")
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Loaded:
+    """Per-track context: the model, and the previous frame's output for temporal smoothing."""
+
     model: SwapModel
     identity: np.ndarray | None
+    previous: np.ndarray | None = None
 
 
 @EFFECTS.register("swap")
@@ -55,7 +61,7 @@ class SwapEffect(Effect):
 
     name: ClassVar[str] = "swap"
     model_dir: Path
-    merge: MergeSettings = MergeSettings()
+    merge: MergeSettings = field(default_factory=MergeSettings)
 
     @property
     def face_type(self) -> str:  # type: ignore[override]
@@ -87,6 +93,7 @@ class SwapEffect(Effect):
         rgb_t, mask_t = loaded.model.swap(x)
         rgb = rgb_t[0].permute(1, 2, 0).float().cpu().numpy()
         learned = mask_t[0, 0].float().cpu().numpy()
+        rgb = _temporal(rgb, loaded, self.merge.temporal)
         res = img.shape[0]
         hull = face_mask(face.landmarks, res)
         m = self.merge
@@ -103,6 +110,18 @@ class SwapEffect(Effect):
         if m.poisson and (mask > 0.5).any():
             rgb = _poisson(rgb, img, mask)
         return EffectResult(np.asarray(rgb, np.float32), np.asarray(mask, np.float32))
+
+
+def _temporal(rgb: np.ndarray, loaded: _Loaded, amount: float) -> np.ndarray:
+    """Aligned frames of one track share the canonical face's place, so the previous output can be blended
+    in directly; the weight falls off where the face really changed (no ghosting on motion)."""
+    prev, loaded.previous = loaded.previous, rgb
+    if amount <= 0 or prev is None or prev.shape != rgb.shape:
+        return rgb
+    w = amount * np.exp(-np.abs(rgb - prev).mean(axis=2, keepdims=True) / 0.04)
+    out = (1 - w) * rgb + w * prev
+    loaded.previous = out
+    return np.asarray(out, np.float32)
 
 
 def _poisson(face: np.ndarray, plate: np.ndarray, mask: np.ndarray) -> np.ndarray:

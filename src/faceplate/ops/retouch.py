@@ -18,7 +18,7 @@ from faceplate.ops.filters import blur, gauss, guided, luma, normalized_blur
 from faceplate.ops.skin import colour_matrix, ycbcr
 
 F32 = NDArray[np.float32]
-_RGB_FROM_YCBCR = np.linalg.inv(
+RGB_FROM_YCBCR = np.linalg.inv(
     np.array([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]])
 ).astype(np.float32)
 
@@ -91,7 +91,7 @@ def tone_deviation(chroma: F32, skin: F32, iod: float) -> F32:
 
 
 def _from_ycbcr(y: F32) -> F32:
-    return colour_matrix(y, _RGB_FROM_YCBCR)
+    return colour_matrix(y, RGB_FROM_YCBCR)
 
 
 def retouch(img: F32, skin: F32, under_eye: F32, cheeks: F32, iod: float, s: RetouchSettings) -> F32:

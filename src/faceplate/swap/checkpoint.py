@@ -58,13 +58,25 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save(folder: Path, model: SwapModel, optimizer: torch.optim.Optimizer | None, state: TrainState) -> None:
-    """Write a checkpoint generation and switch ``model.json`` to it atomically."""
+def save(
+    folder: Path,
+    model: SwapModel,
+    optimizer: torch.optim.Optimizer | None,
+    state: TrainState,
+    extras: dict[str, torch.nn.Module] | None = None,
+) -> None:
+    """Write a checkpoint generation and switch ``model.json`` to it atomically.
+
+    ``extras`` are further modules trained alongside (e.g. the GAN critic), saved as ``<name>-<gen>``.
+    """
     try:
         folder.mkdir(parents=True, exist_ok=True)
         gen = f"{state.iteration:09d}-{int(time.time() * 1000) % 100000:05d}"
         weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
         save_file(weights, str(folder / f"weights-{gen}.safetensors"), metadata={"iteration": str(state.iteration)})
+        for name, module in (extras or {}).items():
+            tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+            save_file(tensors, str(folder / f"{name}-{gen}.safetensors"))
         opt_meta = None
         if optimizer is not None:
             tensors, opt_meta = _flatten_optimizer(optimizer.state_dict())
@@ -86,6 +98,17 @@ def save(folder: Path, model: SwapModel, optimizer: torch.optim.Optimizer | None
         if gen not in old.name:
             with contextlib.suppress(OSError):
                 old.unlink()
+
+
+def load_extra(folder: Path, name: str) -> dict[str, torch.Tensor] | None:
+    """State dict of an extra module of the current generation, or None."""
+    path = folder / f"{name}-{read_meta(folder)['generation']}.safetensors"
+    if not path.is_file():
+        return None
+    try:
+        return load_file(str(path))
+    except (OSError, SafetensorError) as err:
+        raise ModelError(f"{path} is corrupt: {err}") from None
 
 
 def read_meta(folder: Path) -> dict[str, Any]:

@@ -137,6 +137,16 @@ class SwapModel(nn.Module):
         return self.swap(x)
 
 
+class PatchDiscriminator(nn.Sequential):
+    """PatchGAN critic: one real/fake score per ~(R/8)^2 patch (used only in the optional adversarial phase)."""
+
+    def __init__(self, ch: int = 32) -> None:
+        super().__init__(
+            nn.Conv2d(3, ch, 4, 2, 1), _lrelu(), nn.Conv2d(ch, 2 * ch, 4, 2, 1), _lrelu(),
+            nn.Conv2d(2 * ch, 4 * ch, 4, 2, 1), _lrelu(), nn.Conv2d(4 * ch, 1, 3, 1, 1),
+        )  # fmt: skip
+
+
 def device() -> torch.device:
     """CUDA when present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

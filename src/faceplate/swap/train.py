@@ -25,7 +25,7 @@ from faceplate.ops.colour_transfer import COLOUR_TRANSFER
 from faceplate.review import write_png
 from faceplate.swap import checkpoint
 from faceplate.swap.losses import mask_loss, reconstruction
-from faceplate.swap.model import SwapArch, SwapModel, device
+from faceplate.swap.model import PatchDiscriminator, SwapArch, SwapModel, device
 
 ProgressFn = Callable[[int, int, float], None]  # (iteration, target or 0, loss)
 
@@ -158,11 +158,29 @@ def train(cfg: TrainConfig, progress: ProgressFn | None = None) -> TrainSummary:
     aug = Augment(warp=0.04 if cfg.warp else 0.0, flip=cfg.flip)
     batches = prefetch(iter(_Batches(src, dst, arch.res, cfg.batch, cfg.ct, aug, cfg.seed + state.iteration)), depth=2)
     preview_set = _preview_set(src, dst, arch.res)
-    return _loop(cfg, model, optim, state, batches, preview_set, dev, progress)
+    gan = None
+    if cfg.gan_power > 0:
+        critic = PatchDiscriminator().to(dev)
+        saved = checkpoint.load_extra(cfg.model, "critic") if stored is not None else None
+        if saved is not None:
+            critic.load_state_dict(saved)
+        gan = _Gan(critic, torch.optim.Adam(critic.parameters(), lr=cfg.lr, betas=(0.5, 0.999)), cfg.gan_power,
+                   cfg.gan_after)  # fmt: skip
+    return _loop(cfg, model, optim, state, batches, preview_set, dev, progress, gan)
+
+
+@dataclass
+class _Gan:
+    """The optional adversarial phase: a PatchGAN critic on source reconstructions."""
+
+    critic: PatchDiscriminator
+    optim: torch.optim.Optimizer
+    power: float
+    after: int
 
 
 def _step(model: SwapModel, optim: torch.optim.Optimizer, b: list[torch.Tensor], cfg: TrainConfig,
-          dev: torch.device) -> float:  # fmt: skip
+          dev: torch.device, gan: _Gan | None, iteration: int) -> float:  # fmt: skip
     s_in, s_t, s_m, s_p, d_in, d_t, d_m, d_p = b
     with _autocast(dev, use_bf16(dev, cfg.bf16)):
         ps, pms = model.reconstruct(s_in, "src")
@@ -171,16 +189,27 @@ def _step(model: SwapModel, optim: torch.optim.Optimizer, b: list[torch.Tensor],
     w = cfg.eye_mouth_prio
     loss = reconstruction(ps, s_t, s_m, s_p, w) + reconstruction(pd, d_t, d_m, d_p, w)
     loss = loss + mask_loss(pms, s_m) + mask_loss(pmd, d_m)
+    adversarial = gan is not None and iteration >= gan.after
+    if adversarial:
+        assert gan is not None
+        loss = loss + gan.power * ((gan.critic(ps * s_m) - 1) ** 2).mean()
     optim.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optim.step()
+    if adversarial:
+        assert gan is not None
+        real, fake = gan.critic(s_t * s_m), gan.critic(ps.detach() * s_m)
+        d_loss = ((real - 1) ** 2).mean() + (fake**2).mean()
+        gan.optim.zero_grad(set_to_none=True)
+        d_loss.backward()
+        gan.optim.step()
     return float(loss.detach())
 
 
 def _loop(cfg: TrainConfig, model: SwapModel, optim: torch.optim.Optimizer, state: checkpoint.TrainState,
           batches: Iterator[tuple[NDArray[np.float32], ...]], preview_set: tuple[torch.Tensor, torch.Tensor],
-          dev: torch.device, progress: ProgressFn | None) -> TrainSummary:  # fmt: skip
+          dev: torch.device, progress: ProgressFn | None, gan: _Gan | None) -> TrainSummary:  # fmt: skip
     start_iter, t0, base = state.iteration, time.perf_counter(), state.seconds
     deadline = t0 + cfg.minutes * 60 if cfg.minutes else None
     target = cfg.iters if cfg.iters else 0
@@ -189,7 +218,7 @@ def _loop(cfg: TrainConfig, model: SwapModel, optim: torch.optim.Optimizer, stat
     try:
         while (not target or state.iteration < target) and (deadline is None or time.perf_counter() < deadline):
             b = [_tensor(x, dev) for x in next(batches)]
-            loss = _step(model, optim, b, cfg, dev)
+            loss = _step(model, optim, b, cfg, dev, gan, state.iteration)
             state.iteration += 1
             losses.append(loss)
             if first_loss != first_loss:
@@ -199,25 +228,25 @@ def _loop(cfg: TrainConfig, model: SwapModel, optim: torch.optim.Optimizer, stat
             if state.iteration % cfg.preview_every == 0:
                 _preview(cfg.model, model, preview_set, state)
             if state.iteration % cfg.save_every == 0 or time.perf_counter() - last_save > 600:
-                _save(cfg.model, model, optim, state, losses, base + time.perf_counter() - t0)
+                _save(cfg.model, model, optim, state, losses, base + time.perf_counter() - t0, gan)
                 last_save = time.perf_counter()
     except KeyboardInterrupt:
-        _save(cfg.model, model, optim, state, losses, base + time.perf_counter() - t0)
+        _save(cfg.model, model, optim, state, losses, base + time.perf_counter() - t0, gan)
         raise TrainingInterrupted(
             f"stopped at iteration {state.iteration}; the model is saved in {cfg.model} — run again to continue"
         ) from None
-    _save(cfg.model, model, optim, state, losses, base + time.perf_counter() - t0)
+    _save(cfg.model, model, optim, state, losses, base + time.perf_counter() - t0, gan)
     _preview(cfg.model, model, preview_set, state)
     last = float(np.mean(losses[-20:])) if losses else float("nan")
     return TrainSummary(cfg.model, start_iter, state.iteration, time.perf_counter() - t0, first_loss, last)
 
 
 def _save(folder: Path, model: SwapModel, optim: torch.optim.Optimizer, state: checkpoint.TrainState,
-          losses: list[float], seconds: float) -> None:  # fmt: skip
+          losses: list[float], seconds: float, gan: _Gan | None) -> None:  # fmt: skip
     if losses and (not state.history or state.history[-1][0] != state.iteration):
         state.history.append((state.iteration, float(np.mean(losses[-50:]))))
     state.seconds = seconds
-    checkpoint.save(folder, model, optim, state)
+    checkpoint.save(folder, model, optim, state, {"critic": gan.critic} if gan is not None else None)
     _loss_plot(folder, state)
 
 

@@ -1,0 +1,194 @@
+"""Benchmark and measure de-aging (issue #5).
+
+Procedural (``faceplate deage --years 20``): wrinkle-band drop in the skin core, identity (dlib, mean of 4
+frames; goal ≤ 0.3), flicker vs plate motion, on real clips; speed at 1080p (goal ≥ 15 fps).
+
+Keyframes: paint a few frames of real clips (d12 talking with head tilts, d0 expressions, d18 near-static)
+with ``metrics.demo_paint`` (a stand-in artist edit, not faceplate's retouch), train, and measure PSNR
+inside the face on held-out painted frames against the baseline of copying the nearest keyframe's aligned
+delta (goal ≥ 35 dB and ≥ +3 dB).
+
+    .venv/bin/python bench/bench_deage.py [--skip-speed] [--skip-quality] [--skip-keyframes]
+                                          [--iters 600] [--res 128] [--width 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from bench_extract import machine
+from make_plates import REPO, make
+
+MEDIA = REPO.parent / "shared" / "media"
+CLIPS = [("lp_driving_d18.mp4", "0-95"), ("lp_source_s32.mp4", "30-125"), ("lp_driving_d0.mp4", "0-77"),
+         ("lp_driving_d12.mp4", "0-95")]  # fmt: skip
+
+
+def quality() -> None:
+    from faceplate.analysis.faces import DETECTORS, Landmarker
+    from faceplate.analysis.identity import Embedder, distance
+    from faceplate.config import RenderConfig
+    from faceplate.effects.beauty import BeautyEffect
+    from faceplate.effects.deage import DeageEffect, DeageSettings
+    from faceplate.media import open_plate
+    from faceplate.metrics import measure
+    from faceplate.render import _Colour, _prepare_tracks, render
+    from faceplate.store import ShotStore
+
+    print(
+        "| clip | frames | wrinkle-band drop in skin (--years 20) | identity distance, mean of 4 frames (goal ≤ 0.3) "
+        "| delta flicker vs plate motion (1/255) |"
+    )
+    print("|---|---|---|---|---|")
+    emb, lmk, det = Embedder(), Landmarker(), DETECTORS.get("mediapipe")(1, 0.5)
+    for name, frames in CLIPS:
+        with tempfile.TemporaryDirectory() as tmp:
+            effect = DeageEffect(DeageSettings(years=20))
+            cfg = RenderConfig(plate=str(MEDIA / name), out=f"{tmp}/c.####.png", shot=Path(tmp) / "shot",
+                               frames=frames, format="png16")  # fmt: skip
+            render(cfg, effect)
+            beauty = BeautyEffect(effect.settings.retouch())
+            with ShotStore.open(cfg.shot) as store, open_plate(cfg.plate) as plate, open_plate(cfg.out) as comp:  # type: ignore[arg-type]
+                track = max(store.tracks(), key=lambda t: t.n_faces)
+                rng = cfg.frames_in(plate.info.frames)
+                faces = [f for f in store.track_faces(track.id) if f.frame in rng]
+                ctx = _prepare_tracks(store, plate, beauty, [track.id], _Colour(plate.info.colorspace))[
+                    track.id
+                ].context
+                m = measure(plate, comp, faces, partial(beauty.matte_for, ctx))
+                ids = []
+                for k in np.linspace(rng.first, rng.last, 4).astype(int):
+                    a, b = plate.read(int(k), display=True), comp.read(int(k), display=True)
+                    lm = lmk(a, det(a)[0].roi())
+                    ids.append(distance(emb(a, lm), emb(b, lm)))
+        print(f"| {name} | {frames} | {100 * m.band_drop:.1f}% | {np.mean(ids):.3f} | "
+              f"{255 * m.delta_flicker:.2f} vs {255 * m.plate_motion:.2f} |")  # fmt: skip
+
+
+def speed() -> None:
+    import subprocess
+    import sys
+
+    child = (
+        "import json,sys;from faceplate.config import RenderConfig;from faceplate.render import render;"
+        "from faceplate.effects.deage import DeageEffect;"
+        "s=render(RenderConfig(plate=sys.argv[1],out=sys.argv[2]),DeageEffect());"
+        "print(json.dumps({'fps':s.written/s.seconds,'stages':s.stages,'n':s.written}))"
+    )
+    import json
+
+    for size in ("1080p",):
+        plate = make(size, 1)
+        fps = []
+        for _ in range(2):
+            with tempfile.TemporaryDirectory() as tmp:
+                out = subprocess.run([sys.executable, "-c", child, str(plate), f"{tmp}/c.mp4"], capture_output=True,
+                                     text=True, check=True)  # fmt: skip
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            fps.append(r["fps"])
+        per = ", ".join(f"{k} {1000 * v / r['n']:.1f} ms" for k, v in r["stages"].items())
+        print(f"\nprocedural de-age {size} H.264 → H.264, extraction included: {statistics.median(fps):.1f} fps "
+              f"(runs {', '.join(f'{f:.1f}' for f in fps)}; last run per frame: {per})")  # fmt: skip
+
+
+KEYFRAME_CLIPS = {  # clip: (painted keyframes, held-out frames)
+    "lp_driving_d12.mp4": ((0, 45, 90, 135, 182), (20, 70, 110, 160)),  # talking, head tilts, looking up
+    "lp_driving_d0.mp4": ((0, 25, 50, 77), (12, 38, 63)),  # exaggerated expressions
+    "lp_driving_d18.mp4": ((0, 60, 120, 180, 215), (30, 90, 150, 200)),  # near-static, frontal
+}
+
+
+def keyframes(iters: int, res: int, width: int) -> None:
+    print(f"\nkeyframes: res {res}, width {width}, {iters} iterations per clip; PSNR inside the face mask on "
+          "held-out painted frames (demo_paint: under-eye paint-out + cheek/forehead colour)")  # fmt: skip
+    print("| clip | held-out frame | learned PSNR (dB) | nearest-keyframe delta PSNR (dB) | gain | train min |")
+    print("|---|---|---|---|---|---|")
+    for clip, (keys, held) in KEYFRAME_CLIPS.items():
+        _keyframes_clip(clip, keys, held, KeyframeSettingsArgs(res, width, iters))
+
+
+@dataclass(frozen=True)
+class KeyframeSettingsArgs:
+    res: int
+    width: int
+    iters: int
+
+
+def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: KeyframeSettingsArgs) -> None:
+    import torch
+
+    from faceplate.align import align_matrix, to_aligned
+    from faceplate.config import ExtractConfig
+    from faceplate.extract import extract
+    from faceplate.keyframes import KeyframeSettings, _crops, fit, predict, psnr, training_pairs
+    from faceplate.media import WriterSpec, colour, open_plate, open_writer
+    from faceplate.metrics import demo_paint
+    from faceplate.ops.augment import face_mask
+    from faceplate.store import ShotStore
+
+    plate_path = str(MEDIA / clip)
+    with tempfile.TemporaryDirectory() as tmp:
+        shot, paint = Path(tmp) / "shot", Path(tmp) / "paint"
+        extract(ExtractConfig(plate=plate_path, shot=shot))
+        truth = {}
+        with ShotStore.open(shot) as store, open_plate(plate_path) as plate:
+            w, h = plate.info.width, plate.info.height
+            for n in keys + held:
+                painted = demo_paint(plate.read(n), store.faces_in_frame(n)[0].best)
+                if n in keys:
+                    with open_writer(WriterSpec(str(paint / "p.####.png"), w, h, format="png16")) as wr:
+                        wr.write(n, painted)
+                else:
+                    truth[n] = painted
+        s = KeyframeSettings(res=a.res, width=a.width, iters=a.iters, batch=4, lr=2e-3)
+        t = time.perf_counter()
+        pairs = training_pairs(plate_path, paint, shot, None, None, s)
+        net, _ = fit(pairs, s)
+        minutes = (time.perf_counter() - t) / 60
+        rows = []
+        with ShotStore.open(shot) as store, open_plate(plate_path) as plate:
+            col = colour.converter(plate.info.colorspace, colour.ANALYSIS_SPACE)
+            for n in held:
+                face = store.faces_in_frame(n)[0]
+                src, gt = _crops(plate.read(n), truth[n], face, s, col)
+                mask = face_mask(to_aligned(align_matrix(face.best, s.res, s.face_type), face.best), s.res)
+                with torch.no_grad():
+                    x = torch.from_numpy(src).permute(2, 0, 1)[None]
+                    out = predict(net.eval(), x)[0][0].permute(1, 2, 0).numpy()
+                near = min(pairs, key=lambda p, n=n: abs(p.frame - n))  # type: ignore[misc]
+                base = np.clip(src + near.painted - near.plate, 0, 1)
+                rows.append((psnr(out, gt, mask), psnr(base, gt, mask)))
+                print(f"| {clip} | {n} | {rows[-1][0]:.1f} | {rows[-1][1]:.1f} | {rows[-1][0] - rows[-1][1]:+.1f} "
+                      f"| {minutes:.1f} |")  # fmt: skip
+        ma, mb = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
+        print(f"| {clip} | mean | {ma:.1f} | {mb:.1f} | {ma - mb:+.1f} | {minutes:.1f} |", flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--skip-speed", action="store_true")
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--skip-keyframes", action="store_true")
+    ap.add_argument("--iters", type=int, default=600)
+    ap.add_argument("--res", type=int, default=128)
+    ap.add_argument("--width", type=int, default=16)
+    args = ap.parse_args()
+    print(f"machine: {machine()}\n")
+    if not args.skip_quality:
+        quality()
+    if not args.skip_speed:
+        speed()
+    if not args.skip_keyframes:
+        keyframes(args.iters, args.res, args.width)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Reference-based de-aging: younger footage of the same actor becomes the swap source (issue #4's
+training), the plate's own face the destination; refused when the reference is somebody else."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from faceplate.analysis.identity import SAME_PERSON, distance
+from faceplate.config import ExtractConfig, RenderConfig, TrainConfig
+from faceplate.effects.swap import MergeSettings, SwapEffect
+from faceplate.errors import ConfigError, FaceNotFoundError
+from faceplate.export import select_tracks
+from faceplate.extract import extract
+from faceplate.faceset import BuildConfig, Faceset, build, load
+from faceplate.render import RenderSummary, default_shot, render
+from faceplate.store import ShotStore
+from faceplate.swap.train import train
+
+
+@dataclass(frozen=True)
+class ReferenceDeage:
+    render: RenderConfig
+    reference: Path  # faceset of the younger actor
+    model: Path | None = None  # default: beside the output
+    minutes: float | None = None  # training budget when the model is new or should train more
+    iters: int | None = None
+    res: int = 128
+    merge: MergeSettings = field(default_factory=MergeSettings)
+
+
+def check_same_person(reference: Faceset, shot: Path, tracks: list[int]) -> float:
+    """dlib distance between the reference faceset and the plate's chosen face; refuse another person."""
+    if reference.identity is None:
+        raise FaceNotFoundError(f"reference faceset {reference.path} has no identity data; rebuild it")
+    with ShotStore.open(shot) as store:
+        vecs = [v for t, _, v in store.embeddings() if t in tracks]
+    if not vecs:
+        raise FaceNotFoundError("the plate's face is too small to identify; cannot check the reference")
+    d = distance(reference.identity, np.mean(vecs, axis=0).astype(np.float32))
+    if d >= SAME_PERSON:
+        raise ConfigError(
+            f"the reference {reference.path} shows another person than the plate's face "
+            f"(dlib distance {d:.2f} ≥ {SAME_PERSON}); use younger footage of the same actor"
+        )
+    return d
+
+
+def reference_deage(cfg: ReferenceDeage, progress: Callable[[int, int], None] | None = None) -> RenderSummary:
+    r = cfg.render
+    shot = r.shot or default_shot(r.plate, r.out)
+    extract(ExtractConfig(plate=r.plate, shot=shot, frames=r.frames, colorspace=r.colorspace))
+    ref = load(cfg.reference)
+    with ShotStore.open(shot) as store:
+        tracks = select_tracks(store, r.track, r.face, allow_all=True)
+    check_same_person(ref, shot, tracks)
+    model = cfg.model or Path(r.out).parent / f"{Path(shot).stem}.deage_model"
+    if cfg.minutes or cfg.iters or not (model / "model.json").exists():
+        if not (cfg.minutes or cfg.iters):
+            raise ConfigError("the reference model is new: say how long to train it (--train-minutes or --train-iters)")
+        dst = Path(shot) / "faceset_plate"
+        if not (dst / "faceset.json").exists():
+            build(BuildConfig(dst, [r.plate], face=r.face, res=max(cfg.res, ref.res), face_type=ref.face_type))
+        train(TrainConfig(src=cfg.reference, dst=dst, model=model, res=cfg.res, iters=cfg.iters, minutes=cfg.minutes))
+    return render(r.model_copy(update={"shot": shot}), SwapEffect(model, cfg.merge), progress)

@@ -1,0 +1,299 @@
+"""Keyframe-trained propagation: an artist paints a few frames; a small U-Net learns the fix in aligned
+space and renders every frame (after Disney's production re-aging network: predict an RGB delta and a matte,
+added to the input).
+
+Training pairs are (plate face, painted face) cut with the *same* alignment from the plate frame and the
+painted frame, so the network only has to learn the paint, not where the face is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from numpy.typing import NDArray
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from faceplate import __version__
+from faceplate.align import align_image, align_matrix
+from faceplate.config import ExtractConfig
+from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
+from faceplate.errors import ConfigError, FaceNotFoundError, ModelError, PlateError, WriterError
+from faceplate.export import select_tracks
+from faceplate.extract import extract
+from faceplate.media import colour
+from faceplate.media.plate import IMAGE_EXTS, open_plate
+from faceplate.render import default_shot
+from faceplate.store import FaceRow, ShotStore
+from faceplate.swap.model import device
+
+F32 = NDArray[np.float32]
+MODEL_JSON = "keyframes.json"
+MIN_KEYFRAMES = 2
+
+
+class ResidualUNet(nn.Module):
+    """Small U-Net: image (B, 3, R, R) → (delta (B, 3, R, R) in [-1, 1], matte (B, 1, R, R) in [0, 1]).
+
+    Two aligned-space coordinate channels are appended to the input: a fix painted on one cheek stays on
+    that cheek (aligned space puts it at the same place in every frame), which a plain U-Net learns slowly.
+    """
+
+    def __init__(self, width: int = 24, depth: int = 4) -> None:
+        super().__init__()
+        chans = [width * 2**i for i in range(depth)]
+        self.downs = nn.ModuleList()
+        cin = 5
+        for c in chans:
+            self.downs.append(nn.Sequential(nn.Conv2d(cin, c, 3, padding=1), nn.LeakyReLU(0.1),
+                                            nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.1)))  # fmt: skip
+            cin = c
+        self.ups = nn.ModuleList()
+        for c in reversed(chans[:-1]):
+            self.ups.append(nn.Sequential(nn.Conv2d(cin + c, c, 3, padding=1), nn.LeakyReLU(0.1),
+                                          nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.1)))  # fmt: skip
+            cin = c
+        self.head = nn.Conv2d(cin, 4, 1)
+        nn.init.zeros_(self.head.weight)  # start as the identity: no change anywhere
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, hh, ww = x.shape
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype),
+                                torch.linspace(-1, 1, ww, device=x.device, dtype=x.dtype), indexing="ij")  # fmt: skip
+        skips = []
+        h = torch.cat([x, xs.expand(b, 1, hh, ww), ys.expand(b, 1, hh, ww)], 1)
+        for i, down in enumerate(self.downs):
+            h = down(h if i == 0 else F.avg_pool2d(h, 2))
+            skips.append(h)
+        for up, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
+            h = up(torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
+        out = self.head(h)
+        return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
+
+
+@dataclass(frozen=True)
+class KeyframeSettings:
+    res: int = 256
+    face_type: str = "whole_face"
+    width: int = 24
+    iters: int = 1500
+    batch: int = 4
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class Pair:
+    frame: int
+    track: int
+    plate: F32  # (R, R, 3) aligned plate face, encoded [0, 1]
+    painted: F32  # (R, R, 3) the same crop of the painted frame
+
+
+def _painted_files(folder: Path) -> dict[int, Path]:
+    """Frame number → painted file: the last number in each image file's name (paint.1001.png, 0042.exr)."""
+    if not folder.is_dir():
+        raise PlateError(f"painted folder {folder} does not exist")
+    files = {}
+    for p in sorted(folder.iterdir()):
+        m = re.search(r"(\d+)(?!.*\d)", p.stem)
+        if p.suffix.lower() in IMAGE_EXTS and m:
+            files[int(m.group(1))] = p
+    if not files:
+        raise PlateError(f"no numbered painted frames (e.g. paint.1001.png) in {folder}")
+    return files
+
+
+def training_pairs(plate_path: str, painted: Path, shot: Path, track: int | None, face: Path | None,
+                   s: KeyframeSettings, colorspace: str | None = None) -> list[Pair]:  # fmt: skip
+    """Aligned (plate, painted) face pairs for every painted frame; clear errors for every mismatch."""
+    files = _painted_files(painted)
+    extract(ExtractConfig(plate=plate_path, shot=shot, colorspace=colorspace))
+    pairs = []
+    with ShotStore.open(shot) as store, open_plate(plate_path, colorspace=colorspace) as plate:
+        tracks = select_tracks(store, track, face, allow_all=True)
+        missing = sorted(f for f in files if f not in plate.info.frames)
+        if missing:
+            raise PlateError(f"painted frame(s) {missing[:5]} are not frames of {plate_path} ({plate.info.frames})")
+        col = colour.converter(plate.info.colorspace, colour.ANALYSIS_SPACE)
+        for frame, path in files.items():
+            faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
+            if not faces:
+                raise FaceNotFoundError(f"painted frame {frame} ({path.name}) has no chosen face in the plate")
+            src = plate.read(frame)
+            with open_plate(path, colorspace=plate.info.colorspace) as p:
+                if (p.info.width, p.info.height) != (plate.info.width, plate.info.height):
+                    raise PlateError(f"{path.name} is {p.info.width}x{p.info.height}, the plate is "
+                                     f"{plate.info.width}x{plate.info.height}")  # fmt: skip
+                paint = p.read(p.info.first_frame)
+            for f in faces:
+                pairs.append(Pair(frame, f.track, *_crops(src, paint, f, s, col)))
+    if len({p.frame for p in pairs}) < MIN_KEYFRAMES:
+        raise ConfigError(f"need at least {MIN_KEYFRAMES} painted keyframes, found {len(files)}")
+    return pairs
+
+
+def _crops(src: F32, paint: F32, face: FaceRow, s: KeyframeSettings, col: Callable[[F32], None]) -> tuple[F32, F32]:
+    m = align_matrix(face.best, s.res, s.face_type)
+    out = []
+    for img in (src, paint):
+        crop = np.ascontiguousarray(align_image(img, m, s.res, cv2.INTER_LINEAR), np.float32)
+        col(crop)
+        out.append(np.clip(crop, 0, 1))
+    return out[0], out[1]
+
+
+def _augment(rng: np.random.Generator, a: F32, b: F32) -> tuple[F32, F32]:
+    """The same small random affine and exposure change on both images of a pair.
+
+    No mirroring: an artist's fix is often on one side of the face only (a scar, a blemish).
+    """
+    r = a.shape[0]
+    m = np.asarray(
+        cv2.getRotationMatrix2D((r / 2, r / 2), rng.uniform(-4, 4), 1 + rng.uniform(-0.04, 0.04)), np.float64
+    )
+    m[:, 2] += rng.uniform(-0.03, 0.03, 2) * r
+    gain = 1 + rng.uniform(-0.08, 0.08)
+    warp = [np.clip(cv2.warpAffine(x, m, (r, r), borderMode=cv2.BORDER_REFLECT) * gain, 0, 1) for x in (a, b)]
+    return np.ascontiguousarray(warp[0], np.float32), np.ascontiguousarray(warp[1], np.float32)
+
+
+def _batch(pairs: list[Pair], rng: np.random.Generator, n: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    picks = [_augment(rng, p.plate, p.painted) for p in (pairs[i] for i in rng.integers(len(pairs), size=n))]
+    x = torch.from_numpy(np.stack([a for a, _ in picks])).permute(0, 3, 1, 2).to(dev)
+    y = torch.from_numpy(np.stack([b for _, b in picks])).permute(0, 3, 1, 2).to(dev)
+    return x, y
+
+
+def predict(net: ResidualUNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(result, matte) for plate faces ``x`` (B, 3, R, R)."""
+    delta, matte = net(x)
+    return (x + delta * matte).clamp(0, 1), matte
+
+
+def fit(pairs: list[Pair], s: KeyframeSettings, seed: int = 0,
+        progress: Callable[[int, int], None] | None = None) -> tuple[ResidualUNet, list[float]]:  # fmt: skip
+    """Train the U-Net on the pairs; returns it with its loss curve.
+
+    Squared error (not L1: a paint changes few pixels, and L1's sign gradient on the unchanged ones is
+    all codec noise) plus a tiny prior that keeps the matte closed where nothing was painted.
+    """
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    dev = device()
+    net = ResidualUNet(s.width).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=s.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, s.iters)
+    losses = []
+    for it in range(s.iters):
+        x, y = _batch(pairs, rng, s.batch, dev)
+        out, matte = predict(net, x)
+        loss = 100 * ((out - y) ** 2).mean() + 1e-4 * matte.mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        if progress:
+            progress(it + 1, s.iters)
+    return net, losses
+
+
+def save_model(folder: Path, net: ResidualUNet, s: KeyframeSettings, info: dict[str, Any]) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".weights.partial.safetensors"
+        save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
+        os.replace(tmp, folder / "keyframes.safetensors")
+        meta = {"version": 1, "faceplate_version": __version__, "settings": asdict(s), **info}
+        jtmp = folder / f".{MODEL_JSON}.partial"
+        jtmp.write_text(json.dumps(meta, indent=1))
+        os.replace(jtmp, folder / MODEL_JSON)
+    except OSError as err:
+        raise WriterError(f"cannot save the keyframe model in {folder}: {err.strerror}") from None
+
+
+def load_model(folder: Path) -> tuple[ResidualUNet, KeyframeSettings]:
+    path = folder / MODEL_JSON
+    if not path.is_file():
+        raise ModelError(f"{folder} holds no keyframe model; train one with `faceplate keyframes train`")
+    try:
+        meta = json.loads(path.read_text())
+        s = KeyframeSettings(**meta["settings"])
+        net = ResidualUNet(s.width)
+        net.load_state_dict(load_file(str(folder / "keyframes.safetensors")))
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        raise ModelError(f"keyframe model {folder} is corrupt: {str(err).splitlines()[0]}") from None
+    return net.to(device()).eval(), s
+
+
+@dataclass(frozen=True)
+class TrainKeyframes:
+    plate: str
+    painted: Path
+    model: Path
+    shot: Path | None = None
+    track: int | None = None
+    face: Path | None = None
+    settings: KeyframeSettings = field(default_factory=KeyframeSettings)
+    colorspace: str | None = None
+
+
+def train_keyframes(cfg: TrainKeyframes, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Train on every painted frame and save the model; returns a summary."""
+    t0 = time.perf_counter()
+    shot = cfg.shot or default_shot(cfg.plate, str(cfg.model / "x"))
+    pairs = training_pairs(cfg.plate, cfg.painted, shot, cfg.track, cfg.face, cfg.settings, cfg.colorspace)
+    net, losses = fit(pairs, cfg.settings, progress=progress)
+    info = {"plate": cfg.plate, "keyframes": sorted({p.frame for p in pairs}), "loss_first": losses[0],
+            "loss_last": float(np.mean(losses[-20:]))}  # fmt: skip
+    save_model(cfg.model, net, cfg.settings, info)
+    return {**info, "seconds": time.perf_counter() - t0, "pairs": len(pairs)}
+
+
+@EFFECTS.register("keyframes")
+@dataclass(frozen=True)
+class KeyframeEffect(Effect):
+    """Apply a keyframe-trained U-Net to every frame, in aligned space."""
+
+    name: ClassVar[str] = "keyframes"
+    model_dir: Path
+
+    @property
+    def face_type(self) -> str:  # type: ignore[override]
+        return self._settings().face_type
+
+    def _settings(self) -> KeyframeSettings:
+        return KeyframeSettings(**json.loads((self.model_dir / MODEL_JSON).read_text())["settings"])
+
+    def resolution(self, plate_iod: float) -> int:
+        return self._settings().res
+
+    def prepare(self, samples: list[AlignedFace], identity: F32 | None = None) -> ResidualUNet:
+        return load_model(self.model_dir)[0]
+
+    @torch.no_grad()
+    def apply(self, face: AlignedFace, context: Any) -> EffectResult:
+        net: ResidualUNet = context
+        x = torch.from_numpy(np.ascontiguousarray(face.image, np.float32)).permute(2, 0, 1)[None]
+        out, matte = predict(net, x.to(next(net.parameters()).device))
+        return EffectResult(out[0].permute(1, 2, 0).cpu().numpy(), matte[0, 0].cpu().numpy())
+
+
+def psnr(a: F32, b: F32, mask: F32) -> float:
+    """PSNR in dB between ``a`` and ``b`` (values in [0, 1]) over pixels where ``mask`` > 0.5."""
+    sel = mask > 0.5
+    mse = float(((a - b) ** 2)[sel].mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)

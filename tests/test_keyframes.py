@@ -1,0 +1,112 @@
+"""Keyframe-trained propagation: paint a few real frames, learn the fix, check it on a held-out frame."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import assert_one_line_error, media, run_cli
+from faceplate.config import ExtractConfig
+from faceplate.extract import extract
+from faceplate.keyframes import KeyframeSettings, _crops, fit, predict, psnr, training_pairs
+from faceplate.media import WriterSpec, colour, open_plate, open_writer
+from faceplate.metrics import demo_paint
+from faceplate.ops.augment import face_mask
+from faceplate.store import ShotStore
+
+D12 = "lp_driving_d12.mp4"  # talking, head tilts, looking up: the face's light and shape change between keys
+KEYS, HELD_OUT = (0, 60, 120, 182), 150
+
+
+def _paint(folder: Path, shot: Path, frames: tuple[int, ...]) -> Path:
+    with ShotStore.open(shot) as store, open_plate(media(D12)) as plate:
+        for n in frames:
+            lm = store.faces_in_frame(n)[0].best
+            with open_writer(WriterSpec(str(folder / "paint.####.png"), 512, 512, format="png16")) as w:
+                w.write(n, demo_paint(plate.read(n), lm))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def d12_shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    shot = tmp_path_factory.mktemp("d12")
+    extract(ExtractConfig(plate=str(media(D12)), shot=shot))
+    return shot
+
+
+@pytest.fixture(scope="module")
+def painted(tmp_path_factory: pytest.TempPathFactory, d12_shot: Path) -> tuple[Path, Path]:
+    keys = _paint(tmp_path_factory.mktemp("paint"), d12_shot, KEYS)
+    held = _paint(tmp_path_factory.mktemp("held"), d12_shot, (HELD_OUT,))
+    return keys, held
+
+
+def test_learned_fix_beats_copying_the_nearest_keyframe(painted: tuple[Path, Path], d12_shot: Path) -> None:
+    keys, held = painted
+    s = KeyframeSettings(res=128, width=16, iters=300, batch=4, lr=2e-3)
+    pairs = training_pairs(str(media(D12)), keys, d12_shot, None, None, s)
+    assert sorted(p.frame for p in pairs) == list(KEYS)
+    net, losses = fit(pairs, s)
+    assert np.mean(losses[-20:]) < 0.6 * np.mean(losses[:20])
+    with ShotStore.open(d12_shot) as store, open_plate(media(D12)) as plate:
+        face = store.faces_in_frame(HELD_OUT)[0]
+        col = colour.converter(plate.info.colorspace, colour.ANALYSIS_SPACE)
+        with open_plate(held / f"paint.{HELD_OUT:04d}.png") as p:
+            src, truth = _crops(plate.read(HELD_OUT), p.read(0), face, s, col)
+        from faceplate.align import align_matrix, to_aligned
+
+        mask = face_mask(to_aligned(align_matrix(face.best, s.res, s.face_type), face.best), s.res)
+    import torch
+
+    with torch.no_grad():
+        out = predict(net.eval(), torch.from_numpy(src).permute(2, 0, 1)[None])[0][0].permute(1, 2, 0).numpy()
+    nearest = min(pairs, key=lambda p: abs(p.frame - HELD_OUT))
+    baseline = np.clip(src + (nearest.painted - nearest.plate), 0, 1)
+    learned, copied = psnr(out, truth, mask), psnr(baseline, truth, mask)
+    assert learned >= copied + 3.0, (learned, copied)
+    assert learned >= 35.0, learned
+
+
+def test_keyframes_cli_train_and_apply(painted: tuple[Path, Path], d12_shot: Path, tmp_path: Path) -> None:
+    keys, _ = painted
+    model = tmp_path / "kf"
+    r = run_cli("keyframes", "train", "--plate", media(D12), "--painted", keys, "--model", model, "--shot", d12_shot,
+                "--res", "96", "--iters", "20")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "trained on keyframes [0, 60, 120, 182]" in r.stdout
+    out = tmp_path / "c.####.png"
+    r = run_cli("keyframes", "apply", media(D12), "--model", model, "-o", out, "--shot", d12_shot,
+                "--frames", "145-154", "--format", "png16")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert len(list(tmp_path.glob("c.*.png"))) == 10
+
+
+def test_keyframes_bad_input(painted: tuple[Path, Path], d12_shot: Path, tmp_path: Path) -> None:
+    keys, _ = painted
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "paint.0000.png").write_bytes((keys / "paint.0000.png").read_bytes())
+    args = ["--plate", media(D12), "--model", tmp_path / "m", "--shot", d12_shot, "--iters", "2"]
+    assert_one_line_error(run_cli("keyframes", "train", "--painted", one, *args), "at least 2 painted keyframes")
+    wrong = tmp_path / "wrong"
+    with open_writer(WriterSpec(str(wrong / "paint.####.png"), 240, 240, format="png16")) as w:
+        for n in (1, 2):
+            w.write(n, open_plate(media(D12)).read(n)[:240, :240])
+    assert_one_line_error(run_cli("keyframes", "train", "--painted", wrong, *args), "the plate is 512x512")
+    late = tmp_path / "late"
+    late.mkdir()
+    for n in (0, 9999):
+        (late / f"paint.{n:04d}.png").write_bytes((keys / "paint.0000.png").read_bytes())
+    assert_one_line_error(run_cli("keyframes", "train", "--painted", late, *args), "not frames of")
+    assert_one_line_error(run_cli("keyframes", "train", "--painted", tmp_path / "nope", *args), "does not exist")
+    assert_one_line_error(run_cli("keyframes", "apply", media(D12), "--model", tmp_path, "-o", tmp_path / "x.mp4"),
+                          "holds no keyframe model")  # fmt: skip
+    rgb = open_plate(media("fr_biden.jpg")).read(0)
+    wall = tmp_path / "wall"
+    with open_writer(WriterSpec(str(wall / "w.####.png"), 320, 240, format="png16")) as w:
+        for n in (1, 2):
+            w.write(n, np.ascontiguousarray(rgb[:240, :320]))
+    assert_one_line_error(run_cli("keyframes", "train", "--plate", wall / "w.####.png", "--painted", wall, "--model",
+                                  tmp_path / "m2", "--iters", "2"), "no face")  # fmt: skip
