@@ -65,9 +65,11 @@ class ResidualUNet(nn.Module):
             self.ups.append(nn.Sequential(nn.Conv2d(cin + c, c, 3, padding=1), nn.LeakyReLU(0.1),
                                           nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.1)))  # fmt: skip
             cin = c
-        self.head = nn.Conv2d(cin, 4, 1)
-        nn.init.zeros_(self.head.weight)  # start as the identity: no change anywhere
-        nn.init.zeros_(self.head.bias)
+        head = nn.Conv2d(cin, 4, 1)
+        with torch.no_grad():  # start as the identity: no change anywhere
+            head.weight.zero_()
+            head.bias.zero_()  # type: ignore[union-attr]
+        self.head = head
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, _, hh, ww = x.shape
