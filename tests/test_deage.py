@@ -97,3 +97,31 @@ def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: 
     s = reference_deage(ReferenceDeage(cfg, same.path, tmp_path / "model", iters=2, res=64))
     assert s.written == 4 and s.faces == 4
     assert (tmp_path / "model" / "model.json").is_file()
+
+
+def test_hair_darkens_grey_hair_and_nothing_else(tmp_path: Path) -> None:
+    plate = media("fr_biden.jpg")  # white hair, a saturated curtain behind
+    runs = {}
+    for hair in (False, True):
+        out = tmp_path / f"h{int(hair)}.####.png"
+        cfg = RenderConfig(plate=str(plate), out=str(out), shot=tmp_path / "shot", format="png16")
+        assert render(cfg, DeageEffect(DeageSettings(years=20, hair=hair))).written == 1
+        runs[hair] = open_plate(out).read(0)
+    src = open_plate(plate).read(0)
+    lm = Landmarker()(open_plate(plate).read(0, display=True), DETECTORS.get("mediapipe")(1, 0.5)(
+        open_plate(plate).read(0, display=True))[0].roi())  # fmt: skip
+    iod = float(np.linalg.norm(lm[263, :2] - lm[33, :2]))
+    x0, x1 = int(lm[:, 0].min()), int(lm[:, 0].max())
+    top = int(lm[10, 1])
+    band = (slice(max(0, top - int(0.6 * iod)), top - int(0.1 * iod)), slice(x0, x1))  # the hair above the brow line
+    luma = lambda a: a[..., :3] @ np.array([0.2126, 0.7152, 0.0722])  # noqa: E731
+    y = luma(src[band])
+    sat = (src[band].max(2) - src[band].min(2)) / np.maximum(src[band].max(2), 1e-3)
+    white = (y > 0.6) & (sat < 0.2)  # the white hair in that band
+    assert white.mean() > 0.2
+    drop = 1 - luma(runs[True][band])[white].mean() / y[white].mean()
+    assert drop > 0.25, drop  # the white hair goes darker
+    assert abs(1 - luma(runs[False][band])[white].mean() / y[white].mean()) < 0.03  # and only with --hair
+    curtain = (slice(0, 2204), slice(0, 60))  # the saturated curtain at the frame edge stays as it was
+    code = lambda a, n: np.round(a[curtain] * n).astype(np.int64)  # noqa: E731
+    np.testing.assert_array_equal(code(runs[True], 65535), code(src, 255) * 257)

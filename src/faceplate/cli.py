@@ -264,6 +264,7 @@ def deage(
     wrinkles: Annotated[bool, typer.Option(help="Remove wrinkles (strong retouch).")] = True,
     spots: Annotated[bool, typer.Option(help="Remove age spots.")] = True,
     tone: Annotated[bool, typer.Option(help="Restore skin tone and saturation.")] = True,
+    hair: Annotated[bool, typer.Option(help="Darken grey hair (person segmentation; a larger head crop).")] = False,
     reference: Annotated[Path | None, typer.Option(help="Faceset of the younger actor: swap-based de-age.")] = None,
     model: Annotated[Path | None, typer.Option(help="With --reference: the model folder (default beside -o).")] = None,
     train_minutes: Annotated[float | None, typer.Option(help="With --reference: train this long first.")] = None,
@@ -277,7 +278,7 @@ def deage(
     from faceplate.effects.deage import DeageEffect, DeageSettings
     from faceplate.render import render
 
-    settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone)
+    settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone, hair)
     cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
                 matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
     if reference is not None:

@@ -8,7 +8,12 @@ brows              brows lifted 0.03·k
 eye bags           under-eye lift (retouch) at full strength, plus a 0.01·k lift of the lower lid area
 wrinkles, spots    retouch strength 0.5 + 0.025·N (max 1), fine texture kept 0.4
 tone               skin chroma evened, saturation +8%·k
+hair (opt-in)      grey/white hair darkened to a warm brown: luma ×(1 − 0.55·min(k, 1)) where the hair is grey
 =================  ====================================================================
+
+``--hair`` works in a larger ``head`` crop; the hair matte is the person (MediaPipe selfie segmentation of
+the crop) outside the face oval and above the mouth, weighted by how grey each pixel is (bright, low
+chroma), so the wall behind the actor, the skin and dark hair are left alone.
 
 Everything is computed in aligned space from the smoothed landmarks, so the lift follows the face; the
 warp is a Gaussian radial-basis field anchored at the eyes, nose, mouth and crop border (no folds).
@@ -21,11 +26,13 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
+from faceplate.ops.augment import face_mask
 from faceplate.ops.filters import gauss
-from faceplate.ops.regions import _iod, mesh_regions
+from faceplate.ops.regions import _iod, dilate, mesh_regions
 from faceplate.ops.retouch import RGB_FROM_YCBCR, RetouchSettings
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
 from faceplate.ops.warp import apply_field, rbf_field
@@ -42,6 +49,7 @@ class DeageSettings:
     wrinkles: bool = True
     spots: bool = True
     tone: bool = True
+    hair: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < self.years <= 40:
@@ -92,6 +100,39 @@ def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.n
     return rbf_field(all_pts, all_moves, shape, sigma=0.35 * iod)
 
 
+def hair_matte(img: np.ndarray, lm: np.ndarray, person: np.ndarray, iod: float) -> np.ndarray:
+    """Where grey hair is, (R, R) float32 in [0, 1]: on the person, off the face, above the mouth, grey.
+
+    ``img`` (R, R, 3) encoded RGB in [0, 1]; ``lm`` aligned landmarks; ``person`` (R, R) soft person mask.
+    """
+    r = img.shape[0]
+    off_face = 1.0 - dilate(face_mask(lm, r), 0.03 * iod)
+    ys = np.arange(r, dtype=np.float32)[:, None]
+    above = np.clip((float(lm[[61, 291], 1].mean()) - ys) / (0.2 * iod), 0, 1)
+    on_person = dilate(np.clip((person - 0.5) / 0.3, 0, 1), 0.06 * iod)  # reach the flyaways at its edge
+    c = ycbcr(np.asarray(img, np.float32))
+    sat = np.hypot(c[..., 1], c[..., 2]) / np.maximum(c[..., 0], 0.05)  # warm light tints white hair too
+    grey = np.clip((0.22 - sat) / 0.12, 0, 1) * np.clip((c[..., 0] - 0.3) / 0.25, 0, 1)
+    return np.asarray(gauss(off_face * above * on_person * grey, 0.015 * iod), np.float32)
+
+
+def darken_hair(img: np.ndarray, w: np.ndarray, amount: float) -> np.ndarray:
+    """Grey hair to warm brown where ``w`` (R, R) > 0: luma scaled down, chroma set to a brown hue."""
+    c = ycbcr(np.asarray(img, np.float32))
+    wk = (w * amount)[..., None]
+    y = c[..., :1] * (1.0 - 0.55 * wk)
+    brown = np.concatenate([y, -0.19 * y, 0.21 * y], axis=2)
+    mixed = np.concatenate([y, c[..., 1:]], axis=2) * (1 - wk) + brown * wk
+    mixed[..., :1] = y
+    return np.clip(colour_matrix(mixed, RGB_FROM_YCBCR), 0, 1).astype(np.float32)
+
+
+@dataclass
+class DeageContext:
+    skin: SkinModel | None
+    segmenter: PersonSegmenter | None
+
+
 @EFFECTS.register("deage")
 @dataclass(frozen=True)
 class DeageEffect(Effect):
@@ -101,14 +142,19 @@ class DeageEffect(Effect):
     settings: DeageSettings = field(default_factory=DeageSettings)
     matte: SkinMatte = field(default_factory=SkinMatte)
 
+    @property
+    def face_type(self) -> str:  # type: ignore[override]
+        return "head" if self.settings.hair else "whole_face"
+
     def resolution(self, plate_iod: float) -> int:
         return super().resolution(min(plate_iod, 72.0))
 
     def _beauty(self) -> BeautyEffect:
         return BeautyEffect(self.settings.retouch(), self.matte)
 
-    def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> SkinModel | None:
-        return self._beauty().prepare(samples, identity)
+    def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> DeageContext:
+        seg = PersonSegmenter() if self.settings.hair else None
+        return DeageContext(self._beauty().prepare(samples, identity), seg)
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = (face.image.shape[0], face.image.shape[1])
@@ -119,7 +165,8 @@ class DeageEffect(Effect):
         yi = np.clip(np.round(lm[:, 1]).astype(int), 0, shape[0] - 1)
         lm[:, :2] += fld[yi, xi]
         moved = AlignedFace(face.frame, face.track, warped, lm, face.iod)
-        retouched = self._beauty().apply(moved, context)
+        ctx: DeageContext = context
+        retouched = self._beauty().apply(moved, ctx.skin)
         skin = retouched.matte[..., None]
         out = warped + skin * (retouched.image - warped)  # retouch on skin only; the warp everywhere it moves
         if self.settings.tone:
@@ -128,4 +175,9 @@ class DeageEffect(Effect):
             out = np.clip(colour_matrix(c, RGB_FROM_YCBCR), 0, 1)
         moved_area = np.clip(np.linalg.norm(fld, axis=2) / (0.004 * face.iod), 0, 1).astype(np.float32)
         matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod))
+        if ctx.segmenter is not None:
+            person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
+            hair = hair_matte(face.image, face.landmarks, person, face.iod) * (1.0 - skin[..., 0])
+            out = darken_hair(out, hair, min(self.settings.k, 1.0))
+            matte = np.maximum(matte, hair)
         return EffectResult(np.asarray(out, np.float32), np.clip(matte, 0, 1).astype(np.float32))
