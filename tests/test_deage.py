@@ -14,10 +14,12 @@ from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
 from faceplate.config import RenderConfig
 from faceplate.effects.beauty import BeautyEffect
-from faceplate.effects.deage import DeageEffect, DeageSettings, lift_field
+from faceplate.effects.deage import DeageEffect, DeageSettings, fold_band, lift_field, soften_folds
 from faceplate.errors import ConfigError
 from faceplate.media import open_plate
 from faceplate.metrics import measure
+from faceplate.ops.filters import gauss
+from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
 from faceplate.render import _Colour, _prepare_tracks, render
 from faceplate.store import ShotStore
@@ -45,6 +47,26 @@ def test_lift_field_moves_jaw_and_brows_not_eyes() -> None:
         DeageSettings(years=90)
     crop = align_image(rgb, m, 256)
     assert crop.shape == (256, 256, 3)
+
+
+def test_nasolabial_folds_filled_and_nothing_else() -> None:
+    rgb = open_plate(media("fr_obama.jpg")).read(0, display=True)  # smiling: deep folds
+    lm = Landmarker()(rgb, DETECTORS.get("mediapipe")(1, 0.5)(rgb)[0].roi())
+    m = align_matrix(lm, 320, "whole_face")
+    alm = to_aligned(m, lm)
+    crop = np.clip(align_image(rgb.astype(np.float32) / 255, m, 320), 0, 1).astype(np.float32)
+    iod = float(np.linalg.norm(alm[263, :2] - alm[33, :2]))
+    band = fold_band(alm, (320, 320), iod)
+    out = soften_folds(crop, band, iod, 1.0)
+
+    def depth(im: np.ndarray) -> float:  # how much darker the fold is than the cheek around it
+        y = ycbcr(im)[..., 0]
+        return float((np.clip(gauss(y, 0.25 * iod) - gauss(y, 0.03 * iod), 0, None) * band).sum() / band.sum())
+
+    assert depth(out) < 0.6 * depth(crop), (depth(out), depth(crop))
+    np.testing.assert_array_equal(out[band == 0], crop[band == 0])
+    assert band[int(alm[[13, 14], 1].mean()), int(alm[13, 0])] == 0  # not on the lips
+    assert band[int(alm[1, 1]), int(alm[1, 0])] == 0  # nor the nose tip
 
 
 def test_deage_reduces_wrinkle_band_keeps_identity_and_background(tmp_path: Path, d18_shot: Path) -> None:

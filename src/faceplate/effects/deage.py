@@ -6,7 +6,8 @@
 jowls / jawline    lower face outline lifted 0.05·k and pulled in 0.02·k (most at the jowls)
 brows              brows lifted 0.03·k
 eye bags           under-eye lift (retouch) at full strength, plus a 0.01·k lift of the lower lid area
-wrinkles, spots    retouch strength 0.5 + 0.025·N (max 1), fine texture kept 0.4
+wrinkles, spots    retouch strength 0.5 + 0.025·N (max 1), fine texture kept 0.4; nasolabial folds'
+                   shadow filled by min(k, 1) (luma lifted to the surrounding cheek's level)
 tone               skin chroma evened, saturation +8%·k
 hair (opt-in)      grey/white hair darkened to a warm brown: luma ×(1 − 0.55·min(k, 1)) where the hair is grey
 =================  ====================================================================
@@ -24,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 
 from faceplate.analysis.segmentation import PersonSegmenter
@@ -100,6 +102,26 @@ def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.n
     return rbf_field(all_pts, all_moves, shape, sigma=0.35 * iod)
 
 
+FOLDS = [[203, 206, 216, 212], [423, 426, 436, 432]]  # mesh points along each fold, nose wing → past the mouth
+
+
+def fold_band(lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
+    """Soft band (H, W) float32 over both nasolabial folds, from the nose wing to beside the mouth corner."""
+    band = np.zeros(shape, np.float32)
+    for fold in FOLDS:
+        pts = np.round(np.asarray(lm[fold, :2], np.float64)).astype(np.int32)
+        cv2.polylines(band, [pts], False, (1.0,), max(1, round(0.1 * iod)), cv2.LINE_AA)
+    band = gauss(band, 0.05 * iod)
+    return np.asarray(np.clip(band / max(float(band.max()), 1e-6) * 1.5, 0, 1), np.float32)
+
+
+def soften_folds(img: np.ndarray, band: np.ndarray, iod: float, amount: float) -> np.ndarray:
+    """Fill the fold's shadow: where the band's luma sits below the wider cheek's, lift it by ``amount``."""
+    y = ycbcr(np.asarray(img, np.float32))[..., 0]
+    shadow = np.clip(gauss(y, 0.25 * iod) - gauss(y, 0.03 * iod), 0, None)
+    return np.clip(img + (amount * band * shadow)[..., None], 0, 1).astype(np.float32)
+
+
 def hair_matte(img: np.ndarray, lm: np.ndarray, person: np.ndarray, iod: float) -> np.ndarray:
     """Where grey hair is, (R, R) float32 in [0, 1]: on the person, off the face, above the mouth, grey.
 
@@ -169,6 +191,9 @@ class DeageEffect(Effect):
         retouched = self._beauty().apply(moved, ctx.skin)
         skin = retouched.matte[..., None]
         out = warped + skin * (retouched.image - warped)  # retouch on skin only; the warp everywhere it moves
+        if self.settings.wrinkles:
+            band = fold_band(lm, shape, face.iod) * skin[..., 0]
+            out = soften_folds(out, band, face.iod, min(self.settings.k, 1.0))
         if self.settings.tone:
             c = ycbcr(out)
             c[..., 1:] *= 1.0 + 0.08 * self.settings.k * skin
