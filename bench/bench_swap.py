@@ -3,9 +3,9 @@
 1. Facesets: A = lp_driving_d18.mp4 (one man, 216 frames), B = lp_driving_d0.mp4 (another man, 78 frames),
    whole_face at 128 px.
 2. Train a DF model at res 64 for ``--minutes`` (default 30) on this CPU, A as source, B as destination.
-3. Merge it into B's clip; per frame: dlib distance of the output face to A's and to B's mean identity
-   (share of frames nearer A; goal ≥ 80%), and the landmark error between output and B's plate (mean
-   per point, % of eye distance; goal ≤ 5%).
+3. Merge it into B's clip (default mask "both", then "hull" and "learned"); per frame: dlib distance of
+   the output face to A's and to B's mean identity (share of frames nearer A; goal ≥ 80%), and the
+   landmark error between output and B's plate (mean per point, % of eye distance; goal ≤ 5%).
 4. Speed: training seconds per iteration at res 128 and 256 (batch 8, default dims), merge fps at 1080p.
 
     .venv/bin/python bench/bench_swap.py [--minutes 30] [--work bench/_work/swap]
@@ -26,14 +26,8 @@ MEDIA = REPO.parent / "shared" / "media"
 
 
 def quality(work: Path, minutes: float) -> None:
-    from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
-    from faceplate.analysis.identity import Embedder, distance
-    from faceplate.config import RenderConfig, TrainConfig
-    from faceplate.effects.swap import SwapEffect
+    from faceplate.config import TrainConfig
     from faceplate.faceset import BuildConfig, build, load
-    from faceplate.media import open_plate
-    from faceplate.render import render
-    from faceplate.store import ShotStore
     from faceplate.swap.train import train
 
     a_dir, b_dir, model = work / "A", work / "B", work / "model"
@@ -51,12 +45,26 @@ def quality(work: Path, minutes: float) -> None:
     s = train(TrainConfig(src=a_dir, dst=b_dir, model=model, res=64, ae_dims=128, e_dims=32, d_dims=16, d_mask_dims=8,
                           lr=2e-4, batch=8, minutes=minutes, preview_every=250))  # fmt: skip
     print(f"training: {s.iteration - s.first_iteration} iterations in {s.seconds / 60:.1f} min "
-          f"({s.its_per_second:.2f} it/s), loss {s.first_loss:.3f} → {s.last_loss:.3f}")  # fmt: skip
+          f"({s.its_per_second:.2f} it/s), loss {s.first_loss:.3f} → {s.last_loss:.3f}; the model is at iteration "
+          f"{s.iteration} (this run resumed it at {s.first_iteration}: delete {model} for a fresh run)")  # fmt: skip
+    for mask in ("both", "hull", "learned"):  # default first
+        _merge_and_measure(work, model, a.identity, b.identity, mask)
+
+
+def _merge_and_measure(work: Path, model: Path, id_a: object, id_b: object, mask: str) -> None:
+    from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
+    from faceplate.analysis.identity import Embedder, distance
+    from faceplate.config import RenderConfig
+    from faceplate.effects.swap import MergeSettings, SwapEffect
+    from faceplate.media import open_plate
+    from faceplate.render import render
+    from faceplate.store import ShotStore
+
     plate = MEDIA / "lp_driving_d0.mp4"
-    out = work / "merge" / "c.####.png"
+    out = work / f"merge_{mask}" / "c.####.png"
     cfg = RenderConfig(plate=str(plate), out=str(out), shot=work / "shot_B", format="png16")
-    r = render(cfg, SwapEffect(model))
-    print(f"merge: {r.written} frames at {r.fps:.1f} fps (incl. extraction of the 512x512 clip)")
+    r = render(cfg, SwapEffect(model, MergeSettings(mask=mask)))  # type: ignore[arg-type]
+    print(f"\nmerge --mask {mask}: {r.written} frames at {r.fps:.1f} fps (incl. extraction of the 512x512 clip)")
     emb, lmk, det = Embedder(), Landmarker(), DETECTORS.get("mediapipe")(1, 0.5)
     nearer_a, errs, frames = 0, [], 0
     with ShotStore.open(cfg.shot) as store, open_plate(plate) as src, open_plate(out) as comp:  # type: ignore[arg-type]
@@ -66,8 +74,8 @@ def quality(work: Path, minutes: float) -> None:
                 continue
             lm_plate = faces[0].landmarks
             out_rgb = comp.read(n, display=True)
-            d_a = distance(emb(out_rgb, lm_plate), a.identity)  # type: ignore[arg-type]
-            d_b = distance(emb(out_rgb, lm_plate), b.identity)  # type: ignore[arg-type]
+            d_a = distance(emb(out_rgb, lm_plate), id_a)  # type: ignore[arg-type]
+            d_b = distance(emb(out_rgb, lm_plate), id_b)  # type: ignore[arg-type]
             nearer_a += d_a < d_b
             found = det(out_rgb)
             if found:
