@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,9 @@ from conftest import media
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular, landmark_box
 from faceplate.analysis.identity import Embedder, cluster_identities, distance
 from faceplate.analysis.smoothing import jitter, one_euro
+from faceplate.config import ExtractConfig
 from faceplate.errors import FaceNotFoundError
+from faceplate.extract import extract
 from faceplate.geometry import iou
 from faceplate.media import open_plate
 from faceplate.review import match_reference, reference_face
@@ -154,3 +157,20 @@ def test_4k_frame_face_and_landmarks() -> None:
     # the same face, at twice the coordinates: within 1% of the eye distance
     err = np.linalg.norm(b[:, :2] / 2 - a[:, :2], axis=1).mean() / interocular(a)
     assert err < 0.01, err
+
+
+def test_hands_in_view_are_checked_every_frame(tmp_path: Path) -> None:
+    """The hand pass runs beside the face pass; once a hand is in view it is looked for on every frame."""
+    still = media("lp_driving_d30.jpg")  # her hand rests on her cheek: a 16-frame hold of the real photo
+    for i in range(16):
+        (tmp_path / "seq").mkdir(exist_ok=True)
+        shutil.copy(still, tmp_path / "seq" / f"hold.{i:04d}.jpg")
+    extract(ExtractConfig(plate=str(tmp_path / "seq" / "hold.####.jpg"), shot=tmp_path / "shot"))
+    with ShotStore.open(tmp_path / "shot") as store:
+        rows = store.conn.execute("SELECT frame, hands_checked FROM frames ORDER BY frame").fetchall()
+        found = {f: len(store.hands_in_frame(f)) for f, _ in rows}
+    checked = [f for f, c in rows if c]
+    assert len(rows) == 16 and checked[0] == 0
+    assert all(found[f] == 1 for f in checked)  # the same hand, every time it was looked for
+    assert [f for f, _ in rows if f not in checked] == [1]  # frame 2 sees frame 0's hand: every frame after
+    assert all(found[f] == 0 for f, c in rows if not c)

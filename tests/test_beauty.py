@@ -6,19 +6,22 @@ import shutil
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, media, run_cli
 from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
-from faceplate.config import RenderConfig
+from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.effects.beauty import BeautyEffect
+from faceplate.extract import extract
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.media.colour import LINEAR_709, converter
 from faceplate.media.frames import FrameRange
+from faceplate.media.yuv import Yuv420, to_rgb
 from faceplate.metrics import measure
-from faceplate.render import _Colour, _prepare_tracks, render
+from faceplate.render import _Colour, _prepare_tracks, render, render_frame
 from faceplate.store import ShotStore
 
 D18 = "lp_driving_d18.mp4"
@@ -205,3 +208,47 @@ def test_hand_over_the_face_is_left_alone(tmp_path: Path) -> None:
     on_hand = cv2.erode(hand_mask(hands, changed.shape), np.ones((5, 5), np.uint8)) > 0
     assert on_hand.sum() > 2000 and not changed[on_hand].any()
     assert changed.sum() > 5000  # the rest of the face was retouched
+
+
+def test_yuv_composite_matches_the_rgb_path(tmp_path: Path) -> None:
+    """8-bit 4:2:0 video is composited in its Y'CbCr planes: same change as the RGB path, untouched elsewhere."""
+    effect, frame = BeautyEffect(), 60
+    plate_path = str(media("lp_source_s32.mp4"))  # 720p, untagged: Rec.709 by the FFmpeg convention
+    extract(ExtractConfig(plate=plate_path, shot=tmp_path, frames=f"{frame - 2}-{frame + 2}"))
+    with ShotStore.open(tmp_path) as store, open_plate(plate_path) as plate:
+        faces = store.faces_in_frame(frame)
+        col = _Colour(plate.info.colorspace)
+        tracks = _prepare_tracks(store, plate, effect, [f.track for f in faces], col)
+        ((_, yuv),) = list(plate.frames_yuv(FrameRange(frame, frame)))
+    assert isinstance(yuv, Yuv420) and len(faces) == 1
+    before = Yuv420(yuv.data.copy(), yuv.rgb)
+    comp_rgb, matte_rgb = render_frame(yuv.rgb, faces, tracks, effect, col)
+    comp_yuv, matte_yuv = render_frame(yuv, faces, tracks, effect, col)
+    assert comp_yuv is yuv and isinstance(comp_rgb, np.ndarray)
+    skin = (matte_rgb > 0.5) & (matte_yuv > 0.5)
+    assert skin.sum() > 10000
+    change_rgb = comp_rgb.astype(np.float32) - yuv.rgb
+    change_yuv = to_rgb(yuv).astype(np.float32) - to_rgb(before)
+    assert np.abs(change_rgb[skin]).mean() > 1.0  # the retouch did something worth comparing
+    assert np.abs(change_yuv[skin] - change_rgb[skin]).mean() < 0.6  # same change, within rounding (0.41 seen)
+    assert np.corrcoef(change_yuv[skin].ravel(), change_rgb[skin].ravel())[0, 1] > 0.9  # 0.95 seen
+    # planes outside the change are exactly as decoded (the RGB path would round them through RGB)
+    y, u, v = yuv.planes()
+    y0, u0, v0 = before.planes()
+    untouched = cv2.dilate((matte_yuv > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) == 0
+    assert untouched.mean() > 0.5
+    np.testing.assert_array_equal(y[untouched], y0[untouched])
+    half = untouched[::2, ::2] & untouched[1::2, 1::2] & untouched[::2, 1::2] & untouched[1::2, ::2]
+    np.testing.assert_array_equal(u[half], u0[half])
+    np.testing.assert_array_equal(v[half], v0[half])
+    assert not np.array_equal(y, y0)
+    # end to end: H.264 in → H.264 out through the planes, with the matte beside it
+    cfg = RenderConfig(plate=plate_path, out=str(tmp_path / "comp.mp4"), shot=tmp_path,
+                       frames=f"{frame - 2}-{frame + 2}", matte=str(tmp_path / "matte.mp4"))  # fmt: skip
+    assert render(cfg, effect).written == 5
+    with open_plate(plate_path) as plate, open_plate(cfg.out) as comp, open_plate(tmp_path / "matte.mp4") as mat:
+        assert comp.info.frames == FrameRange(0, 4) and (comp.info.width, comp.info.height) == (1280, 720)
+        a, b, m = plate.read(frame, native=True), comp.read(2, native=True), mat.read(2, native=True)[..., 0]
+    diff = np.abs(b.astype(np.float32) - a).mean(-1)
+    inside, outside = diff[m > 200].mean(), diff[m == 0].mean()
+    assert inside > 1.5 * outside, (inside, outside)

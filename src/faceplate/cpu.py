@@ -11,6 +11,8 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from threadpoolctl import threadpool_limits
+
 
 @contextmanager
 def split_cores(enabled: bool = True) -> Iterator[set[int] | None]:
@@ -31,3 +33,15 @@ def pin_current_thread(cpus: set[int] | None) -> None:
     """Restrict the calling thread to ``cpus`` (None: leave it)."""
     if cpus and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, cpus)
+
+
+@contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """One BLAS thread for the block (restored after it).
+
+    The streaming stages run their own threads (decoder, analysis, effect, encoder). numpy's OpenBLAS workers
+    spin on sched_yield after every call and took ~30 CPU-ms a frame from them: renders were ~12% faster
+    without (bench/RESULTS.md).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield

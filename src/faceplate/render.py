@@ -25,6 +25,7 @@ from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.hands import hand_mask
 from faceplate.config import ExtractConfig, RenderConfig
+from faceplate.cpu import single_thread_blas
 from faceplate.effects.base import AlignedFace, Effect
 from faceplate.errors import ConfigError, FaceNotFoundError
 from faceplate.export import select_tracks
@@ -35,6 +36,7 @@ from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate, VideoPlate, open_plate
 from faceplate.media.prefetch import Background, prefetch
 from faceplate.media.writers import WRITERS, FrameWriter, WriterSpec, open_writer, writer_name
+from faceplate.media.yuv import Yuv420, add_rgb_change, to_rgb
 from faceplate.ops.filters import gauss
 from faceplate.store import FaceRow, ShotStore
 from faceplate.timing import Stopwatch
@@ -121,6 +123,31 @@ def aligned_face(img: NDArray[Any], face: FaceRow, res: int, ftype: str, col: _C
     return AlignedFace(face.frame, face.track, col.encode(crop), alm, interocular(alm)), crop, m
 
 
+def _footprint(alpha: F32, m: F64, shape: tuple[int, int], even: bool = False) -> tuple[int, int, int, int, F64] | None:
+    """Plate rectangle (x0, y0, x1, y1) under the aligned matte ``alpha`` (R, R), clipped to ``shape`` (H, W),
+    with even corners if asked (4:2:0 chroma), and the matrix mapping the rectangle's pixels into aligned space.
+    None when nothing of the matte lands on the plate."""
+    ys, xs = np.nonzero(alpha > 0)
+    if len(xs) == 0:
+        return None
+    h, w = shape
+    box = np.array([[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1],
+                    [xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]], np.float64)  # fmt: skip
+    corners = transform(invert(m), box)
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
+    if even:
+        x0, y0, x1, y1 = x0 - x0 % 2, y0 - y0 % 2, min(x1 + x1 % 2, w), min(y1 + y1 % 2, h)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    mr = m.copy()
+    mr[:, 2] = m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64)
+    return int(x0), int(y0), int(x1), int(y1), mr
+
+
+_UNWARP = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+
+
 def paste(comp: NDArray[Any], matte: F32, change: F32, alpha: F32, m: F64) -> None:
     """Add the aligned ``change`` (R, R, 3) x ``alpha`` (R, R) onto ``comp`` in place; max ``alpha`` into ``matte``.
 
@@ -128,35 +155,38 @@ def paste(comp: NDArray[Any], matte: F32, change: F32, alpha: F32, m: F64) -> No
     matte is touched; integer plates are changed by whole code values, so pixels the change does not
     reach stay bit-identical.
     """
-    ys, xs = np.nonzero(alpha > 0)
-    if len(xs) == 0:
+    fp = _footprint(alpha, m, (matte.shape[0], matte.shape[1]))
+    if fp is None:
         return
-    h, w = matte.shape
-    box = np.array([[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1],
-                    [xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]], np.float64)  # fmt: skip
-    corners = transform(invert(m), box)
-    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
-    if x1 <= x0 or y1 <= y0:
-        return
-    mr = m.copy()
-    mr[:, 2] = m[:, 2] + m[:, :2] @ np.array([x0, y0], np.float64)
-    size = (int(x1 - x0), int(y1 - y0))
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    x0, y0, x1, y1, mr = fp
+    size = (x1 - x0, y1 - y0)
     peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(comp.dtype, 1.0)
-    a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, size, flags=flags)
+    a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, size, flags=_UNWARP)
     roi = comp[y0:y1, x0:x1]
     if comp.dtype == np.uint8:  # v + round(255 d) in 1/16 code steps, saturated: exact where d == 0
         d16 = np.asarray(np.rint(change * (alpha * (16 * peak))[..., None]), np.int16)
-        d = cv2.warpAffine(d16, mr, size, flags=flags)
+        d = cv2.warpAffine(d16, mr, size, flags=_UNWARP)
         roi[:] = cv2.add(roi, cv2.multiply(d, 1.0 / 16, dtype=cv2.CV_16S), dtype=cv2.CV_8U)  # type: ignore[call-overload]
         np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
         return
-    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=flags)
+    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=_UNWARP)
     if comp.dtype == np.uint16:
         roi[:] = np.clip(roi.astype(np.int32) + np.rint(d).astype(np.int32), 0, 65535).astype(np.uint16)
     else:
         roi += d
+    np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
+
+
+def paste_yuv(comp: Yuv420, matte: F32, change: F32, alpha: F32, m: F64) -> None:
+    """``paste`` for an 8-bit 4:2:0 frame: the change goes into its Y'CbCr planes (see media.yuv)."""
+    fp = _footprint(alpha, m, comp.size, even=True)
+    if fp is None:
+        return
+    x0, y0, x1, y1, mr = fp
+    size = (x1 - x0, y1 - y0)
+    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * 255.0)[..., None]), mr, size, flags=_UNWARP)
+    add_rgb_change(comp, d, x0, y0)
+    a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, size, flags=_UNWARP)
     np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
 
 
@@ -213,28 +243,33 @@ def _prepare_tracks(store: ShotStore, plate: Plate, effect: Effect, ids: list[in
 
 
 def render_frame(
-    img: NDArray[Any],
+    img: NDArray[Any] | Yuv420,
     faces: list[FaceRow],
     tracks: dict[int, _Track],
     effect: Effect,
     col: _Colour,
     in_place: bool = False,
     hands: list[F32] | None = None,
-) -> tuple[NDArray[Any], F32]:
-    """(comp (H, W, 3) in ``img``'s dtype, matte (H, W) float32) of one decoded plate frame ``img``.
+) -> tuple[NDArray[Any] | Yuv420, F32]:
+    """(comp, matte (H, W) float32) of one decoded plate frame ``img``.
 
-    ``hands`` ((21, 3) plate px each) are occluders: every effect's matte is cut where they are.
-    ``in_place`` composites into ``img`` itself (when the plate frame is not needed afterwards).
+    ``img`` is RGB (H, W, 3) (comp in its dtype) or a :class:`Yuv420` frame (the comp is that frame, changed
+    in its planes). ``hands`` ((21, 3) plate px each) are occluders: every effect's matte is cut where they
+    are. ``in_place`` composites into ``img`` itself (when the plate frame is not needed afterwards).
     """
-    comp = img if in_place else img.copy()
-    matte = np.zeros(img.shape[:2], np.float32)
+    rgb = img.rgb if isinstance(img, Yuv420) else img
+    comp = img if in_place or isinstance(img, Yuv420) else img.copy()
+    matte = np.zeros(rgb.shape[:2], np.float32)
     for f in faces:
         tr = tracks[f.track]
-        face, crop, m = aligned_face(img, f, tr.res, effect.face_type, col)
+        face, crop, m = aligned_face(rgb, f, tr.res, effect.face_type, col)
         result = effect.apply(face, tr.context)
         alpha = occlude(result.matte, [to_aligned(m, h) for h in hands or []])
         change = col.decode(result.image) - crop
-        paste(comp, matte, change, alpha, m)
+        if isinstance(comp, Yuv420):
+            paste_yuv(comp, matte, change, alpha, m)
+        else:
+            paste(comp, matte, change, alpha, m)
     return comp, matte
 
 
@@ -261,6 +296,7 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
     with (
         ShotStore.open(shot) as store,
         open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate,
+        single_thread_blas(),
     ):
         rng = cfg.frames_in(plate.info.frames)
         ids = select_tracks(store, cfg.track, cfg.face, allow_all=True)
@@ -275,9 +311,11 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         todo = sum(len(r) for r in runs)
         written = faces_done = 0
         behind = Background(lambda *a: _timed_write(sw, writers, *a), depth=2)
+        yuv = col.identity and "delta" not in writers and writers["comp"].takes_yuv  # 8-bit video: stay in Y'CbCr
         try:
             for run in runs:
-                for frame, img in sw.iterate("decode (wait)", prefetch(plate.frames(run, native=True))):
+                decoded = plate.frames_yuv(run) if yuv else plate.frames(run, native=True)
+                for frame, img in sw.iterate("decode (wait)", prefetch(decoded)):
                     faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
                     hands = store.hands_near(frame) if faces and cfg.hands else []
                     with sw("effect + composite"):
@@ -314,12 +352,15 @@ def _timed_write(sw: Stopwatch, writers: dict[str, FrameWriter], *args: Any) -> 
         _write(writers, *args)
 
 
-def _write(writers: dict[str, FrameWriter], frame: int, img: NDArray[Any], comp: NDArray[Any], matte: F32) -> None:
+def _write(
+    writers: dict[str, FrameWriter], frame: int, img: NDArray[Any], comp: NDArray[Any] | Yuv420, matte: F32
+) -> None:
     writers["comp"].write(frame, comp, matte)
     if "matte" in writers:
         writers["matte"].write(frame, matte)
     if "delta" in writers:
-        writers["delta"].write(frame, colour.to_float(comp) - colour.to_float(img), matte)
+        rgb = to_rgb(comp) if isinstance(comp, Yuv420) else comp
+        writers["delta"].write(frame, colour.to_float(rgb) - colour.to_float(img), matte)
 
 
 def plan_chunks(cfg: RenderConfig, size: int) -> list[RenderConfig]:
@@ -364,7 +405,9 @@ def preview(cfg: RenderConfig, effect_at: Callable[[float], Effect], frame: int 
         def comp_at(strength: float) -> F32:
             effect = effect_at(strength)
             tracks = _prepare_tracks(store, plate, effect, on_screen, col)
-            return render_frame(img, faces, tracks, effect, col, hands=hands)[0]
+            comp = render_frame(img, faces, tracks, effect, col, hands=hands)[0]
+            assert not isinstance(comp, Yuv420)  # float RGB in, float RGB out
+            return comp
 
         shots = [comp_at(s) for s in SWEEP]
         default = comp_at(cfg.strength)

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from faceplate.errors import ConfigError, PlateError
 from faceplate.media import colour
 from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
+from faceplate.media.yuv import Yuv420
 
 Image = NDArray[Any]
 
@@ -91,6 +92,10 @@ class Plate(ABC):
         """
         rng = self.info.frames if frames is None else frames.clip(self.info.frames)
         return self._iter(rng, "display" if display else "native" if native else "float")
+
+    def frames_yuv(self, frames: FrameRange | None = None) -> Iterator[tuple[int, Yuv420 | Image]]:
+        """Like ``frames(native=True)``; video plates give 8-bit 4:2:0 frames as :class:`Yuv420` (see there)."""
+        return self.frames(frames, native=True)
 
     def read(self, frame: int, *, display: bool = False, native: bool = False) -> Image:
         """One frame by plate frame number."""
@@ -182,7 +187,13 @@ class VideoPlate(Plate):
             self._container.streams.video[0].thread_type = "AUTO"
         return self._container
 
-    def _convert(self, frame: Any, mode: str) -> Image:
+    def frames_yuv(self, frames: FrameRange | None = None) -> Iterator[tuple[int, Yuv420 | Image]]:
+        """Like ``frames(native=True)``, but 8-bit 4:2:0 Rec.709 limited-range frames (nearly every H.264/HEVC
+        plate) come as :class:`Yuv420` (planes as decoded + their RGB), for compositing without leaving Y'CbCr."""
+        rng = self.info.frames if frames is None else frames.clip(self.info.frames)
+        return self._iter(rng, "yuv")
+
+    def _convert(self, frame: Any, mode: str) -> Image | Yuv420:
         cs = frame.colorspace
         if cs in (0, 2, None):  # unspecified: the ffmpeg convention, HD → 709, SD → 601
             cs = "itu709" if frame.height >= 720 else "itu601"
@@ -194,6 +205,10 @@ class VideoPlate(Plate):
         rgb = frame.reformat(
             format=fmt, src_colorspace=cs, src_color_range=rng, dst_color_range=2, threads=1
         ).to_ndarray()
+        if mode == "yuv":
+            keep = frame.format.name == "yuv420p" and cs in ("itu709", 1) and rng == 1
+            keep = keep and frame.width % 2 == 0 and frame.height % 2 == 0
+            return Yuv420(frame.to_ndarray(), rgb) if keep else rgb
         if mode == "native" or (mode == "display" and colour.is_display_like(self.info.colorspace)):
             return rgb
         flt = colour.to_float(rgb)
@@ -202,7 +217,7 @@ class VideoPlate(Plate):
     def keyframes(self) -> list[int]:
         return [i + self.info.first_frame for i in self._keys]
 
-    def _iter(self, frames: FrameRange, mode: str) -> Iterator[tuple[int, Image]]:
+    def _iter(self, frames: FrameRange, mode: str) -> Iterator[tuple[int, Any]]:
         c = self._open()
         s = c.streams.video[0]
         first_i, last_i = frames.first - self.info.first_frame, frames.last - self.info.first_frame

@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 from faceplate.errors import ConfigError, WriterError
 from faceplate.media import colour
 from faceplate.media.frames import pattern_path
+from faceplate.media.yuv import Yuv420, to_rgb
 from faceplate.registry import Registry
 
 
@@ -50,6 +51,7 @@ class FrameWriter(ABC):
     extensions: ClassVar[tuple[str, ...]] = ()
     has_alpha: ClassVar[bool] = False  # the matte can ride along as an alpha channel
     resumable: ClassVar[bool] = False  # frames are separate files: a render can skip those on disk
+    takes_yuv: ClassVar[bool] = False  # ``write`` also takes a media.yuv.Yuv420 frame (8-bit video in → out)
 
     def __init__(self, spec: WriterSpec) -> None:
         self.spec = spec
@@ -58,9 +60,10 @@ class FrameWriter(ABC):
         return False
 
     @abstractmethod
-    def write(self, frame: int, rgb: NDArray[Any], alpha: NDArray[Any] | None = None) -> None:
+    def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
         """Write frame ``frame``: RGB (H, W, 3) or a grey matte (H, W); uint8, uint16 or float32 [0, 1]
-        (scene-linear floats may exceed 1 in float formats). ``alpha`` (H, W) rides along where supported."""
+        (scene-linear floats may exceed 1 in float formats), or an 8-bit :class:`Yuv420` video frame (video
+        writers take its planes as they are; others its RGB). ``alpha`` (H, W) rides along where supported."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Finish the output (flush, rename into place)."""
@@ -126,7 +129,9 @@ class SequenceWriter(FrameWriter):
         px = rgb if alpha is None or not self.spec.alpha else np.dstack([rgb, colour.as_dtype(alpha, rgb.dtype)])
         return np.ascontiguousarray(colour.as_dtype(px, self.dtype))
 
-    def write(self, frame: int, rgb: NDArray[Any], alpha: NDArray[Any] | None = None) -> None:
+    def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
+        if isinstance(rgb, Yuv420):
+            rgb = to_rgb(rgb)
         path = self.path_of(frame)
         tmp = _partial(path)
         px = self._pixels(rgb if rgb.ndim == 3 else rgb[..., None], alpha)
@@ -228,6 +233,7 @@ class VideoWriter(FrameWriter):
     """One video file via PyAV (FFmpeg), Rec.709-tagged, with the source's audio copied across."""
 
     codec: ClassVar[_Codec]
+    takes_yuv = True
 
     def __init__(self, spec: WriterSpec) -> None:
         super().__init__(spec)
@@ -302,7 +308,10 @@ class VideoWriter(FrameWriter):
             self._out.mux(pkt)
 
     # video ------------------------------------------------------------------------------------
-    def _frame(self, rgb: NDArray[Any], alpha: NDArray[Any] | None) -> Any:
+    def _frame(self, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None) -> Any:
+        if isinstance(rgb, Yuv420):  # 8-bit 4:2:0 Rec.709 limited, as decoded: straight to the encoder
+            frame = av.VideoFrame.from_ndarray(rgb.data, format="yuv420p")
+            return frame if self.codec.pix_fmt == "yuv420p" else frame.reformat(format=self.codec.pix_fmt)
         deep = self.codec.bits > 8
         if rgb.ndim == 2:  # a matte: grey
             px, fmt = colour.as_dtype(rgb, np.uint16 if deep else np.uint8), "gray16le" if deep else "gray"
@@ -320,11 +329,11 @@ class VideoWriter(FrameWriter):
             dst_color_range=1,
         )
 
-    def write(self, frame: int, rgb: NDArray[Any], alpha: NDArray[Any] | None = None) -> None:
-        if rgb.shape[:2] != (self.spec.height, self.spec.width):
-            raise WriterError(
-                f"frame {frame} is {rgb.shape[1]}x{rgb.shape[0]}, the output is {self.spec.width}x{self.spec.height}"
-            )
+    def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
+        """Encode the next frame: RGB / grey code values, or a :class:`Yuv420` frame (taken as is)."""
+        h, w = rgb.size if isinstance(rgb, Yuv420) else rgb.shape[:2]
+        if (h, w) != (self.spec.height, self.spec.width):
+            raise WriterError(f"frame {frame} is {w}x{h}, the output is {self.spec.width}x{self.spec.height}")
         vf = self._frame(rgb, alpha)
         vf.pts = self._n
         vf.time_base = 1 / Fraction(self.spec.fps)
@@ -382,6 +391,7 @@ class ProRes4444Writer(VideoWriter):
     extensions = (".mov",)
     has_alpha = True
     codec = _Codec("prores_ks", "yuva444p10le", {"profile": "4", "vendor": "apl0", "alpha_bits": "16"}, 10, True)
+    takes_yuv = False  # the matte rides along as alpha
 
 
 @WRITERS.register("prores422hq")

@@ -61,6 +61,10 @@ def normalized_blur(img: F32, weight: F32, sigma: float) -> F32:
     return blur(img * weight, sigma) / w
 
 
+_LUMA709 = np.array([[0.2126, 0.7152, 0.0722]], np.float32)
+
+
 def luma(rgb: F32) -> F32:
     """Rec.709 luma of encoded RGB (H, W, 3) → (H, W)."""
-    return np.asarray(rgb @ np.array([0.2126, 0.7152, 0.0722], np.float32), np.float32)
+    flat = np.ascontiguousarray(rgb, np.float32).reshape(-1, 1, 3)  # OpenCV, not BLAS: no spinning BLAS threads
+    return np.asarray(cv2.transform(flat, _LUMA709), np.float32).reshape(rgb.shape[:-1])

@@ -52,5 +52,5 @@ class SkinModel:
     def likelihood(self, rgb: F32) -> F32:
         """Skin likelihood (H, W) in [0, 1] for encoded RGB (H, W, 3): 1 inside ``near``, 0 beyond ``far``."""
         d = ycbcr(rgb) - self.mean.astype(np.float32)
-        m = np.sqrt(np.maximum(((d @ self.inv_cov.astype(np.float32)) * d).sum(-1), 0.0))
+        m = np.sqrt(np.maximum((colour_matrix(d, self.inv_cov.astype(np.float32)) * d).sum(-1), 0.0))
         return np.clip((self.far - m) / (self.far - self.near), 0.0, 1.0).astype(np.float32)
