@@ -3,14 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import numpy as np
-from numpy.typing import NDArray
 
 from faceplate.analysis.cuts import CutDetector
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
@@ -18,7 +13,7 @@ from faceplate.analysis.hands import HandLandmarker
 from faceplate.analysis.identity import MIN_EMBED_IOD, Embedder
 from faceplate.analysis.tracking import Observation, Track, Tracker, TrackerSettings
 from faceplate.config import ExtractConfig
-from faceplate.cpu import pin_current_thread, single_thread_blas, split_cores
+from faceplate.cpu import single_thread_blas, split_cores
 from faceplate.errors import FaceNotFoundError, FaceplateError
 from faceplate.finalize import FinalizeSettings, finalize
 from faceplate.media.frames import FrameRange
@@ -97,52 +92,12 @@ class _Cadence:
 
     def tick(self, cut: bool) -> None:
         self.since = 10**9 if cut else self.since + 1
-        self.present = self.present and not cut
 
     def now(self) -> bool:
         return self.present or self.since >= self.every
 
-    def asked(self) -> None:
-        self.since = 0
-
     def seen(self, present: bool) -> None:
-        self.present = present
-
-
-class _SideWork:
-    """Hand landmarks on a worker thread (on the decoder's core) while the face analysis goes on.
-
-    MediaPipe releases the GIL while its graph runs, so the two overlap. The graph is started on the worker
-    so that its own threads share the worker's cores. A frame's result is always taken in by the time
-    frame + ``lag`` is analysed (the cadence sees it then, whatever the machine's speed); results go
-    into the batch in frame order before it is written.
-    """
-
-    def __init__(self, cadence: _Cadence, cpus: set[int] | None, lag: int = 2) -> None:
-        self.cadence, self.lag = cadence, lag
-        self.pool = ThreadPoolExecutor(1, "faceplate-hands", initializer=pin_current_thread, initargs=(cpus,))
-        self.hands = self.pool.submit(HandLandmarker).result()
-        self.pending: deque[tuple[int, Future[list[F32]]]] = deque()
-
-    def submit(self, frame: int, rgb: NDArray[np.uint8]) -> None:
-        self.pending.append((frame, self.pool.submit(self.hands, rgb)))
-        self.cadence.asked()
-
-    def collect(self, batch: _Batch, frame: int | None = None) -> None:
-        """Move results into ``batch``: those of frames up to ``frame - lag`` (waiting for them; the same
-        frames whatever the machine's speed, so runs are repeatable), all of them when ``frame`` is None."""
-        while self.pending:
-            first, fut = self.pending[0]
-            if frame is not None and first > frame - self.lag:
-                return
-            self.pending.popleft()
-            found = fut.result()
-            batch.hands += [(first, i, h) for i, h in enumerate(found)]
-            self.cadence.seen(bool(found))
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        self.hands.close()  # after the worker: nothing runs on the graph any more
+        self.present, self.since = present, 0
 
 
 class _Embeds:
@@ -228,8 +183,7 @@ def _analyse(
         detect = DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score)
         landmarker = Landmarker()
         embedder = Embedder()
-        hands_due = _Cadence(cfg.detect_every)
-        side = _SideWork(hands_due, io_cpus) if cfg.hands else None
+        hand_landmarker = HandLandmarker() if cfg.hands else None
     embeds = _Embeds(store, cfg.embed_every, cfg.embed_max)
     settings = TrackerSettings(detect_every=cfg.detect_every, max_miss=cfg.max_miss)
     done = 0
@@ -240,7 +194,7 @@ def _analyse(
             max_track, max_shot = store.max_ids()
             tracker = Tracker(detect, landmarker, settings, next_id=max_track + 1)
             cuts = CutDetector()
-            hands_due.tick(True)
+            hands_due = _Cadence(cfg.detect_every)
             prev = store.frame_row(run.first - 1)
             shot = max_shot + 1
             start = run.first
@@ -262,12 +216,12 @@ def _analyse(
                     obs = tracker.step(frame, rgb)
                 checked = False
                 hands_due.tick(is_cut)
-                if side is not None:
-                    with sw("hands (wait)"):
-                        side.collect(batch, frame)
-                    if obs and hands_due.now():  # only where there are faces
-                        side.submit(frame, rgb)
-                        checked = True
+                if obs and hand_landmarker is not None and hands_due.now():  # only where there are faces
+                    with sw("hands"):
+                        found = hand_landmarker(rgb)
+                    batch.hands += [(frame, i, h) for i, h in enumerate(found)]
+                    hands_due.seen(bool(found))
+                    checked = True
                 for o in obs:
                     if embeds.wanted(o.track, frame) and interocular(o.landmarks) >= MIN_EMBED_IOD:
                         with sw("identity"):
@@ -278,24 +232,18 @@ def _analyse(
                 done += 1
                 if len(batch.frames) >= cfg.commit_every:
                     with sw("store"):
-                        _flush(batch, store, side)
+                        batch.flush(store)
                 if progress is not None:
                     progress(done, todo)
-        _flush(batch, store, side)
+        batch.flush(store)
     except KeyboardInterrupt:
-        _flush(batch, store, side)
+        batch.flush(store)
         raise Interrupted(
             f"interrupted after frame {last_frame}; {done} frame(s) of this run are stored; "
             "run the same command to resume"
         ) from None
     finally:
         landmarker.close()
-        if side is not None:
-            side.close()
+        if hand_landmarker is not None:
+            hand_landmarker.close()
     return done
-
-
-def _flush(batch: _Batch, store: ShotStore, side: _SideWork | None) -> None:
-    if side is not None:
-        side.collect(batch)
-    batch.flush(store)
