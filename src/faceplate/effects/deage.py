@@ -33,7 +33,7 @@ from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
 from faceplate.ops.augment import face_mask
-from faceplate.ops.filters import gauss
+from faceplate.ops.filters import blur, gauss
 from faceplate.ops.regions import _iod, dilate, mesh_regions
 from faceplate.ops.retouch import RGB_FROM_YCBCR, RetouchSettings
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
@@ -118,7 +118,7 @@ def fold_band(lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
 def soften_folds(img: np.ndarray, band: np.ndarray, iod: float, amount: float) -> np.ndarray:
     """Fill the fold's shadow: where the band's luma sits below the wider cheek's, lift it by ``amount``."""
     y = ycbcr(np.asarray(img, np.float32))[..., 0]
-    shadow = np.clip(gauss(y, 0.25 * iod) - gauss(y, 0.03 * iod), 0, None)
+    shadow = np.clip(blur(y, 0.25 * iod) - gauss(y, 0.03 * iod), 0, None)
     return np.clip(img + (amount * band * shadow)[..., None], 0, 1).astype(np.float32)
 
 
