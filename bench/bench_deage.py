@@ -8,7 +8,7 @@ with ``metrics.demo_paint`` (a stand-in artist edit, not faceplate's retouch), t
 inside the face on held-out painted frames against the baseline of copying the nearest keyframe's aligned
 delta (goal ≥ 35 dB and ≥ +3 dB).
 
-    .venv/bin/python bench/bench_deage.py [--skip-speed] [--skip-quality] [--skip-keyframes]
+    .venv/bin/python bench/bench_deage.py [--skip-speed] [--skip-quality] [--skip-keyframes] [--skip-hair]
                                           [--iters 600] [--res 128] [--width 16]
 """
 
@@ -71,6 +71,58 @@ def quality() -> None:
                     ids.append(distance(emb(a, lm), emb(b, lm)))
         print(f"| {name} | {frames} | {100 * m.band_drop:.1f}% | {np.mean(ids):.3f} | "
               f"{255 * m.delta_flicker:.2f} vs {255 * m.plate_motion:.2f} |")  # fmt: skip
+
+
+HAIR_CLIPS = [("lp_source_s32.mp4", "30-125"), ("lp_driving_d12.mp4", "0-95"), ("lp_driving_d18.mp4", "0-95")]
+
+
+def hair() -> None:
+    """Temporal stability of ``--hair`` in aligned (head) space, frame to frame, in the zone hair can be in
+    (off the face, above the mouth): the person matte, the hair weight, and the hair change itself against
+    the plate's own change there."""
+    from faceplate.config import ExtractConfig
+    from faceplate.effects.deage import DeageEffect, DeageSettings, darken_hair, hair_matte
+    from faceplate.extract import extract
+    from faceplate.media import open_plate
+    from faceplate.media.frames import parse_frame_range
+    from faceplate.ops.augment import face_mask
+    from faceplate.render import _Colour, _prepare_tracks, aligned_face
+    from faceplate.store import ShotStore
+
+    print("\n--hair (--years 20) stability per frame pair, aligned head space, in the hair zone (1/255 units "
+          "for images; matte units x 255 for mattes):")  # fmt: skip
+    print("| clip | frames | person matte change | hair weight change (mean weight) | hair change flicker vs plate "
+          "motion |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    effect = DeageEffect(DeageSettings(years=20, hair=True))
+    amount = min(effect.settings.k, 1.0)
+    for name, frames in HAIR_CLIPS:
+        with tempfile.TemporaryDirectory() as tmp:
+            extract(ExtractConfig(plate=str(MEDIA / name), shot=Path(tmp), frames=frames))
+            with ShotStore.open(Path(tmp)) as store, open_plate(MEDIA / name) as plate:
+                col = _Colour(plate.info.colorspace)
+                track = max(store.tracks(), key=lambda t: t.n_faces)
+                tr = _prepare_tracks(store, plate, effect, [track.id], col)[track.id]
+                by_frame = {f.frame: f for f in store.track_faces(track.id)}
+                prev = None
+                rows: list[tuple[float, float, float, float, float]] = []
+                for frame, img in plate.frames(parse_frame_range(frames), native=True):
+                    face = aligned_face(img, by_frame[frame], tr.res, effect.face_type, col)[0]
+                    u8 = np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8)
+                    person = tr.context.segmenter(u8)
+                    weight = hair_matte(face.image, face.landmarks, person, face.iod)
+                    change = darken_hair(face.image, weight, amount) - face.image
+                    r = face.image.shape[0]
+                    ys = np.arange(r, dtype=np.float32)[:, None]
+                    zone = (1 - face_mask(face.landmarks, r)) * (ys < face.landmarks[[61, 291], 1].mean())
+                    cur = (person, weight, change, face.image, zone > 0.5)
+                    if prev is not None:
+                        z = cur[4] & prev[4]
+                        d = [np.abs(cur[i] - prev[i])[z].mean() for i in range(4)]
+                        rows.append((d[0], d[1], d[2], d[3], float(weight[z].mean())))
+                    prev = cur
+        m = np.mean(rows, axis=0) * 255
+        print(f"| {name} | {frames} | {m[0]:.2f} | {m[1]:.2f} ({m[4]:.1f}) | {m[2]:.2f} vs {m[3]:.2f} |")
 
 
 def speed() -> None:
@@ -177,6 +229,7 @@ def main() -> None:
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-keyframes", action="store_true")
+    ap.add_argument("--skip-hair", action="store_true")
     ap.add_argument("--iters", type=int, default=600)
     ap.add_argument("--res", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
@@ -186,6 +239,8 @@ def main() -> None:
         quality()
     if not args.skip_speed:
         speed()
+    if not args.skip_hair:
+        hair()
     if not args.skip_keyframes:
         keyframes(args.iters, args.res, args.width)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,16 +13,17 @@ from conftest import assert_one_line_error, media, run_cli
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
-from faceplate.config import RenderConfig
+from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.effects.beauty import BeautyEffect
-from faceplate.effects.deage import DeageEffect, DeageSettings, fold_band, lift_field, soften_folds
+from faceplate.effects.deage import DeageEffect, DeageSettings, fold_band, hair_matte, lift_field, soften_folds
 from faceplate.errors import ConfigError
+from faceplate.extract import extract
 from faceplate.media import open_plate
 from faceplate.metrics import measure
 from faceplate.ops.filters import gauss
 from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
-from faceplate.render import _Colour, _prepare_tracks, render
+from faceplate.render import _Colour, _prepare_tracks, aligned_face, render
 from faceplate.store import ShotStore
 
 D18 = "lp_driving_d18.mp4"
@@ -147,3 +149,22 @@ def test_hair_darkens_grey_hair_and_nothing_else(tmp_path: Path) -> None:
     curtain = (slice(0, 2204), slice(0, 60))  # the saturated curtain at the frame edge stays as it was
     code = lambda a, n: np.round(a[curtain] * n).astype(np.int64)  # noqa: E731
     np.testing.assert_array_equal(code(runs[True], 65535), code(src, 255) * 257)
+
+
+def test_hair_leaves_a_grey_wall_beside_dark_hair_alone(tmp_path: Path) -> None:
+    """A grey studio wall passes the "grey" test; where it touches the hair outline it must not be darkened."""
+    plate = str(media("lp_driving_d18.mp4"))  # dark hair against a plain grey wall
+    effect = DeageEffect(DeageSettings(years=20, hair=True))
+    extract(ExtractConfig(plate=plate, shot=tmp_path, frames="30-30"))
+    with ShotStore.open(tmp_path) as store, open_plate(plate) as p:
+        (f,) = store.faces_in_frame(30)
+        col = _Colour(p.info.colorspace)
+        ctx = _prepare_tracks(store, p, effect, [f.track], col)[f.track]
+        face = aligned_face(p.read(30, native=True), f, ctx.res, effect.face_type, col)[0]
+    person = ctx.context.segmenter(np.round(face.image * 255).astype(np.uint8))
+    weight = hair_matte(face.image, face.landmarks, person, face.iod)
+    wall = cv2.erode((person < 0.05).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    rim = wall & (cv2.dilate((person > 0.5).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)  # 4 px band
+    assert rim.sum() > 300
+    # before the backdrop check the wall here had a median weight of 0.22 (a dark halo round the head)
+    assert np.percentile(weight[rim], 90) < 0.05 and np.percentile(weight[rim], 99) < 0.2

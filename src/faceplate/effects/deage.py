@@ -33,7 +33,7 @@ from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
 from faceplate.ops.augment import face_mask
-from faceplate.ops.filters import blur, gauss
+from faceplate.ops.filters import blur, gauss, normalized_blur
 from faceplate.ops.regions import _iod, dilate, mesh_regions
 from faceplate.ops.retouch import RGB_FROM_YCBCR, RetouchSettings
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
@@ -126,16 +126,22 @@ def hair_matte(img: np.ndarray, lm: np.ndarray, person: np.ndarray, iod: float) 
     """Where grey hair is, (R, R) float32 in [0, 1]: on the person, off the face, above the mouth, grey.
 
     ``img`` (R, R, 3) encoded RGB in [0, 1]; ``lm`` aligned landmarks; ``person`` (R, R) soft person mask.
+    The person mask is widened to reach flyaway hairs; in that band (and wherever the mask is unsure) a
+    pixel that looks like the background right beside it (a grey wall) is left alone.
     """
     r = img.shape[0]
     off_face = 1.0 - dilate(face_mask(lm, r), 0.03 * iod)
     ys = np.arange(r, dtype=np.float32)[:, None]
     above = np.clip((float(lm[[61, 291], 1].mean()) - ys) / (0.2 * iod), 0, 1)
-    on_person = dilate(np.clip((person - 0.5) / 0.3, 0, 1), 0.06 * iod)  # reach the flyaways at its edge
+    sure = np.clip((person - 0.5) / 0.3, 0, 1)
+    on_person = dilate(sure, 0.06 * iod)  # reach the flyaways at its edge
     c = ycbcr(np.asarray(img, np.float32))
     sat = np.hypot(c[..., 1], c[..., 2]) / np.maximum(c[..., 0], 0.05)  # warm light tints white hair too
     grey = np.clip((0.22 - sat) / 0.12, 0, 1) * np.clip((c[..., 0] - 0.3) / 0.25, 0, 1)
-    return np.asarray(gauss(off_face * above * on_person * grey, 0.015 * iod), np.float32)
+    backdrop = normalized_blur(c, (person < 0.15).astype(np.float32), 0.15 * iod)  # background colour nearby
+    like_backdrop = np.clip((0.12 - np.linalg.norm(c - backdrop, axis=2)) / 0.06, 0, 1)
+    keep = 1.0 - like_backdrop * (1.0 - sure)
+    return np.asarray(gauss(off_face * above * on_person * grey * keep, 0.015 * iod), np.float32)
 
 
 def darken_hair(img: np.ndarray, w: np.ndarray, amount: float) -> np.ndarray:
