@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -135,6 +136,7 @@ def test_video_writers_keep_count_fps_and_audio(tmp_path: Path, fmt: str, ext: s
             alpha=True,
             audio=(str(src), plate.frame_time(30)),
             frame_count=len(rng),
+            first_frame=rng.first,
         )
         ref = {}
         with open_writer(spec) as w:
@@ -263,3 +265,47 @@ def test_dpx_10bit_sequence_reads_exact_code_values(tmp_path: Path) -> None:
         for (_, img), ref in zip(plate.frames(), codes, strict=True):
             np.testing.assert_array_equal(np.round(img * 1023).astype(np.uint16), ref)
             assert np.abs(img - ref / 1023).max() < 1e-6
+
+
+def test_video_render_stopped_and_resumed_keeps_its_frames(tmp_path: Path) -> None:
+    """A video output is written in closed segments: a stop keeps them, the next run adds only the rest."""
+    src = media("fr_short_hamilton_clip.mp4")
+    out = tmp_path / "comp.mp4"
+    with open_plate(src) as plate:
+        rng = FrameRange(30, 149)
+        frames = dict(plate.frames(rng, native=True))
+        spec = WriterSpec(str(out), 640, 360, plate.info.fps, audio=(str(src), plate.frame_time(30)),
+                          frame_count=len(rng), first_frame=rng.first)  # fmt: skip
+    w = open_writer(spec)
+    assert w.resumable and not w.exists(30)
+    for n in range(30, 110):
+        w.write(n, frames[n])
+    w.abort()  # e.g. Ctrl-C: the open segment is closed with what it has
+    assert not out.exists()
+    w = open_writer(spec)
+    assert all(w.exists(n) for n in range(30, 110)) and not w.exists(110)
+    for n in range(110, 150):
+        w.write(n, frames[n])
+    w.close()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["comp.mp4"]  # segments joined and cleaned up
+    with open_plate(out) as back:
+        assert back.info.frame_count == 120 and back.info.has_audio
+        got = dict(back.frames(FrameRange(0, 119), native=True))
+    for k in (0, 59, 60, 79, 80, 119):  # segment edges: the right frame at each place, nothing doubled
+        err = [np.abs(got[k].astype(float) - frames[30 + j]).mean() for j in (k - 1, k, k + 1) if 0 <= j < 120]
+        assert err[1 if k else 0] == min(err) and min(err) < 2.5, (k, err)
+    with av.open(str(out)) as c:
+        v, a = c.streams.video[0], c.streams.audio[0]
+        packets = [(p.stream.type, p.pts, p.duration) for p in c.demux(v, a) if p.pts is not None]
+        tb = float(a.time_base)
+    pts = sorted(t for kind, t, _ in packets if kind == "video")
+    dur = sum(d * tb for kind, _, d in packets if kind == "audio" and d)
+    steps = np.diff(pts)
+    assert len(pts) == 120 and steps.min() == steps.max()  # evenly spaced: no gap at the joins
+    assert abs(dur - 120 / float(Fraction(2997, 100))) < 0.1, dur
+    # an earlier render's segments with other settings are not mixed in
+    w = open_writer(spec)
+    w.write(30, frames[30])
+    w.abort()
+    assert not open_writer(replace(spec, options={"crf": "20"})).exists(30)
+    assert open_writer(spec).exists(30) is False  # discarded for good

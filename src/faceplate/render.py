@@ -194,7 +194,7 @@ def _writers(cfg: RenderConfig, plate: Plate, rng: FrameRange) -> dict[str, Fram
     info = plate.info
     audio = plate.audio_at(rng.first) if isinstance(plate, VideoPlate) else None
     name = writer_name(cfg.out, cfg.format)
-    base = WriterSpec(cfg.out, info.width, info.height, info.fps, colorspace=info.colorspace)
+    base = WriterSpec(cfg.out, info.width, info.height, info.fps, colorspace=info.colorspace, first_frame=rng.first)
     comp = replace(base, format=name, alpha=True, audio=audio, frame_count=len(rng), options=cfg.codec_options)
     out = {"comp": open_writer(comp)}
     matte = cfg.matte if cfg.matte is not None else default_matte(cfg.out, name)
@@ -214,7 +214,7 @@ def default_matte(out: str, writer: str) -> str | None:
     """Matte path when none is asked for: in the comp's alpha if it has one (EXR, ProRes 4444), a sibling
     sequence for PNG/TIFF comps, and none for review video (H.264, HEVC, DNxHR: pass ``--matte``)."""
     cls = WRITERS.get(writer)
-    if cls.has_alpha or not cls.resumable:
+    if cls.has_alpha or not cls.farmable:
         return None
     return sibling(out, "matte")
 
@@ -368,7 +368,7 @@ def plan_chunks(cfg: RenderConfig, size: int) -> list[RenderConfig]:
 
     Run ``faceplate extract`` once first; then e.g. ``client.map(lambda c: render(c, effect), chunks)`` on Dask.
     """
-    if not WRITERS.get(writer_name(cfg.out, cfg.format)).resumable:
+    if not WRITERS.get(writer_name(cfg.out, cfg.format)).farmable:
         raise ConfigError("only image-sequence outputs can be split across machines; write e.g. comp.####.exr")
     with open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate:
         rng = cfg.frames_in(plate.info.frames)

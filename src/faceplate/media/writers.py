@@ -9,7 +9,10 @@ and sequence writers report frames that already exist so renders resume frame by
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import re
+import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +46,7 @@ class WriterSpec:
     audio: tuple[str, float] | None = None  # (source file, source time of the first written frame)
     frame_count: int | None = None  # frames to be written (bounds the copied audio)
     options: dict[str, str] = field(default_factory=dict)  # codec options, e.g. {"crf": "10"}
+    first_frame: int = 0  # plate frame number of the output's first frame (video: resume and audio)
 
 
 class FrameWriter(ABC):
@@ -50,7 +54,8 @@ class FrameWriter(ABC):
 
     extensions: ClassVar[tuple[str, ...]] = ()
     has_alpha: ClassVar[bool] = False  # the matte can ride along as an alpha channel
-    resumable: ClassVar[bool] = False  # frames are separate files: a render can skip those on disk
+    resumable: ClassVar[bool] = False  # ``exists`` reports frames already written: a render can skip them
+    farmable: ClassVar[bool] = False  # one file per frame: chunks of a render can run on many machines
     takes_yuv: ClassVar[bool] = False  # ``write`` also takes a media.yuv.Yuv420 frame (8-bit video in → out)
 
     def __init__(self, spec: WriterSpec) -> None:
@@ -108,6 +113,7 @@ class SequenceWriter(FrameWriter):
     pixel: ClassVar[Any] = oiio.HALF
     compression: ClassVar[str] = "none"
     resumable = True
+    farmable = True
 
     def __init__(self, spec: WriterSpec) -> None:
         super().__init__(spec)
@@ -229,11 +235,32 @@ class _Codec:
     alpha: bool = False
 
 
+SEGMENT_SECONDS = 2.0  # a stopped video render loses at most the frames not yet in a closed segment (none on Ctrl-C)
+
+
+@dataclass
+class _Segment:
+    container: Any
+    stream: Any
+    first: int
+    last: int
+    tmp: Path
+
+
 class VideoWriter(FrameWriter):
-    """One video file via PyAV (FFmpeg), Rec.709-tagged, with the source's audio copied across."""
+    """One video file via PyAV (FFmpeg), Rec.709-tagged, with the source's audio copied across.
+
+    Resumable: frames are encoded into closed ~2 s segments in a hidden ``.NAME.parts`` folder beside the
+    output (a stop, Ctrl-C included, keeps every frame handed over), and ``exists`` reports them, so a render
+    run again encodes only what is missing. When every frame of the output (``spec.first_frame`` and
+    ``spec.frame_count`` frames on) is there, ``close`` joins the segments without re-encoding, adds the
+    audio and renames the file into place. Segments of a render with another size, rate, codec, options or
+    range are discarded.
+    """
 
     codec: ClassVar[_Codec]
     takes_yuv = True
+    resumable = True
 
     def __init__(self, spec: WriterSpec) -> None:
         super().__init__(spec)
@@ -245,67 +272,68 @@ class VideoWriter(FrameWriter):
                 f"{spec.width}x{spec.height} is odd-sized; 4:2:0 video needs even sizes (use exr or prores4444)"
             )
         _check_dir(self._path)
-        self._tmp = _partial(self._path)
+        self._parts = self._path.with_name(f".{self._path.name}.parts")
+        self._options = {**self.codec.options, **spec.options}
+        self._per_segment = max(1, round(float(spec.fps) * SEGMENT_SECONDS))
+        self._seg: _Segment | None = None
+        self._done = self._existing_segments()
+
+    # segments ---------------------------------------------------------------------------------
+    def _manifest(self) -> str:
+        s = self.spec
+        return json.dumps({"width": s.width, "height": s.height, "fps": str(s.fps), "codec": self.codec.name,
+                           "pix_fmt": self.codec.pix_fmt, "options": self._options, "first": s.first_frame,
+                           "count": s.frame_count, "alpha": s.alpha}, sort_keys=True)  # fmt: skip
+
+    def _existing_segments(self) -> dict[int, int]:
+        """{first: last} of the closed segments of an earlier run of this same render."""
+        man = self._parts / "render.json"
+        if not self._parts.is_dir():
+            return {}
+        if not man.is_file() or man.read_text() != self._manifest():
+            shutil.rmtree(self._parts, ignore_errors=True)
+            return {}
+        done = {}
+        for f in self._parts.glob(f"seg.*{self._path.suffix}"):
+            m = re.fullmatch(r"seg\.(-?\d+)_(-?\d+)", f.stem)
+            if m:
+                done[int(m[1])] = int(m[2])
+        return done
+
+    def exists(self, frame: int) -> bool:
+        return any(a <= frame <= b for a, b in self._done.items())
+
+    def _open_segment(self, frame: int) -> _Segment:
         try:
-            self._out: Any = av.open(str(self._tmp), "w")
-            self._stream: Any = self._out.add_stream(
-                self.codec.name, rate=spec.fps, options={**self.codec.options, **spec.options}
-            )
+            self._parts.mkdir(exist_ok=True)
+            (self._parts / "render.json").write_text(self._manifest())
+            tmp = self._parts / f".seg.{frame}.partial-{os.getpid()}{self._path.suffix}"
+            out = av.open(str(tmp), "w")
+            st: Any = out.add_stream(self.codec.name, rate=self.spec.fps, options=self._options)
         except (av.FFmpegError, OSError, ValueError) as err:
             raise WriterError(f"cannot write {self._path}: {err}") from None
-        st: Any = self._stream
-        st.width, st.height, st.pix_fmt = spec.width, spec.height, self.codec.pix_fmt
+        st.width, st.height, st.pix_fmt = self.spec.width, self.spec.height, self.codec.pix_fmt
         cc = st.codec_context
         cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # limited, BT.709
-        self._n = 0
-        self._audio: Iterator[Any] | None = None
-        self._audio_in: Any = None
-        self._pending: Any = None
-        if spec.audio is not None:
-            self._open_audio(*spec.audio)
+        return _Segment(out, st, frame, frame - 1, tmp)
 
-    # audio passthrough ------------------------------------------------------------------------
-    def _open_audio(self, src: str, start: float) -> None:
+    def _close_segment(self) -> None:
+        seg, self._seg = self._seg, None
+        if seg is None:
+            return
         try:
-            self._audio_in = av.open(src)
+            for pkt in seg.stream.encode(None):
+                seg.container.mux(pkt)
+            seg.container.close()
         except (av.FFmpegError, OSError) as err:
-            raise WriterError(f"cannot read audio from {src}: {err}") from None
-        if not self._audio_in.streams.audio:
-            self._audio_in.close()
-            self._audio_in = None
-            return
-        a_in = self._audio_in.streams.audio[0]
-        self._a_out = self._out.add_stream_from_template(a_in)
-        self._a_tb = a_in.time_base
-        self._a_start = start
-        n = self.spec.frame_count
-        self._a_end = start + float(n / self.spec.fps) if n else float("inf")
-        self._audio = (p for p in self._audio_in.demux(a_in) if p.pts is not None)
-
-    def _mux_audio(self, until: float) -> None:
-        """Copy source audio packets whose time (relative to the first frame) is before ``until`` s."""
-        if self._audio is None:
-            return
-        offset = round(self._a_start / self._a_tb)
-        while True:
-            pkt = self._pending or next(self._audio, None)
-            self._pending = None
-            if pkt is None:
-                self._audio = None
-                return
-            t = float(pkt.pts * self._a_tb)
-            if t >= self._a_end:
-                continue
-            if t - self._a_start >= until:
-                self._pending = pkt
-                return
-            if t < self._a_start:
-                continue
-            pkt.pts -= offset
-            if pkt.dts is not None:
-                pkt.dts -= offset
-            pkt.stream = self._a_out
-            self._out.mux(pkt)
+            with contextlib.suppress(OSError):
+                seg.tmp.unlink()
+            raise WriterError(f"cannot write {self._path}: {err}") from None
+        if seg.last >= seg.first:
+            os.replace(seg.tmp, self._parts / f"seg.{seg.first}_{seg.last}{self._path.suffix}")
+            self._done[seg.first] = seg.last
+        else:
+            seg.tmp.unlink()
 
     # video ------------------------------------------------------------------------------------
     def _frame(self, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None) -> Any:
@@ -330,42 +358,128 @@ class VideoWriter(FrameWriter):
         )
 
     def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
-        """Encode the next frame: RGB / grey code values, or a :class:`Yuv420` frame (taken as is)."""
+        """Encode plate frame ``frame``: RGB / grey code values, or a :class:`Yuv420` frame (taken as is)."""
         h, w = rgb.size if isinstance(rgb, Yuv420) else rgb.shape[:2]
         if (h, w) != (self.spec.height, self.spec.width):
             raise WriterError(f"frame {frame} is {w}x{h}, the output is {self.spec.width}x{self.spec.height}")
+        seg = self._seg
+        if seg is not None and (frame != seg.last + 1 or seg.last - seg.first + 1 >= self._per_segment):
+            self._close_segment()
+        if self._seg is None:
+            self._seg = self._open_segment(frame)
+        seg = self._seg
         vf = self._frame(rgb, alpha)
-        vf.pts = self._n
+        vf.pts = frame - seg.first
         vf.time_base = 1 / Fraction(self.spec.fps)
         try:
-            for pkt in self._stream.encode(vf):
-                self._out.mux(pkt)
-            self._n += 1
-            self._mux_audio(float(self._n / self.spec.fps) + 0.5)
+            for pkt in seg.stream.encode(vf):
+                seg.container.mux(pkt)
         except (av.FFmpegError, OSError) as err:
             raise WriterError(f"cannot write {self._path}: {err}") from None
+        seg.last = frame
 
     def close(self) -> None:
+        """Close the last segment; when every frame is there, join the segments into the output."""
+        self._close_segment()
+        first = self.spec.first_frame
+        count = self.spec.frame_count
+        if count is None:  # no declared length: what was written, from its first frame
+            first = min(self._done, default=first)
+            count = max(self._done.values(), default=first - 1) - first + 1
+        if count <= 0 or not all(self.exists(f) for f in range(first, first + count)):
+            return  # partial (a stopped render): the segments wait for the next run
         try:
-            for pkt in self._stream.encode(None):
-                self._out.mux(pkt)
-            self._mux_audio(float("inf"))
-            self._out.close()
+            self._join(first, count)
         except (av.FFmpegError, OSError) as err:
-            self.abort()
             raise WriterError(f"cannot finish {self._path}: {err}") from None
-        finally:
-            if self._audio_in is not None:
-                self._audio_in.close()
-        os.replace(self._tmp, self._path)
+        shutil.rmtree(self._parts, ignore_errors=True)
 
     def abort(self) -> None:
+        """Keep what was encoded: the open segment is closed with the frames it has."""
         with contextlib.suppress(Exception):
-            self._out.close()
-        if self._audio_in is not None:
-            self._audio_in.close()
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()
+            self._close_segment()
+
+    def _join(self, first: int, count: int) -> None:
+        """Output = the segments covering ``first``.. in order (packets copied, not re-encoded) + audio."""
+        tmp = _partial(self._path)
+        order = sorted(a for a in self._done if a <= first + count - 1 and self._done[a] >= first)
+        out = av.open(str(tmp), "w")
+        audio = None
+        try:
+            vout = None
+            for a in order:
+                with av.open(str(self._parts / f"seg.{a}_{self._done[a]}{self._path.suffix}")) as seg:
+                    vin: Any = seg.streams.video[0]
+                    if vout is None:
+                        vout = out.add_stream_from_template(vin)
+                        if self.spec.audio is not None:
+                            audio = _AudioCopy(out, *self.spec.audio, float(count / self.spec.fps))
+                    shift = round(float((a - first) / self.spec.fps) / float(vin.time_base))
+                    for pkt in seg.demux(vin):
+                        if pkt.dts is None and pkt.pts is None:  # the demuxer's end-of-stream packet
+                            continue
+                        pkt.pts = None if pkt.pts is None else pkt.pts + shift
+                        pkt.dts = None if pkt.dts is None else pkt.dts + shift
+                        pkt.stream = vout
+                        out.mux(pkt)
+                if audio is not None:
+                    audio.copy_until(float((self._done[a] + 1 - first) / self.spec.fps) + 0.5)
+            if audio is not None:
+                audio.copy_until(float("inf"))
+            out.close()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                out.close()
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        finally:
+            if audio is not None:
+                audio.close()
+        os.replace(tmp, self._path)
+
+
+class _AudioCopy:
+    """Source audio packets from ``start`` s for ``length`` s, copied into ``out`` (times from 0)."""
+
+    def __init__(self, out: Any, src: str, start: float, length: float) -> None:
+        try:
+            self._in: Any = av.open(src)
+        except (av.FFmpegError, OSError) as err:
+            raise WriterError(f"cannot read audio from {src}: {err}") from None
+        self._packets: Iterator[Any] | None = None
+        if self._in.streams.audio:
+            a_in = self._in.streams.audio[0]
+            self._out, self._a_out, self._tb = out, out.add_stream_from_template(a_in), float(a_in.time_base or 1)
+            self._start, self._end = start, start + length
+            self._packets = (p for p in self._in.demux(a_in) if p.pts is not None)
+        self._pending: Any = None
+
+    def copy_until(self, until: float) -> None:
+        """Copy packets whose time (relative to the first frame) is before ``until`` s."""
+        if self._packets is None:
+            return
+        offset = round(self._start / self._tb)
+        while True:
+            pkt = self._pending or next(self._packets, None)
+            self._pending = None
+            if pkt is None:
+                self._packets = None
+                return
+            t = float(pkt.pts * self._tb)
+            if t >= self._end or t < self._start:
+                continue
+            if t - self._start >= until:
+                self._pending = pkt
+                return
+            pkt.pts -= offset
+            if pkt.dts is not None:
+                pkt.dts -= offset
+            pkt.stream = self._a_out
+            self._out.mux(pkt)
+
+    def close(self) -> None:
+        self._in.close()
 
 
 @WRITERS.register("h264")
