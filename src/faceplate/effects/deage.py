@@ -30,7 +30,7 @@ import numpy as np
 
 from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
-from faceplate.effects.beauty import BeautyEffect, SkinMatte
+from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
 from faceplate.ops.augment import face_mask
 from faceplate.ops.filters import blur, gauss, normalized_blur
@@ -184,6 +184,20 @@ class DeageEffect(Effect):
         seg = PersonSegmenter() if self.settings.hair else None
         return DeageContext(self._beauty().prepare(samples, identity), seg)
 
+    def _retouch(self, face: AlignedFace, skin: SkinModel | None) -> EffectResult:
+        """Beauty's retouch at beauty's own working scale (eyes WORK_IOD px apart), its change and matte
+        scaled back up: the lift needs the finer crop, the retouch does not (~2x cheaper)."""
+        k = WORK_IOD / face.iod
+        if k > 0.9:
+            return self._beauty().apply(face, skin)
+        h, w = face.image.shape[:2]
+        size = (round(w * k), round(h * k))
+        small = np.asarray(cv2.resize(face.image, size, interpolation=cv2.INTER_AREA), np.float32)
+        lm = face.landmarks * np.array([size[0] / w, size[1] / h, k], np.float32)
+        r = self._beauty().apply(AlignedFace(face.frame, face.track, small, lm, face.iod * k), skin)
+        up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
+        return EffectResult(face.image + up(r.image - small), np.clip(up(r.matte), 0, 1))
+
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = (face.image.shape[0], face.image.shape[1])
         fld = lift_field(face.landmarks, shape, self.settings)
@@ -192,9 +206,8 @@ class DeageEffect(Effect):
         xi = np.clip(np.round(lm[:, 0]).astype(int), 0, shape[1] - 1)
         yi = np.clip(np.round(lm[:, 1]).astype(int), 0, shape[0] - 1)
         lm[:, :2] += fld[yi, xi]
-        moved = AlignedFace(face.frame, face.track, warped, lm, face.iod)
         ctx: DeageContext = context
-        retouched = self._beauty().apply(moved, ctx.skin)
+        retouched = self._retouch(AlignedFace(face.frame, face.track, warped, lm, face.iod), ctx.skin)
         skin = retouched.matte[..., None]
         out = warped + skin * (retouched.image - warped)  # retouch on skin only; the warp everywhere it moves
         if self.settings.wrinkles:
