@@ -84,3 +84,13 @@ def test_downscaled_crop_does_not_alias(obama: tuple[np.ndarray, np.ndarray, Lan
     small = align_image(rgb, align_matrix(lm, 64, "head"), 64)
     ref = cv2.resize(align_image(rgb, align_matrix(lm, 512, "head"), 512), (64, 64), interpolation=cv2.INTER_AREA)
     assert np.abs(small.astype(float) - ref.astype(float)).mean() < 4.0
+
+
+def test_mesh_regions_match_mediapipe() -> None:
+    """The region tables shipped in faceplate/data are MediaPipe's own (renders need not import mediapipe)."""
+    from faceplate.ops.regions import mesh_regions, regions_from_mediapipe
+
+    ours, theirs = mesh_regions(), regions_from_mediapipe()
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
+from importlib import resources
 
 import cv2
 import numpy as np
@@ -37,9 +39,9 @@ def _loop(edges: frozenset[tuple[int, int]]) -> I64:
     return np.array(out, np.int64)
 
 
-@cache
-def mesh_regions() -> dict[str, I64]:
-    """Index sets of the mesh regions (read from MediaPipe's own connection tables)."""
+def regions_from_mediapipe() -> dict[str, I64]:
+    """The region index sets computed from MediaPipe's own connection tables (imports all of mediapipe,
+    ~1 s; ``mesh_regions`` reads the same sets from faceplate/data/mesh_regions.json, checked by a test)."""
     from mediapipe.python.solutions import face_mesh_connections as c
 
     return {
@@ -50,6 +52,14 @@ def mesh_regions() -> dict[str, I64]:
         "brow_l": _points(c.FACEMESH_LEFT_EYEBROW),
         "lips": _points(c.FACEMESH_LIPS),
     }
+
+
+@cache
+def mesh_regions() -> dict[str, I64]:
+    """Index sets of the mesh regions: face oval (a closed loop), eyes, brows, lips (sorted point sets)."""
+    with resources.files("faceplate.data").joinpath("mesh_regions.json").open() as f:
+        data = json.load(f)
+    return {k: np.array(v, np.int64) for k, v in data.items() if k != "source"}
 
 
 def _pt(c: NDArray[np.floating]) -> tuple[int, int]:
