@@ -43,8 +43,8 @@ print(json.dumps({"frames": s.written, "seconds": s.seconds, "stages": s.stages,
 
 def speed(sizes: list[str], repeat: int) -> None:
     print(
-        "| plate | comp codec | fps end to end (runs) | peak RSS | per frame (ms): extract / effect+composite / "
-        "encode (background) / write wait |"
+        "| plate | comp codec | fps end to end (runs) | peak RSS | per frame (ms): extract / effect / "
+        "composite (background) / encode (background) / write wait |"
     )
     print("|---|---|---|---|---|")
     for size in sizes:
@@ -59,8 +59,8 @@ def speed(sizes: list[str], repeat: int) -> None:
             fps = [r["frames"] / r["seconds"] for r in runs]
             med = runs[fps.index(statistics.median_low(fps))]
             n, st = med["frames"], med["stages"]
-            per = " / ".join(f"{1000 * st.get(k, 0) / n:.1f}" for k in ("extract", "effect + composite",
-                             "write (encode, background)", "write (wait)"))  # fmt: skip
+            per = " / ".join(f"{1000 * st.get(k, 0) / n:.1f}" for k in ("extract", "effect",
+                             "composite (background)", "write (encode, background)", "write (wait)"))  # fmt: skip
             all_fps = ", ".join(f"{f:.1f}" for f in fps)
             print(
                 f"| {size} ({n} frames) | {label} | {statistics.median(fps):.1f} ({all_fps}) | "

@@ -123,11 +123,16 @@ def aligned_face(img: NDArray[Any], face: FaceRow, res: int, ftype: str, col: _C
     return AlignedFace(face.frame, face.track, col.encode(crop), alm, interocular(alm)), crop, m
 
 
-def _footprint(alpha: F32, m: F64, shape: tuple[int, int], even: bool = False) -> tuple[int, int, int, int, F64] | None:
-    """Plate rectangle (x0, y0, x1, y1) under the aligned matte ``alpha`` (R, R), clipped to ``shape`` (H, W),
-    with even corners if asked (4:2:0 chroma), and the matrix mapping the rectangle's pixels into aligned space.
-    None when nothing of the matte lands on the plate."""
-    ys, xs = np.nonzero(alpha > 0)
+EIGHT_BIT_FLOOR = 1 / 1024  # matte values that cannot move an 8-bit code value (|change| <= 1: < 0.25 code)
+
+
+def _footprint(
+    alpha: F32, m: F64, shape: tuple[int, int], even: bool = False, floor: float = 0.0
+) -> tuple[int, int, int, int, F64] | None:
+    """Plate rectangle (x0, y0, x1, y1) under the aligned matte ``alpha`` (R, R) where it exceeds ``floor``,
+    clipped to ``shape`` (H, W), with even corners if asked (4:2:0 chroma), and the matrix mapping the
+    rectangle's pixels into aligned space. None when nothing of the matte lands on the plate."""
+    ys, xs = np.nonzero(alpha > floor)
     if len(xs) == 0:
         return None
     h, w = shape
@@ -148,46 +153,54 @@ def _footprint(alpha: F32, m: F64, shape: tuple[int, int], even: bool = False) -
 _UNWARP = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
 
 
-def paste(comp: NDArray[Any], matte: F32, change: F32, alpha: F32, m: F64) -> None:
-    """Add the aligned ``change`` (R, R, 3) x ``alpha`` (R, R) onto ``comp`` in place; max ``alpha`` into ``matte``.
+def paste(comp: NDArray[Any], matte: F32 | None, change: F32, alpha: F32, m: F64) -> None:
+    """Add the aligned ``change`` (R, R, 3) x ``alpha`` (R, R) onto ``comp`` in place; max ``alpha`` into ``matte``
+    (if given).
 
     ``comp`` keeps its dtype (uint8, uint16 or float32 code values). Only the plate rectangle under the
     matte is touched; integer plates are changed by whole code values, so pixels the change does not
     reach stay bit-identical.
     """
-    fp = _footprint(alpha, m, (matte.shape[0], matte.shape[1]))
+    floor = EIGHT_BIT_FLOOR if comp.dtype == np.uint8 else 0.0  # a haze no 8-bit pixel shows: not pasted
+    fp = _footprint(alpha, m, (comp.shape[0], comp.shape[1]), floor=floor)
     if fp is None:
         return
     x0, y0, x1, y1, mr = fp
     size = (x1 - x0, y1 - y0)
     peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(comp.dtype, 1.0)
-    a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, size, flags=_UNWARP)
     roi = comp[y0:y1, x0:x1]
     if comp.dtype == np.uint8:  # v + round(255 d) in 1/16 code steps, saturated: exact where d == 0
         d16 = np.asarray(np.rint(change * (alpha * (16 * peak))[..., None]), np.int16)
         d = cv2.warpAffine(d16, mr, size, flags=_UNWARP)
         roi[:] = cv2.add(roi, cv2.multiply(d, 1.0 / 16, dtype=cv2.CV_16S), dtype=cv2.CV_8U)  # type: ignore[call-overload]
-        np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
-        return
-    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=_UNWARP)
-    if comp.dtype == np.uint16:
-        roi[:] = np.clip(roi.astype(np.int32) + np.rint(d).astype(np.int32), 0, 65535).astype(np.uint16)
     else:
-        roi += d
+        d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=_UNWARP)
+        if comp.dtype == np.uint16:
+            roi[:] = np.clip(roi.astype(np.int32) + np.rint(d).astype(np.int32), 0, 65535).astype(np.uint16)
+        else:
+            roi += d
+    _max_into(matte, alpha, mr, (x0, y0, x1, y1))
+
+
+def _max_into(matte: F32 | None, alpha: F32, mr: F64, box: tuple[int, int, int, int]) -> None:
+    """``matte[box] = max(matte[box], alpha un-aligned by mr)`` (nothing without a matte)."""
+    if matte is None:
+        return
+    x0, y0, x1, y1 = box
+    a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, (x1 - x0, y1 - y0), flags=_UNWARP)
     np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
 
 
-def paste_yuv(comp: Yuv420, matte: F32, change: F32, alpha: F32, m: F64) -> None:
+def paste_yuv(comp: Yuv420, matte: F32 | None, change: F32, alpha: F32, m: F64) -> None:
     """``paste`` for an 8-bit 4:2:0 frame: the change goes into its Y'CbCr planes (see media.yuv)."""
-    fp = _footprint(alpha, m, comp.size, even=True)
+    fp = _footprint(alpha, m, comp.size, even=True, floor=EIGHT_BIT_FLOOR)
     if fp is None:
         return
     x0, y0, x1, y1, mr = fp
     size = (x1 - x0, y1 - y0)
     d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * 255.0)[..., None]), mr, size, flags=_UNWARP)
     add_rgb_change(comp, d, x0, y0)
-    a = cv2.warpAffine(np.ascontiguousarray(alpha), mr, size, flags=_UNWARP)
-    np.maximum(matte[y0:y1, x0:x1], a, out=matte[y0:y1, x0:x1])
+    _max_into(matte, alpha, mr, (x0, y0, x1, y1))
 
 
 def _writers(cfg: RenderConfig, plate: Plate, rng: FrameRange) -> dict[str, FrameWriter]:
@@ -242,6 +255,58 @@ def _prepare_tracks(store: ShotStore, plate: Plate, effect: Effect, ids: list[in
     return tracks
 
 
+@dataclass(frozen=True)
+class Change:
+    """One face's effect, ready to composite: ``change`` (R, R, 3) float32 plate code values in [-1, 1]
+    scale, ``alpha`` (R, R) float32 0..1, ``m`` the plate → aligned (2, 3) matrix."""
+
+    change: F32
+    alpha: F32
+    m: F64
+
+
+def face_changes(
+    rgb: NDArray[Any],
+    faces: list[FaceRow],
+    tracks: dict[int, _Track],
+    effect: Effect,
+    col: _Colour,
+    hands: list[F32] | None = None,
+) -> list[Change]:
+    """Run the effect on each face of the decoded plate frame ``rgb`` (H, W, 3) (any dtype, plate space).
+
+    ``hands`` ((21, 3) plate px each) are occluders: every effect's matte is cut where they are.
+    """
+    out = []
+    for f in faces:
+        tr = tracks[f.track]
+        face, crop, m = aligned_face(rgb, f, tr.res, effect.face_type, col)
+        result = effect.apply(face, tr.context)
+        alpha = occlude(result.matte, [to_aligned(m, h) for h in hands or []])
+        out.append(Change(col.decode(result.image) - crop, alpha, m))
+    return out
+
+
+def composite(
+    img: NDArray[Any] | Yuv420, changes: list[Change], in_place: bool = False, with_matte: bool = True
+) -> tuple[NDArray[Any] | Yuv420, F32 | None]:
+    """(comp, matte (H, W) float32 or None without ``with_matte``) of the decoded plate frame ``img`` with
+    ``changes`` added.
+
+    ``img`` is RGB (H, W, 3) (comp in its dtype) or a :class:`Yuv420` frame (the comp is that frame, changed
+    in its planes). ``in_place`` composites into ``img`` itself (when the plate frame is not needed afterwards).
+    """
+    rgb = img.rgb if isinstance(img, Yuv420) else img
+    comp = img if in_place or isinstance(img, Yuv420) else img.copy()
+    matte = np.zeros(rgb.shape[:2], np.float32) if with_matte else None
+    for c in changes:
+        if isinstance(comp, Yuv420):
+            paste_yuv(comp, matte, c.change, c.alpha, c.m)
+        else:
+            paste(comp, matte, c.change, c.alpha, c.m)
+    return comp, matte
+
+
 def render_frame(
     img: NDArray[Any] | Yuv420,
     faces: list[FaceRow],
@@ -251,25 +316,10 @@ def render_frame(
     in_place: bool = False,
     hands: list[F32] | None = None,
 ) -> tuple[NDArray[Any] | Yuv420, F32]:
-    """(comp, matte (H, W) float32) of one decoded plate frame ``img``.
-
-    ``img`` is RGB (H, W, 3) (comp in its dtype) or a :class:`Yuv420` frame (the comp is that frame, changed
-    in its planes). ``hands`` ((21, 3) plate px each) are occluders: every effect's matte is cut where they
-    are. ``in_place`` composites into ``img`` itself (when the plate frame is not needed afterwards).
-    """
+    """``composite(img, face_changes(...))``: (comp, matte (H, W) float32) of one decoded plate frame."""
     rgb = img.rgb if isinstance(img, Yuv420) else img
-    comp = img if in_place or isinstance(img, Yuv420) else img.copy()
-    matte = np.zeros(rgb.shape[:2], np.float32)
-    for f in faces:
-        tr = tracks[f.track]
-        face, crop, m = aligned_face(rgb, f, tr.res, effect.face_type, col)
-        result = effect.apply(face, tr.context)
-        alpha = occlude(result.matte, [to_aligned(m, h) for h in hands or []])
-        change = col.decode(result.image) - crop
-        if isinstance(comp, Yuv420):
-            paste_yuv(comp, matte, change, alpha, m)
-        else:
-            paste(comp, matte, change, alpha, m)
+    comp, matte = composite(img, face_changes(rgb, faces, tracks, effect, col, hands), in_place)
+    assert matte is not None
     return comp, matte
 
 
@@ -318,10 +368,11 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
                 for frame, img in sw.iterate("decode (wait)", prefetch(decoded)):
                     faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
                     hands = store.hands_near(frame) if faces and cfg.hands else []
-                    with sw("effect + composite"):
-                        comp, matte = render_frame(img, faces, tracks, effect, col, "delta" not in writers, hands)
+                    with sw("effect"):
+                        changes = face_changes(img.rgb if isinstance(img, Yuv420) else img, faces, tracks,
+                                               effect, col, hands)  # fmt: skip
                     with sw("write (wait)"):
-                        behind.submit(frame, img, comp, matte)
+                        behind.submit(frame, img, changes)
                     written += 1
                     faces_done += len(faces)
                     if progress:
@@ -347,16 +398,21 @@ def _stop(behind: Background, writers: dict[str, FrameWriter]) -> None:
         w.abort()
 
 
-def _timed_write(sw: Stopwatch, writers: dict[str, FrameWriter], *args: Any) -> None:
+def _timed_write(sw: Stopwatch, writers: dict[str, FrameWriter], frame: int, img: Any, changes: list[Change]) -> None:
+    """Composite and write one frame (on the writer thread, beside the next frame's effect)."""
+    with_matte = "matte" in writers or "delta" in writers or writers["comp"].wants_alpha
+    with sw("composite (background)"):
+        comp, matte = composite(img, changes, "delta" not in writers, with_matte)
     with sw("write (encode, background)"):
-        _write(writers, *args)
+        _write(writers, frame, img, comp, matte)
 
 
 def _write(
-    writers: dict[str, FrameWriter], frame: int, img: NDArray[Any], comp: NDArray[Any] | Yuv420, matte: F32
+    writers: dict[str, FrameWriter], frame: int, img: NDArray[Any], comp: NDArray[Any] | Yuv420, matte: F32 | None
 ) -> None:
     writers["comp"].write(frame, comp, matte)
     if "matte" in writers:
+        assert matte is not None  # see _timed_write
         writers["matte"].write(frame, matte)
     if "delta" in writers:
         rgb = to_rgb(comp) if isinstance(comp, Yuv420) else comp

@@ -64,6 +64,11 @@ class FrameWriter(ABC):
     def exists(self, frame: int) -> bool:
         return False
 
+    @property
+    def wants_alpha(self) -> bool:
+        """Does ``write`` use its ``alpha`` argument? (False: the render need not build a matte for it.)"""
+        return self.spec.alpha
+
     @abstractmethod
     def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
         """Write frame ``frame``: RGB (H, W, 3) or a grey matte (H, W); uint8, uint16 or float32 [0, 1]
@@ -334,6 +339,10 @@ class VideoWriter(FrameWriter):
             self._done[seg.first] = seg.last
         else:
             seg.tmp.unlink()
+
+    @property
+    def wants_alpha(self) -> bool:
+        return self.spec.alpha and self.codec.alpha
 
     # video ------------------------------------------------------------------------------------
     def _frame(self, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None) -> Any:

@@ -65,19 +65,19 @@ def add_rgb_change(frame: Yuv420, change: NDArray[Any], x0: int, y0: int) -> Non
     h, w = change.shape[:2]
     if x0 % 2 or y0 % 2 or h % 2 or w % 2:
         raise ValueError(f"a 4:2:0 change needs an even origin and size, got ({x0}, {y0}) {w}x{h}")
-    ycc = cv2.transform(np.ascontiguousarray(change, np.float32), YCBCR709_LIMITED)
+    change = np.ascontiguousarray(change, np.float32)
     py, pu, pv = frame.planes()
-    _add(py[y0 : y0 + h, x0 : x0 + w], ycc[..., 0])
-    chroma = cv2.resize(np.ascontiguousarray(ycc[..., 1:]), (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    _add(py[y0 : y0 + h, x0 : x0 + w], cv2.transform(change, YCBCR709_LIMITED[:1]))
+    half = cv2.resize(change, (w // 2, h // 2), interpolation=cv2.INTER_AREA)  # 2x2 means (the matrix is linear)
+    cb, cr = cv2.split(cv2.transform(half, YCBCR709_LIMITED[1:]))
     cy, cx = y0 // 2, x0 // 2
-    _add(pu[cy : cy + h // 2, cx : cx + w // 2], chroma[..., 0])
-    _add(pv[cy : cy + h // 2, cx : cx + w // 2], chroma[..., 1])
+    _add(pu[cy : cy + h // 2, cx : cx + w // 2], cb)
+    _add(pv[cy : cy + h // 2, cx : cx + w // 2], cr)
 
 
 def _add(plane: U8, delta: NDArray[Any]) -> None:
-    """``plane += round(delta)``, saturated to 0-255, in place (``plane`` is a view into the frame)."""
-    d = np.rint(delta).astype(np.int16)
-    plane[:] = cv2.add(plane, d, dtype=cv2.CV_8U)
+    """``plane += round(delta)`` (float32 delta), saturated to 0-255, in place (``plane`` is a view into the frame)."""
+    plane[:] = cv2.add(plane, delta, dtype=cv2.CV_8U)
 
 
 def to_rgb(frame: Yuv420) -> U8:
