@@ -49,7 +49,11 @@ def speed(sizes: list[str], repeat: int) -> None:
     print("|---|---|---|---|---|")
     for size in sizes:
         plate = make(size, 1)
-        for label, opts in (("h264 superfast (default)", {}), ("h264 ultrafast", {"preset": "ultrafast"})):
+        for label, opts in (
+            ("h264 default (ultrafast + cabac, subme 1)", {}),
+            ("h264 superfast", {"preset": "superfast"}),
+            ("h264 ultrafast", {"preset": "ultrafast"}),
+        ):
             runs = []
             for _ in range(repeat):
                 with tempfile.TemporaryDirectory() as tmp:
