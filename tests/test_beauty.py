@@ -130,6 +130,47 @@ def test_video_render_resumes_after_ctrl_c(tmp_path: Path, d18_shot: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "m.mp4", "w.mp4", "wm.mp4"]
 
 
+def test_fresh_shot_is_analysed_and_rendered_in_one_pass(tmp_path: Path) -> None:
+    """A fresh video shot is analysed and rendered in one pass (each frame decoded once): the comp matches the
+    two-pass render of the same shot, and the shot store matches what ``extract`` writes."""
+    plate, frames = str(media(D18)), "0-59"
+    out = partial(RenderConfig, plate=plate, frames=frames, format="png16", matte="none")
+    one = render(out(out=str(tmp_path / "a.####.png"), shot=tmp_path / "A"), BeautyEffect())
+    assert "extract" not in one.stages and one.stages["detect + landmarks"] > 0  # analysed while rendering
+    extract(ExtractConfig(plate=plate, shot=tmp_path / "B", frames=frames))
+    two = render(out(out=str(tmp_path / "b.####.png"), shot=tmp_path / "B"), BeautyEffect())
+    assert "extract" in two.stages
+    assert (one.written, one.faces, one.tracks) == (two.written, two.faces, two.tracks) == (60, 60, [0])
+    with open_plate(tmp_path / "a.####.png") as a, open_plate(tmp_path / "b.####.png") as b, open_plate(plate) as p:
+        for k in (0, 12, 30, 59):  # ends of the shot too (short look-ahead there)
+            x, y = a.read(k, native=True).astype(np.int32), b.read(k, native=True).astype(np.int32)
+            assert np.abs(x - y).max() <= 2, k  # 16-bit code values: smoothing differs by < 0.01 px
+            assert np.abs(x // 257 - p.read(k, native=True)).max() > 3  # the retouch did change the frame
+    with ShotStore.open(tmp_path / "A") as sa, ShotStore.open(tmp_path / "B") as sb:
+        assert sa.meta("finalized") == "1"
+        fa, fb = sa.track_faces(0), sb.track_faces(0)
+        assert len(fa) == len(fb) == 60
+        assert all(np.array_equal(x.best, y.best) for x, y in zip(fa, fb, strict=True))
+
+
+def test_one_pass_render_resumes_after_ctrl_c(tmp_path: Path) -> None:
+    """Ctrl-C in a one-pass render keeps the analysis and the encoded frames; the same command finishes it."""
+    cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "c.mp4"), shot=tmp_path / "shot", frames="0-69")
+
+    def stop_at(done: int, total: int) -> None:
+        if done == 55:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="run the same command to resume"):
+        render(cfg, BeautyEffect(), progress=stop_at)
+    with ShotStore.open(tmp_path / "shot") as store:
+        assert len(store.stored_frames()) >= 55
+    again = render(cfg, BeautyEffect())
+    assert "extract" in again.stages and again.skipped >= 50 and again.written == 70 - again.skipped
+    with open_plate(tmp_path / "c.mp4") as c:
+        assert c.info.frame_count == 70
+
+
 def test_linear_exr_plate(tmp_path: Path) -> None:
     # a scene-linear EXR plate made from real frames: the retouch happens on an sRGB view, the comp stays linear
     to_lin = converter("sRGB Encoded Rec.709 (sRGB)", LINEAR_709)

@@ -167,9 +167,10 @@ def test_video_writers_keep_count_fps_and_audio(tmp_path: Path, fmt: str, ext: s
 def test_h264_default_tuning_and_user_preset(tmp_path: Path, options: dict[str, str], expect: tuple[str, ...]) -> None:
     """The default H.264 is ultrafast with CABAC and subme 1 on; a preset the user picks is used as x264 defines it."""
     out = tmp_path / "comp.mp4"
-    with open_plate(media("lp_driving_d18.mp4")) as plate, open_writer(
-        WriterSpec(str(out), plate.info.width, plate.info.height, plate.info.fps, options=options)
-    ) as w:
+    with (
+        open_plate(media("lp_driving_d18.mp4")) as plate,
+        open_writer(WriterSpec(str(out), plate.info.width, plate.info.height, plate.info.fps, options=options)) as w,
+    ):
         for n, img in plate.frames(FrameRange(0, 3), native=True):
             w.write(n, img)
     settings = out.read_bytes().split(b"options: ")[1].split(b"\x00")[0].decode().split()  # x264's own SEI

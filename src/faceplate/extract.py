@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
 
 from faceplate.analysis.cuts import CutDetector
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
@@ -169,6 +173,103 @@ def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSu
     return summary
 
 
+@dataclass
+class Models:
+    """The analysis models of one worker (load once, ``close`` when done)."""
+
+    detect: Any
+    landmarker: Landmarker
+    embedder: Embedder
+    hands: HandLandmarker | None
+
+    @classmethod
+    def load(cls, cfg: ExtractConfig) -> Models:
+        return cls(DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score), Landmarker(), Embedder(),
+                   HandLandmarker() if cfg.hands else None)  # fmt: skip
+
+    def close(self) -> None:
+        self.landmarker.close()
+        if self.hands is not None:
+            self.hands.close()
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """What one frame's analysis found (also written to the store)."""
+
+    frame: int
+    shot: int
+    faces: list[Observation]
+    hands_checked: bool
+    hands: list[F32]
+
+
+class RunAnalyser:
+    """Analysis of one run of consecutive frames into the store: cuts, tracking, hands, identity samples.
+
+    Feed every decoded frame in order to :meth:`step` (frames before ``run.first`` only prime the cut
+    detector); rows are written in batches; :meth:`flush` writes the rest (also on Ctrl-C).
+    """
+
+    def __init__(self, cfg: ExtractConfig, store: ShotStore, models: Models, run: FrameRange, sw: Stopwatch) -> None:
+        self.cfg, self.store, self.models, self.run, self.sw = cfg, store, models, run, sw
+        max_track, max_shot = store.max_ids()
+        settings = TrackerSettings(detect_every=cfg.detect_every, max_miss=cfg.max_miss)
+        self.tracker = Tracker(models.detect, models.landmarker, settings, next_id=max_track + 1)
+        self.cuts = CutDetector()
+        self.hands_due = _Cadence(cfg.detect_every)
+        self.embeds = _Embeds(store, cfg.embed_every, cfg.embed_max)
+        self.batch = _Batch()
+        self.shot = max_shot + 1
+        self.first_decoded = run.first
+        prev = store.frame_row(run.first - 1)
+        if prev is not None:  # continue the shot and its tracks from the stored previous frame
+            self.shot = prev[0]
+            self.tracker.resume([Track(f.track, f.landmarks, f.frame) for f in store.faces_in_frame(run.first - 1)])
+            self.first_decoded = run.first - 1  # decoded only to prime the cut detector
+
+    def step(self, frame: int, rgb: NDArray[np.uint8], thumb: NDArray[np.float32]) -> Analysed | None:
+        """Analyse decoded frame ``frame`` (uint8 RGB (H, W, 3), its cut-detector thumbnail); None for a
+        priming frame before the run."""
+        score, is_cut = self.cuts.update(thumb)
+        if frame < self.run.first:
+            return None
+        if is_cut:
+            self.tracker.cut()
+            self.shot += 1
+        with self.sw("detect + landmarks"):
+            obs = self.tracker.step(frame, rgb)
+        checked, found = False, []
+        self.hands_due.tick(is_cut)
+        if obs and self.models.hands is not None and self.hands_due.now():  # only where there are faces
+            with self.sw("hands"):
+                found = self.models.hands(rgb)
+            self.batch.hands += [(frame, i, h) for i, h in enumerate(found)]
+            self.hands_due.seen(bool(found))
+            checked = True
+        for o in obs:
+            if self.embeds.wanted(o.track, frame) and interocular(o.landmarks) >= MIN_EMBED_IOD:
+                with self.sw("identity"):
+                    self.batch.embeddings.append((o.track, frame, self.models.embedder(rgb, o.landmarks)))
+                self.embeds.taken(o.track, frame)
+        self.batch.add(frame, self.shot, score, obs, checked)
+        if len(self.batch.frames) >= self.cfg.commit_every:
+            with self.sw("store"):
+                self.batch.flush(self.store)
+        return Analysed(frame, self.shot, obs, checked, found)
+
+    def flush(self) -> None:
+        self.batch.flush(self.store)
+
+
+def thumbnails(
+    decoded: Iterator[tuple[int, Any]], rgb_of: Callable[[Any], NDArray[np.uint8]] = lambda x: x
+) -> Iterator[tuple[int, Any, NDArray[np.float32]]]:
+    """(frame, decoded item, cut-detector thumbnail of its RGB) for each decoded item (run on the decoder thread)."""
+    for f, item in decoded:
+        yield f, item, CutDetector.thumb(rgb_of(item))
+
+
 def _analyse(
     cfg: ExtractConfig,
     plate: Plate,
@@ -180,70 +281,30 @@ def _analyse(
     io_cpus: set[int] | None,
 ) -> int:
     with sw("model load"):
-        detect = DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score)
-        landmarker = Landmarker()
-        embedder = Embedder()
-        hand_landmarker = HandLandmarker() if cfg.hands else None
-    embeds = _Embeds(store, cfg.embed_every, cfg.embed_max)
-    settings = TrackerSettings(detect_every=cfg.detect_every, max_miss=cfg.max_miss)
+        models = Models.load(cfg)
     done = 0
-    batch = _Batch()
     last_frame = None
+    an: RunAnalyser | None = None
     try:
         for run in runs:
-            max_track, max_shot = store.max_ids()
-            tracker = Tracker(detect, landmarker, settings, next_id=max_track + 1)
-            cuts = CutDetector()
-            hands_due = _Cadence(cfg.detect_every)
-            prev = store.frame_row(run.first - 1)
-            shot = max_shot + 1
-            start = run.first
-            if prev is not None:  # continue the shot and its tracks from the stored previous frame
-                shot = prev[0]
-                tracker.resume([Track(f.track, f.landmarks, f.frame) for f in store.faces_in_frame(run.first - 1)])
-                start = run.first - 1  # decoded only to prime the cut detector
+            an = RunAnalyser(cfg, store, models, run, sw)
             # decode, convert and thumbnail on the other core
-            decoded = plate.frames(FrameRange(start, run.last), display=True)
-            frames = prefetch(((f, rgb, CutDetector.thumb(rgb)) for f, rgb in decoded), cpus=io_cpus)
-            for frame, rgb, thumb in sw.iterate("decode (wait)", frames):
-                score, is_cut = cuts.update(thumb)
-                if frame < run.first:
+            decoded = plate.frames(FrameRange(an.first_decoded, run.last), display=True)
+            for frame, rgb, thumb in sw.iterate("decode (wait)", prefetch(thumbnails(decoded), cpus=io_cpus)):
+                if an.step(frame, rgb, thumb) is None:
                     continue
-                if is_cut:
-                    tracker.cut()
-                    shot += 1
-                with sw("detect + landmarks"):
-                    obs = tracker.step(frame, rgb)
-                checked = False
-                hands_due.tick(is_cut)
-                if obs and hand_landmarker is not None and hands_due.now():  # only where there are faces
-                    with sw("hands"):
-                        found = hand_landmarker(rgb)
-                    batch.hands += [(frame, i, h) for i, h in enumerate(found)]
-                    hands_due.seen(bool(found))
-                    checked = True
-                for o in obs:
-                    if embeds.wanted(o.track, frame) and interocular(o.landmarks) >= MIN_EMBED_IOD:
-                        with sw("identity"):
-                            batch.embeddings.append((o.track, frame, embedder(rgb, o.landmarks)))
-                        embeds.taken(o.track, frame)
-                batch.add(frame, shot, score, obs, checked)
                 last_frame = frame
                 done += 1
-                if len(batch.frames) >= cfg.commit_every:
-                    with sw("store"):
-                        batch.flush(store)
                 if progress is not None:
                     progress(done, todo)
-        batch.flush(store)
+            an.flush()
     except KeyboardInterrupt:
-        batch.flush(store)
+        if an is not None:
+            an.flush()
         raise Interrupted(
             f"interrupted after frame {last_frame}; {done} frame(s) of this run are stored; "
             "run the same command to resume"
         ) from None
     finally:
-        landmarker.close()
-        if hand_landmarker is not None:
-            hand_landmarker.close()
+        models.close()
     return done

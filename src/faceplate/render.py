@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.hands import hand_mask
+from faceplate.analysis.smoothing import lookahead
 from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.cpu import single_thread_blas
 from faceplate.effects.base import AlignedFace, Effect
@@ -39,6 +40,7 @@ from faceplate.media.writers import WRITERS, FrameWriter, WriterSpec, open_write
 from faceplate.media.yuv import Yuv420, add_rgb_change, to_rgb
 from faceplate.ops.filters import gauss
 from faceplate.store import FaceRow, ShotStore
+from faceplate.stream import can_stream, stream_render
 from faceplate.timing import Stopwatch
 
 F32 = NDArray[np.float32]
@@ -239,19 +241,42 @@ def _todo(writers: dict[str, FrameWriter], rng: FrameRange) -> list[FrameRange]:
     return missing_runs(rng, done)
 
 
+def sample_picks(early: list[FaceRow]) -> list[FaceRow]:
+    """Up to SAMPLES_PER_TRACK faces spread evenly over ``early`` (a track's measured faces of its first second)."""
+    return [early[i] for i in np.linspace(0, len(early) - 1, min(SAMPLES_PER_TRACK, len(early))).astype(int)]
+
+
+def track_context(
+    effect: Effect,
+    col: _Colour,
+    track: int,
+    early: list[FaceRow],
+    images: dict[int, NDArray[Any]],
+    identity: F32 | None = None,
+) -> _Track:
+    """A track's working resolution and effect context from its measured faces in its first second.
+
+    ``early`` in frame order; ``images`` the decoded plate frames of at least ``sample_picks(early)``. Both
+    render paths pass the same faces, so a streamed first render and a re-render of the analysed shot agree.
+    """
+    res = effect.resolution(float(np.median([interocular(f.best) for f in early])))
+    samples = [aligned_face(images[f.frame], f, res, effect.face_type, col)[0] for f in sample_picks(early)]
+    return _Track(track, res, effect.prepare(samples, identity))
+
+
 def _prepare_tracks(store: ShotStore, plate: Plate, effect: Effect, ids: list[int], col: _Colour) -> dict[int, _Track]:
-    """Working resolution and effect context per track, from a few sample frames spread over it."""
+    """Working resolution and effect context per track, from sample frames of its first second."""
     tracks = {}
-    keys = set(plate.keyframes())
+    window = lookahead(float(plate.info.fps))
     for t in ids:
         faces = [f for f in store.track_faces(t) if f.source != "interp"]
-        res = effect.resolution(float(np.median([interocular(f.best) for f in faces])))
-        cheap = [f for f in faces if f.frame in keys] or faces[:1]  # keyframes decode without a long seek
-        picks = [cheap[i] for i in np.linspace(0, len(cheap) - 1, min(SAMPLES_PER_TRACK, len(cheap))).astype(int)]
-        samples = [aligned_face(plate.read(f.frame, native=True), f, res, effect.face_type, col)[0] for f in picks]
+        early = [f for f in faces if f.frame < faces[0].frame + window]
+        picks = {f.frame for f in sample_picks(early)}
+        decoded = plate.frames(FrameRange(early[0].frame, early[-1].frame), native=True)
+        imgs = {f: img for f, img in decoded if f in picks}
         vectors = [v for _, _, v in store.embeddings(t)]
         identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
-        tracks[t] = _Track(t, res, effect.prepare(samples, identity))
+        tracks[t] = track_context(effect, col, t, early, imgs, identity)
     return tracks
 
 
@@ -340,6 +365,12 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
     t0 = time.perf_counter()
     sw = Stopwatch()
     shot = cfg.shot or default_shot(cfg.plate, cfg.out)
+    with open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate:
+        rng = cfg.frames_in(plate.info.frames)
+        col = _Colour(plate.info.colorspace)
+        with ShotStore.create(shot, plate.info) as store:
+            if col.identity and can_stream(cfg, plate, effect, store, rng):
+                return _render_streamed(cfg, effect, plate, store, rng, col, sw, t0, progress)
     with sw("extract"):
         extract(ExtractConfig(plate=cfg.plate, shot=shot, frames=cfg.frames, colorspace=cfg.colorspace,
                               first_frame=cfg.first_frame))  # fmt: skip
@@ -388,6 +419,60 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
             for w in writers.values():
                 w.close()
     return RenderSummary(cfg.out, rng, written, len(rng) - todo, faces_done, ids, time.perf_counter() - t0, sw.seconds)
+
+
+def _render_streamed(
+    cfg: RenderConfig,
+    effect: Effect,
+    plate: Plate,
+    store: ShotStore,
+    rng: FrameRange,
+    col: _Colour,
+    sw: Stopwatch,
+    t0: float,
+    progress: ProgressFn | None,
+) -> RenderSummary:
+    """``render`` of a fresh shot in one pass (faceplate.stream): analysis on this thread, the effect on a
+    worker thread, compositing and encoding on the writer thread."""
+    writers = _writers(cfg, plate, rng)
+    resumable = all(w.resumable for w in writers.values())
+    done = {f for f in range(rng.first, rng.last + 1) if resumable and all(w.exists(f) for w in writers.values())}
+    yuv = col.identity and "delta" not in writers and writers["comp"].takes_yuv  # 8-bit video: stay in Y'CbCr
+    behind = Background(lambda *a: _timed_write(sw, writers, *a), depth=2)
+
+    def effect_step(frame: int, img: Any, faces: list[FaceRow], tracks: dict[int, _Track], hands: list[F32]) -> None:
+        with sw("effect (background)"):
+            changes = face_changes(img.rgb if isinstance(img, Yuv420) else img, faces, tracks, effect, col, hands)
+        behind.submit(frame, img, changes)
+
+    worker = Background(effect_step, depth=2)
+    counts = [0, 0]  # frames written, faces rendered
+
+    def render_one(frame: int, img: Any, faces: list[FaceRow], tracks: dict[int, Any], hands: list[F32]) -> None:
+        if frame in done:
+            return
+        with sw("effect (wait)"):
+            worker.submit(frame, img, faces, tracks, hands)
+        counts[0] += 1
+        counts[1] += len(faces)
+
+    def prepare(track: int, early: list[FaceRow], images: dict[int, Any]) -> _Track:
+        with sw("prepare"):
+            return track_context(effect, col, track, early, images)
+
+    try:
+        _, _, ids = stream_render(cfg, plate, store, rng, yuv, prepare, render_one, sw, progress)
+        worker.join()
+        behind.join()
+    except BaseException:
+        with contextlib.suppress(BaseException):  # the original error wins
+            worker.join()
+        _stop(behind, writers)
+        raise
+    with sw("write (wait)"):
+        for w in writers.values():
+            w.close()
+    return RenderSummary(cfg.out, rng, counts[0], len(done), counts[1], ids, time.perf_counter() - t0, sw.seconds)
 
 
 def _stop(behind: Background, writers: dict[str, FrameWriter]) -> None:

@@ -48,6 +48,7 @@ class Effect(ABC):
     name: ClassVar[str]
     face_type: ClassVar[str] = "whole_face"
     max_resolution: ClassVar[int] = 768
+    streams: ClassVar[bool] = False  # needs no identity: a fresh shot can be analysed and rendered in one pass
 
     def resolution(self, plate_iod: float) -> int:
         """Aligned working size for a track whose eye distance on the plate is ``plate_iod`` px.

@@ -38,6 +38,7 @@ class BeautyEffect(Effect):
     """Retouch the skin of a face; eyes, brows, lips, nostrils, hair, beards and glasses stay untouched."""
 
     name: ClassVar[str] = "beauty"
+    streams: ClassVar[bool] = True
     settings: RetouchSettings = field(default_factory=RetouchSettings)
     matte: SkinMatte = field(default_factory=SkinMatte)
 

@@ -167,6 +167,7 @@ class DeageEffect(Effect):
     """Procedural de-age: facelift warps + strong retouch + tone; background and eyes untouched."""
 
     name: ClassVar[str] = "deage"
+    streams: ClassVar[bool] = True
     settings: DeageSettings = field(default_factory=DeageSettings)
     matte: SkinMatte = field(default_factory=SkinMatte)
 

@@ -502,7 +502,9 @@ class H264Writer(VideoWriter):
     plain x264 preset instead."""
 
     extensions = (".mp4", ".mov", ".mkv")
-    codec = _Codec("libx264", "yuv420p", {"crf": "16", "preset": "ultrafast"}, tuning={"x264-params": "cabac=1:subme=1"})
+    codec = _Codec(
+        "libx264", "yuv420p", {"crf": "16", "preset": "ultrafast"}, tuning={"x264-params": "cabac=1:subme=1"}
+    )
 
 
 @WRITERS.register("hevc")
