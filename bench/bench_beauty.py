@@ -41,14 +41,17 @@ print(json.dumps({"frames": s.written, "seconds": s.seconds, "stages": s.stages,
 """
 
 
-def speed(sizes: list[str], repeat: int) -> None:
+ANALYSIS = ("detect + landmarks", "hands", "identity")
+
+
+def speed(sizes: list[str], repeat: int, clips: int = 1) -> None:
     print(
-        "| plate | comp codec | fps end to end (runs) | peak RSS | per frame (ms): extract / effect / "
-        "composite (background) / encode (background) / write wait |"
+        "| plate | comp codec | path | fps end to end (runs) | peak RSS | per frame (ms): analysis / effect / "
+        "composite (writer thread) / encode (writer thread) |"
     )
-    print("|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|")
     for size in sizes:
-        plate = make(size, 1)
+        plate = make(size, clips)
         for label, opts in (
             ("h264 default (ultrafast + cabac, subme 1)", {}),
             ("h264 superfast", {"preset": "superfast"}),
@@ -63,12 +66,16 @@ def speed(sizes: list[str], repeat: int) -> None:
             fps = [r["frames"] / r["seconds"] for r in runs]
             med = runs[fps.index(statistics.median_low(fps))]
             n, st = med["frames"], med["stages"]
-            per = " / ".join(f"{1000 * st.get(k, 0) / n:.1f}" for k in ("extract", "effect",
-                             "composite (background)", "write (encode, background)", "write (wait)"))  # fmt: skip
+            path = "two passes" if "extract" in st else "one pass"
+            analysis = sum(st.get(k, 0) for k in ANALYSIS) if path == "one pass" else st.get("extract", 0)
+            effect = st.get("effect", 0) + st.get("effect (background)", 0)
+            per = " / ".join(f"{1000 * v / n:.1f}" for v in (analysis, effect, st.get("composite (background)", 0),
+                             st.get("write (encode, background)", 0)))  # fmt: skip
             all_fps = ", ".join(f"{f:.1f}" for f in fps)
             print(
-                f"| {size} ({n} frames) | {label} | {statistics.median(fps):.1f} ({all_fps}) | "
-                f"{med['rss_mb']:.0f} MB | {per} |"
+                f"| {size} ({n} frames) | {label} | {path} | {statistics.median(fps):.1f} ({all_fps}) | "
+                f"{med['rss_mb']:.0f} MB | {per} |",
+                flush=True,
             )
 
 
@@ -122,10 +129,11 @@ def main() -> None:
     ap.add_argument("--sizes", nargs="+", default=["1080p", "4k"])
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--loops", type=int, default=1, help="plate length: the 180-frame clip this many times")
     args = ap.parse_args()
     print(f"machine: {machine()}\n")
     if not args.skip_speed:
-        speed(args.sizes, args.repeat)
+        speed(args.sizes, args.repeat, args.loops)
     if not args.skip_quality:
         quality()
     print(f"\nbench process peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -11,10 +12,11 @@ T = TypeVar("T")
 
 
 class Stopwatch:
-    """Accumulates seconds per named stage: ``with sw("detect"): ...``."""
+    """Accumulates seconds per named stage: ``with sw("detect"): ...`` (from any thread)."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
+        self._lock = threading.Lock()
 
     @contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
@@ -22,7 +24,9 @@ class Stopwatch:
         try:
             yield
         finally:
-            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t
+            dt = time.perf_counter() - t
+            with self._lock:
+                self.seconds[stage] = self.seconds.get(stage, 0.0) + dt
 
     def iterate(self, stage: str, items: Iterable[T]) -> Iterator[T]:
         """Yield from ``items``, charging the time spent waiting for each item to ``stage``."""
