@@ -15,6 +15,7 @@ from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
 from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.effects.beauty import BeautyEffect
+from faceplate.errors import FaceNotFoundError
 from faceplate.extract import Interrupted, extract
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.media.colour import LINEAR_709, converter
@@ -169,6 +170,20 @@ def test_one_pass_render_resumes_after_ctrl_c(tmp_path: Path) -> None:
     assert "extract" in again.stages and again.skipped >= 50 and again.written == 70 - again.skipped
     with open_plate(tmp_path / "c.mp4") as c:
         assert c.info.frame_count == 70
+
+
+def test_one_pass_render_without_a_face_leaves_no_output(tmp_path: Path) -> None:
+    """A video with nobody in it (the grey wall beside the d18 actor): one clear error, no comp left behind."""
+    wall = tmp_path / "wall.mp4"
+    with open_plate(media(D18)) as plate, open_writer(WriterSpec(str(wall), 128, 128, plate.info.fps)) as w:
+        for n, img in plate.frames(FrameRange(0, 19), native=True):
+            w.write(n, np.ascontiguousarray(img[:128, :128]))
+    cfg = RenderConfig(plate=str(wall), out=str(tmp_path / "c.mp4"), shot=tmp_path / "shot")
+    with pytest.raises(FaceNotFoundError, match="no face found in frames 0-19"):
+        render(cfg, BeautyEffect())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot", "wall.mp4"]  # no comp, no segments
+    with ShotStore.open(tmp_path / "shot") as store:
+        assert len(store.stored_frames()) == 20  # the analysis is kept
 
 
 def test_linear_exr_plate(tmp_path: Path) -> None:

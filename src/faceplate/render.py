@@ -464,6 +464,13 @@ def _render_streamed(
         _, _, ids = stream_render(cfg, plate, store, rng, yuv, prepare, render_one, sw, progress)
         worker.join()
         behind.join()
+    except FaceNotFoundError:  # the plate was copied frame by frame for nothing: leave no output
+        with contextlib.suppress(BaseException):
+            worker.join()
+        _stop(behind, writers)
+        for w in writers.values():
+            w.discard()
+        raise
     except BaseException:
         with contextlib.suppress(BaseException):  # the original error wins
             worker.join()

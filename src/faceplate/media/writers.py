@@ -81,6 +81,10 @@ class FrameWriter(ABC):
     def abort(self) -> None:  # noqa: B027 - optional hook
         """Drop unfinished output; files already complete stay."""
 
+    def discard(self) -> None:
+        """Drop everything this writer wrote (the render turned out to have nothing to show)."""
+        self.abort()
+
     def __enter__(self) -> FrameWriter:
         return self
 
@@ -127,6 +131,7 @@ class SequenceWriter(FrameWriter):
         except ConfigError as err:
             raise WriterError(str(err)) from None
         _check_dir(Path(spec.path))
+        self._written: list[Path] = []
 
     def path_of(self, frame: int) -> Path:
         return pattern_path(self.spec.path, frame)
@@ -168,6 +173,13 @@ class SequenceWriter(FrameWriter):
                 tmp.unlink()
             raise WriterError(f"cannot write {path}: {err or 'disk full or not writable?'}")
         os.replace(tmp, path)
+        self._written.append(path)
+
+    def discard(self) -> None:
+        self.abort()
+        for p in self._written:
+            with contextlib.suppress(OSError):
+                p.unlink()
 
     def abort(self) -> None:
         for p in Path(self.spec.path).parent.glob(f".*.partial-{os.getpid()}*"):
@@ -409,6 +421,10 @@ class VideoWriter(FrameWriter):
         """Keep what was encoded: the open segment is closed with the frames it has."""
         with contextlib.suppress(Exception):
             self._close_segment()
+
+    def discard(self) -> None:
+        self.abort()
+        shutil.rmtree(self._parts, ignore_errors=True)
 
     def _join(self, first: int, count: int) -> None:
         """Output = the segments covering ``first``.. in order (packets copied, not re-encoded) + audio."""
