@@ -134,12 +134,12 @@ def _footprint(
     """Plate rectangle (x0, y0, x1, y1) under the aligned matte ``alpha`` (R, R) where it exceeds ``floor``,
     clipped to ``shape`` (H, W), with even corners if asked (4:2:0 chroma), and the matrix mapping the
     rectangle's pixels into aligned space. None when nothing of the matte lands on the plate."""
-    ys, xs = np.nonzero(alpha > floor)
-    if len(xs) == 0:
+    bx, by, bw, bh = cv2.boundingRect(np.asarray(alpha > floor, np.uint8))
+    if bw == 0:
         return None
     h, w = shape
-    box = np.array([[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1],
-                    [xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]], np.float64)  # fmt: skip
+    xa, ya, xb, yb = bx - 1, by - 1, bx + bw, by + bh  # one aligned pixel round the matte's extent
+    box = np.array([[xa, ya], [xb, ya], [xa, yb], [xb, yb]], np.float64)
     corners = transform(invert(m), box)
     x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, [w, h])
