@@ -154,6 +154,14 @@ def test_fresh_shot_is_analysed_and_rendered_in_one_pass(tmp_path: Path) -> None
         assert all(np.array_equal(x.best, y.best) for x, y in zip(fa, fb, strict=True))
 
 
+def test_partly_analysed_shot_renders_in_two_passes(tmp_path: Path) -> None:
+    """Tracks continue from frames already in the store, so only a fresh shot is rendered in one pass."""
+    extract(ExtractConfig(plate=str(media(D18)), shot=tmp_path / "shot", frames="0-29"))
+    cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "c.mp4"), shot=tmp_path / "shot", frames="30-59")
+    r = render(cfg, BeautyEffect())
+    assert "extract" in r.stages and r.written == 30 and r.tracks == [0]  # the track of frames 0-29 goes on
+
+
 def test_one_pass_render_resumes_after_ctrl_c(tmp_path: Path) -> None:
     """Ctrl-C in a one-pass render keeps the analysis and the encoded frames; the same command finishes it."""
     cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "c.mp4"), shot=tmp_path / "shot", frames="0-69")

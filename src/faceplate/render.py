@@ -461,7 +461,7 @@ def _render_streamed(
             return track_context(effect, col, track, early, images)
 
     try:
-        _, _, ids = stream_render(cfg, plate, store, rng, yuv, prepare, render_one, sw, progress)
+        ids = stream_render(cfg, plate, store, rng, yuv, prepare, render_one, sw, progress)
         worker.join()
         behind.join()
     except FaceNotFoundError:  # the plate was copied frame by frame for nothing: leave no output

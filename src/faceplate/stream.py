@@ -15,6 +15,7 @@ in ``BUFFER_BYTES``. Otherwise ``render`` runs the two passes.
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -39,7 +40,6 @@ from faceplate.store import F32, FaceRow, ShotStore
 from faceplate.timing import Stopwatch
 
 BUFFER_BYTES = 768 << 20  # decoded frames held for the look-ahead (1080p: ~280 MB; 4K does not fit: two passes)
-MIN_FACES = 3  # as finalize: shorter tracks are detector false positives
 
 
 def can_stream(cfg: RenderConfig, plate: Plate, effect: Effect, store: ShotStore, rng: FrameRange) -> bool:
@@ -52,7 +52,7 @@ def can_stream(cfg: RenderConfig, plate: Plate, effect: Effect, store: ShotStore
         and type(effect).streams
         and isinstance(plate, VideoPlate)  # 8-bit video decodes to uint8 RGB: analysed as rendered
         and info.bit_depth <= 8
-        and not any(rng.first <= f <= rng.last for f in store.stored_frames())
+        and not store.stored_frames()  # a fresh shot (a partly analysed one continues its tracks: two passes)
         and lookahead(float(info.fps)) * frame_bytes <= BUFFER_BYTES
     )
 
@@ -117,7 +117,7 @@ class _Shot:
             if not sm.first <= frame <= sm.last:
                 continue
             n = len(line.frames)
-            if n < MIN_FACES and self.final(line) and self.shot_len.get(line.shot, 0) > n:
+            if n < self.fin.min_faces and self.final(line) and self.shot_len.get(line.shot, 0) > n:
                 continue  # as finalize: a short track in a longer shot is a false positive
             out.append((t, line))
         return sorted(out, key=lambda x: x[0])
@@ -168,8 +168,8 @@ def stream_render(
     render_one: RenderFn,
     sw: Stopwatch,
     progress: ProgressFn | None = None,
-) -> tuple[int, int, list[int]]:
-    """Analyse ``rng`` into ``store`` and render it as it goes; returns (frames written, faces, track ids).
+) -> list[int]:
+    """Analyse ``rng`` into ``store`` and render it as it goes; returns the ids of the tracks rendered.
 
     ``prepare(track, faces, images)`` builds a track's effect context from its faces in its first second
     and their decoded images (see render.track_context); ``render_one(frame, img, faces, contexts, hands)``
@@ -181,7 +181,7 @@ def stream_render(
                          first_frame=cfg.first_frame)  # fmt: skip
     fin = FinalizeSettings(fps, ecfg.link_gap_s, min_cutoff=ecfg.smooth_min_cutoff, beta=ecfg.smooth_beta)
     shot = _Shot(fps, window, fin)
-    written = faces_done = 0
+    written = 0  # frames handed to render_one
     seen: set[int] = set()
     with sw("model load"):
         models = Models.load(ecfg)
@@ -190,7 +190,7 @@ def stream_render(
     rgb_of: Callable[[Any], NDArray[np.uint8]] = lambda x: x.rgb if isinstance(x, Yuv420) else x  # noqa: E731
 
     def emit() -> None:
-        nonlocal written, faces_done
+        nonlocal written
         slot = shot.slots[0]
         on = shot.faces_at(slot.frame)
         rows = []
@@ -204,7 +204,6 @@ def stream_render(
         render_one(slot.frame, slot.img, rows, {t: line.context for t, line in on}, hands)
         shot.pop()
         written += 1
-        faces_done += len(rows)
         if progress:
             progress(written, len(rng))
 
@@ -223,13 +222,17 @@ def stream_render(
     except KeyboardInterrupt:
         an.flush()
         raise Interrupted(f"interrupted after {written} frame(s); run the same command to resume") from None
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep what was analysed; the original error wins
+            an.flush()
+        raise
     finally:
         models.close()
     with sw("finalize"):
         finalize(store, fin)
     if not seen:
         raise FaceNotFoundError(f"no face found in frames {rng} of {cfg.plate} ({len(rng)} frames stored)")
-    return written, faces_done, sorted(seen)
+    return sorted(seen)
 
 
 def _early(shot: _Shot, track: int, line: _Line) -> tuple[list[FaceRow], dict[int, Any]]:
