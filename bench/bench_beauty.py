@@ -1,8 +1,9 @@
 """Benchmark and measure ``faceplate beauty`` (issue #3): speed end to end and quality on real clips.
 
-Speed: ``faceplate beauty PLATE -o comp.mp4`` (H.264 in → H.264 comp + H.264 matte out, extraction
-included) on the bench plates (lp_source_s32.mp4 upscaled to 1080p and 4K, see make_plates.py), fresh
-shot folder per run, median of ``--repeat``; peak RSS of the process.
+Speed: ``faceplate beauty PLATE -o comp.mp4`` (H.264 in → H.264 comp out, analysis included: one pass
+for a fresh 1080p shot, two at 4K) on the bench plates (lp_source_s32.mp4 upscaled to 1080p and 4K, see
+make_plates.py; ``--loops 3`` for 540 frames), fresh shot folder per run, median of ``--repeat``; peak
+RSS of the process.
 
 Quality (default settings, on the real clips themselves): mid-band (blemish/wrinkle scale) energy drop in
 the skin matte, dlib identity distance plate vs retouch, change in eyes and lips, frame-to-frame change of
