@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def _merge_and_measure(work: Path, model: Path, id_a: object, id_b: object, mask
 
     plate = MEDIA / "lp_driving_d0.mp4"
     out = work / f"merge_{mask}" / "c.####.png"
+    shutil.rmtree(out.parent, ignore_errors=True)  # a sequence render would skip (and measure) an earlier run's frames
     cfg = RenderConfig(plate=str(plate), out=str(out), shot=work / "shot_B", format="png16")
     r = render(cfg, SwapEffect(model, MergeSettings(mask=mask)))  # type: ignore[arg-type]
     print(f"\nmerge --mask {mask}: {r.written} frames at {r.fps:.1f} fps (incl. extraction of the 512x512 clip)")
@@ -91,28 +93,36 @@ def _merge_and_measure(work: Path, model: Path, id_a: object, id_b: object, mask
 def speed(work: Path) -> None:
     import torch
 
-    from faceplate.swap.model import SwapArch, SwapModel
+    from faceplate.swap.model import SwapArch, SwapModel, use_bf16
 
+    cpu = torch.device("cpu")
     for res, reps in ((128, 2), (256, 1)):
-        m = SwapModel(SwapArch(res=res))
-        x, mk = torch.rand(8, 3, res, res), torch.rand(8, 1, res, res)
+        m = SwapModel(SwapArch(res=res)).to(memory_format=torch.channels_last)
+        x = torch.rand(8, 3, res, res).contiguous(memory_format=torch.channels_last)
+        mk = torch.rand(8, 1, res, res)
         opt = torch.optim.Adam(m.parameters(), 5e-5)
-        _train_step(m, opt, x, mk)
-        t = time.perf_counter()
-        for _ in range(reps):
-            _train_step(m, opt, x, mk)
-        dt = (time.perf_counter() - t) / reps
         n = sum(p.numel() for p in m.parameters()) / 1e6
-        rate = f"{dt:.1f} s/it ({1 / dt:.3f} it/s)"
-        print(f"training speed res {res}, batch 8, default dims ({n:.0f}M params), fp32: {rate}")
+        for bf16 in (False, True) if use_bf16(cpu) else (False,):
+            _train_step(m, opt, x, mk, bf16)
+            t = time.perf_counter()
+            for _ in range(reps):
+                _train_step(m, opt, x, mk, bf16)
+            dt = (time.perf_counter() - t) / reps
+            rate = f"{dt:.1f} s/it ({1 / dt:.3f} it/s)"
+            print(f"training speed res {res}, batch 8, default dims ({n:.0f}M params), "
+                  f"{'bf16 autocast' if bf16 else 'fp32'}: {rate}", flush=True)  # fmt: skip
     merge_speed(work)
 
 
-def _train_step(m: object, opt: object, x: object, mk: object) -> None:
-    from faceplate.swap.losses import mask_loss, reconstruction
+def _train_step(m: object, opt: object, x: object, mk: object, bf16: bool) -> None:
+    import torch
 
-    p, pm = m.reconstruct(x, "src")  # type: ignore[attr-defined]
-    q, qm = m.reconstruct(x, "dst")  # type: ignore[attr-defined]
+    from faceplate.swap.losses import mask_loss, reconstruction
+    from faceplate.swap.model import autocast
+
+    with autocast(torch.device("cpu"), bf16):
+        p, pm = m.reconstruct(x, "src")  # type: ignore[attr-defined]
+        q, qm = m.reconstruct(x, "dst")  # type: ignore[attr-defined]
     loss = reconstruction(p, x, mk, mk) + reconstruction(q, x, mk, mk) + mask_loss(pm, mk) + mask_loss(qm, mk)  # type: ignore[arg-type]
     opt.zero_grad()  # type: ignore[attr-defined]
     loss.backward()
@@ -138,8 +148,11 @@ def merge_speed(work: Path) -> None:
     cfg = RenderConfig(plate=str(plate), out=str(work / "merge1080" / "c.mp4"), shot=work / "shot_s32")
     render(cfg, SwapEffect(model))  # extraction once
     r = render(cfg, SwapEffect(model))
+    from faceplate.swap.model import device, use_bf16
+
     print(
-        f"merge speed 1080p, res-128 model, H.264 out: {r.fps:.1f} fps ({r.written} frames; stages "
+        f"merge speed 1080p, res-128 default-dims model ({'bf16' if use_bf16(device()) else 'fp32'} forward), "
+        f"H.264 out: {r.fps:.1f} fps ({r.written} frames; stages "
         + ", ".join(f"{k} {1000 * v / r.written:.1f} ms" for k, v in r.stages.items())
         + " per frame)"
     )

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -103,6 +104,29 @@ def test_merge_writes_every_frame_and_only_the_face(model: tuple[Path, object], 
             assert (alpha > 0.5).sum() > 5000
             np.testing.assert_array_equal(px[..., :3][alpha == 0], src[alpha == 0])
             assert np.abs(px[..., :3] - src)[alpha > 0.5].mean() > 0.01
+
+
+def test_bf16_merge_matches_fp32_and_keeps_full_precision_output(
+    model: tuple[Path, object], facesets: tuple[Path, Path]
+) -> None:
+    """The merge runs in bf16 where the CPU has native bf16 (AMX/AVX512-BF16) or on CUDA; each decoder's
+    output layer stays fp32, so the face is not quantized to bf16's ~1/256 steps and matches fp32 closely."""
+    folder, _ = model
+    ref_model = checkpoint.load(folder, torch.device("cpu"))[0].for_merging(bf16=False)
+    bf_model = checkpoint.load(folder, torch.device("cpu"))[0].for_merging(bf16=True)
+    assert (ref_model.dtype, bf_model.dtype) == (torch.float32, torch.bfloat16)
+    fs = load(facesets[1])
+    imgs = np.stack([cv2.resize(fs.image(i), (64, 64), interpolation=cv2.INTER_AREA) for i in range(4)])
+    x = torch.from_numpy(imgs.astype(np.float32) / 255).permute(0, 3, 1, 2)  # real faces at the model's 64 px
+    x = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        ref, ref_mask = ref_model.swap(x)
+        half, half_mask = bf_model.swap(x.to(torch.bfloat16))
+    assert half.dtype == torch.float32 and half_mask.dtype == torch.float32
+    assert (half - ref).abs().mean() < 1.5 / 255, float((half - ref).abs().mean())
+    assert (half_mask - ref_mask).abs().mean() < 0.02
+    on_bf16_grid = half == half.to(torch.bfloat16).float()
+    assert on_bf16_grid.float().mean() < 0.5  # a bf16 output layer would put every value on the grid
 
 
 def test_colour_transfer_modes_move_colours_towards_the_reference() -> None:

@@ -359,6 +359,13 @@ def train_swap(
     preview_every: Annotated[int, typer.Option(help="Write preview.png every N iterations.")] = 250,
     gan_power: Annotated[float, typer.Option(help="Adversarial (PatchGAN) weight; 0 = off.")] = 0.0,
     gan_after: Annotated[int, typer.Option(help="Start the adversarial phase at this iteration.")] = 5000,
+    bf16: Annotated[
+        bool | None,
+        typer.Option(
+            "--bf16/--no-bf16",
+            help="bf16 autocast (default: on CUDA and on CPUs with AMX/AVX512-BF16, where it is 2-5x faster).",
+        ),
+    ] = None,
 ) -> None:
     """Train (or continue) a DF/LIAE swap model; writes preview.png and loss.png as it goes."""
     from faceplate.config import TrainConfig
@@ -370,7 +377,7 @@ def train_swap(
         raise ConfigError("say how long to train: --iters N or --minutes M")
     cfg = build(TrainConfig, src=src, dst=dst, model=model, res=res, arch=arch, iters=iters, minutes=minutes,
                 batch=batch, ae_dims=ae_dims, e_dims=e_dims, d_dims=d_dims, d_mask_dims=d_mask_dims, lr=lr, ct=ct,
-                preview_every=preview_every, gan_power=gan_power, gan_after=gan_after)  # fmt: skip
+                preview_every=preview_every, gan_power=gan_power, gan_after=gan_after, bf16=bf16)  # fmt: skip
     with _progress("train") as progress:
         s = train(cfg, lambda i, n, loss: progress(i, n))
     out.print(f"{s.model}: iteration {s.iteration} ({s.iteration - s.first_iteration} this run, "

@@ -18,7 +18,7 @@ from faceplate.ops.colour_transfer import COLOUR_TRANSFER
 from faceplate.ops.filters import gauss
 from faceplate.ops.regions import dilate
 from faceplate.swap import checkpoint
-from faceplate.swap.model import SwapModel, device
+from faceplate.swap.model import SwapModel, device, use_bf16
 
 MaskSource = Literal["hull", "learned", "both"]
 
@@ -73,7 +73,7 @@ class SwapEffect(Effect):
     def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> _Loaded:
         """Load the model (once per track) and check it was trained for this destination actor."""
         model, _, state = checkpoint.load(self.model_dir, device())
-        model.eval()
+        model = model.for_merging(use_bf16(device()))  # CUDA, or a CPU with AMX/AVX512-BF16: several times faster
         trained = state.dst.get("identity")
         if trained is not None and identity is not None:
             d = distance(np.asarray(trained, np.float32), identity)
@@ -89,8 +89,9 @@ class SwapEffect(Effect):
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         loaded: _Loaded = context
         img = np.ascontiguousarray(face.image, np.float32)
-        x = torch.from_numpy(img).permute(2, 0, 1)[None].to(next(loaded.model.parameters()).device)
-        rgb_t, mask_t = loaded.model.swap(x)
+        dev = next(loaded.model.parameters()).device
+        x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev, loaded.model.dtype)
+        rgb_t, mask_t = loaded.model.swap(x.contiguous(memory_format=torch.channels_last))
         rgb = rgb_t[0].permute(1, 2, 0).float().cpu().numpy()
         learned = mask_t[0, 0].float().cpu().numpy()
         rgb = _temporal(rgb, loaded, self.merge.temporal)

@@ -4,7 +4,6 @@ shot's actor). Resumable: a model folder continues from its checkpoint and itera
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -25,7 +24,7 @@ from faceplate.ops.colour_transfer import COLOUR_TRANSFER
 from faceplate.review import write_png
 from faceplate.swap import checkpoint
 from faceplate.swap.losses import mask_loss, reconstruction
-from faceplate.swap.model import PatchDiscriminator, SwapArch, SwapModel, device
+from faceplate.swap.model import PatchDiscriminator, SwapArch, SwapModel, autocast, device, use_bf16
 
 ProgressFn = Callable[[int, int, float], None]  # (iteration, target or 0, loss)
 
@@ -109,28 +108,6 @@ def _tensor(x: NDArray[np.float32], dev: torch.device) -> torch.Tensor:
     return t.contiguous(memory_format=torch.channels_last).to(dev)
 
 
-def use_bf16(dev: torch.device, asked: bool | None) -> bool:
-    """bf16 autocast when asked, or by default where it is fast: CUDA, or a CPU with native bf16 maths.
-
-    Measured here (AMD EPYC with AVX2 only): bf16 convolutions on the CPU ran 10x *slower* than fp32.
-    """
-    if asked is not None:
-        return asked
-    if dev.type == "cuda":
-        return True
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def _autocast(dev: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(dev.type, dtype=torch.bfloat16)
-
-
 def train(cfg: TrainConfig, progress: ProgressFn | None = None) -> TrainSummary:
     """Train (or continue training) the model in ``cfg.model``; returns what was done."""
     src, dst = load(cfg.src), load(cfg.dst)
@@ -182,7 +159,7 @@ class _Gan:
 def _step(model: SwapModel, optim: torch.optim.Optimizer, b: list[torch.Tensor], cfg: TrainConfig,
           dev: torch.device, gan: _Gan | None, iteration: int) -> float:  # fmt: skip
     s_in, s_t, s_m, s_p, d_in, d_t, d_m, d_p = b
-    with _autocast(dev, use_bf16(dev, cfg.bf16)):
+    with autocast(dev, use_bf16(dev, cfg.bf16)):
         ps, pms = model.reconstruct(s_in, "src")
         pd, pmd = model.reconstruct(d_in, "dst")
     ps, pms, pd, pmd = ps.float(), pms.float(), pd.float(), pmd.float()
