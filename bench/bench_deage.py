@@ -18,7 +18,7 @@ import argparse
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
@@ -158,13 +158,15 @@ KEYFRAME_CLIPS = {  # clip: (painted keyframes, held-out frames)
 }
 
 
-def keyframes(iters: int, res: int, width: int) -> None:
-    print(f"\nkeyframes: res {res}, width {width}, {iters} iterations per clip; PSNR inside the face mask on "
-          "held-out painted frames (demo_paint: under-eye paint-out + cheek/forehead colour)")  # fmt: skip
+def keyframes(iters: int, res: int, width: int, clips: list[str] | None = None, head: str = "default") -> None:
+    print(f"\nkeyframes: {head} head, res {res}, width {width}, {iters} iterations per clip; PSNR inside the face "
+          "mask on held-out painted frames (demo_paint: under-eye paint-out + cheek/forehead colour)")  # fmt: skip
     print("| clip | held-out frame | learned PSNR (dB) | nearest-keyframe delta PSNR (dB) | gain | train min |")
     print("|---|---|---|---|---|---|")
     for clip, (keys, held) in KEYFRAME_CLIPS.items():
-        _keyframes_clip(clip, keys, held, KeyframeSettingsArgs(res, width, iters))
+        if clips and not any(c in clip for c in clips):
+            continue
+        _keyframes_clip(clip, keys, held, KeyframeSettingsArgs(res, width, iters, head))
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ class KeyframeSettingsArgs:
     res: int
     width: int
     iters: int
+    head: str = "default"  # "default": KeyframeSettings' head; "delta": the plain delta head (models of version 1)
 
 
 def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: KeyframeSettingsArgs) -> None:
@@ -201,6 +204,8 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
                 else:
                     truth[n] = painted
         s = KeyframeSettings(res=a.res, width=a.width, iters=a.iters, batch=4, lr=2e-3)
+        if a.head == "delta":
+            s = replace(s, bands=None, static_grid=None)
         t = time.perf_counter()
         pairs = training_pairs(plate_path, paint, shot, None, None, s)
         net, _ = fit(pairs, s)
@@ -220,8 +225,16 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
                 rows.append((psnr(out, gt, mask), psnr(base, gt, mask)))
                 print(f"| {clip} | {n} | {rows[-1][0]:.1f} | {rows[-1][1]:.1f} | {rows[-1][0] - rows[-1][1]:+.1f} "
                       f"| {minutes:.1f} |")  # fmt: skip
+            fit_db = []  # how well it learned the keyframes themselves (a diagnostic: under- or over-fitting)
+            for p in pairs:
+                face = store.faces_in_frame(p.frame)[0]
+                mask = face_mask(to_aligned(align_matrix(face.best, s.res, s.face_type), face.best), s.res)
+                with torch.no_grad():
+                    out = predict(net.eval(), torch.from_numpy(p.plate).permute(2, 0, 1)[None])[0][0]
+                fit_db.append(psnr(out.permute(1, 2, 0).numpy(), p.painted, mask))
         ma, mb = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
         print(f"| {clip} | mean | {ma:.1f} | {mb:.1f} | {ma - mb:+.1f} | {minutes:.1f} |", flush=True)
+        print(f"({clip}: on the keyframes it was trained on, {np.mean(fit_db):.1f} dB)", flush=True)
 
 
 def main() -> None:
@@ -233,6 +246,8 @@ def main() -> None:
     ap.add_argument("--iters", type=int, default=600)
     ap.add_argument("--res", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--keyframe-clips", nargs="*", help="only these clips (a part of the name: d0 d12 d18)")
+    ap.add_argument("--keyframe-head", choices=["default", "delta"], default="default")
     args = ap.parse_args()
     print(f"machine: {machine()}\n")
     if not args.skip_quality:
@@ -242,7 +257,7 @@ def main() -> None:
     if not args.skip_hair:
         hair()
     if not args.skip_keyframes:
-        keyframes(args.iters, args.res, args.width)
+        keyframes(args.iters, args.res, args.width, args.keyframe_clips, args.keyframe_head)
 
 
 if __name__ == "__main__":

@@ -110,3 +110,36 @@ def test_keyframes_bad_input(painted: tuple[Path, Path], d12_shot: Path, tmp_pat
             w.write(n, np.ascontiguousarray(rgb[:240, :320]))
     assert_one_line_error(run_cli("keyframes", "train", "--plate", wall / "w.####.png", "--painted", wall, "--model",
                                   tmp_path / "m2", "--iters", "2"), "no face")  # fmt: skip
+
+
+def test_version_1_models_still_load_and_apply(tmp_path: Path) -> None:
+    """Models saved before the local linear head (settings without ``bands``/``static_grid``) load as the
+    plain delta head; current models keep their head; both round-trip exactly."""
+    import json
+
+    import torch
+
+    from faceplate.keyframes import load_model, save_model
+
+    x = torch.rand(1, 3, 64, 64)
+    for settings in (
+        KeyframeSettings(res=64, width=8),
+        KeyframeSettings(res=64, width=8, bands=None, static_grid=None),
+    ):
+        torch.manual_seed(1)
+        net = settings.net()
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.01 * torch.randn_like(p))  # not the identity start: the round trip must be exact
+        folder = tmp_path / str(settings.bands is None)
+        save_model(folder, net, settings, {})
+        meta = json.loads((folder / "keyframes.json").read_text())
+        if settings.bands is None:  # write it exactly as version 1 did: no new fields at all
+            assert meta["version"] == 1
+            del meta["settings"]["bands"], meta["settings"]["static_grid"]
+            (folder / "keyframes.json").write_text(json.dumps(meta))
+        loaded, s = load_model(folder)
+        assert (s.bands is None, s.static_grid is None) == (settings.bands is None, settings.static_grid is None)
+        with torch.no_grad():
+            a, b = predict(net.eval(), x), predict(loaded.cpu(), x)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

@@ -8,6 +8,7 @@ painted frame, so the network only has to learn the paint, not where the face is
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -44,15 +45,48 @@ MODEL_JSON = "keyframes.json"
 MIN_KEYFRAMES = 2
 
 
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of ``x`` (B, C, H, W) with reflected edges; ``sigma`` in pixels."""
+    r = max(1, round(3 * sigma))
+    t = torch.arange(-r, r + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-(t**2) / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def bands(x: torch.Tensor, sigmas: tuple[float, ...]) -> list[torch.Tensor]:
+    """Laplacian-style detail bands of ``x`` (B, C, H, W): x - G(s1), G(s1) - G(s2), ... (finest first)."""
+    out, prev = [], x
+    for s in sigmas:
+        low = gaussian_blur(x, s)
+        out.append(prev - low)
+        prev = low
+    return out
+
+
 class ResidualUNet(nn.Module):
-    """Small U-Net: image (B, 3, R, R) → (delta (B, 3, R, R) in [-1, 1], matte (B, 1, R, R) in [0, 1]).
+    """Small U-Net: image (B, 3, R, R) → (delta (B, 3, R, R), matte (B, 1, R, R) in [0, 1]).
 
     Two aligned-space coordinate channels are appended to the input: a fix painted on one cheek stays on
     that cheek (aligned space puts it at the same place in every frame), which a plain U-Net learns slowly.
+
+    With ``band_sigmas`` the network does not paint the delta itself: it predicts, per pixel, an offset,
+    a 3x3 colour matrix and a gain for each of the input's detail bands (``band_sigmas``, in pixels), and
+    the delta is that local linear function of the input. A grade or tint is the offset and matrix, a
+    paint-out or softening is a negative band gain, a sharpen a positive one; the held-out frame's own
+    texture then comes through exactly (after HDRNet's local affine models), where a delta painted by the
+    network is only as precise as its last layers. Without it (models of version 1) the head is the delta.
+
+    ``static_grid`` adds a learned (grid x grid) map of the same head outputs, upsampled and added to the
+    U-Net's: the part of the fix that is the same in every frame at the same place on the face.
     """
 
-    def __init__(self, width: int = 24, depth: int = 4) -> None:
+    def __init__(self, width: int = 24, depth: int = 4, band_sigmas: tuple[float, ...] | None = None,
+                 static_grid: int | None = None) -> None:  # fmt: skip
         super().__init__()
+        self.band_sigmas = band_sigmas
         chans = [width * 2**i for i in range(depth)]
         self.downs = nn.ModuleList()
         cin = 5
@@ -65,11 +99,13 @@ class ResidualUNet(nn.Module):
             self.ups.append(nn.Sequential(nn.Conv2d(cin + c, c, 3, padding=1), nn.LeakyReLU(0.1),
                                           nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.1)))  # fmt: skip
             cin = c
-        head = nn.Conv2d(cin, 4, 1)
+        extra = 0 if band_sigmas is None else 9 + 3 * len(band_sigmas)
+        head = nn.Conv2d(cin, 4 + extra, 1)
         with torch.no_grad():  # start as the identity: no change anywhere
             head.weight.zero_()
             head.bias.zero_()  # type: ignore[union-attr]
         self.head = head
+        self.static = None if static_grid is None else nn.Parameter(torch.zeros(1, 4 + extra, static_grid, static_grid))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, _, hh, ww = x.shape
@@ -83,7 +119,18 @@ class ResidualUNet(nn.Module):
         for up, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
             h = up(torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
         out = self.head(h)
-        return torch.tanh(out[:, :3]), torch.sigmoid(out[:, 3:])
+        if self.static is not None:
+            out = out + F.interpolate(self.static, size=(hh, ww), mode="bilinear", align_corners=False)
+        delta, matte = out[:, :3], torch.sigmoid(out[:, 3:4])
+        if self.band_sigmas is not None:
+            coef = out[:, 4:]
+            colour = torch.einsum("bijhw,bjhw->bihw", coef[:, :9].reshape(b, 3, 3, hh, ww), x)
+            gains = coef[:, 9:].reshape(b, len(self.band_sigmas), 3, hh, ww)
+            detail = sum(g * d for g, d in zip(gains.unbind(1), bands(x, self.band_sigmas), strict=True))
+            delta = delta + colour + detail
+        # Bounded: an unbounded delta can grow while the matte shrinks to match, until the matte saturates
+        # at 0 and training is dead (seen with the local linear head at 1500 iterations).
+        return torch.tanh(delta), matte
 
 
 @dataclass(frozen=True)
@@ -94,6 +141,20 @@ class KeyframeSettings:
     iters: int = 1500
     batch: int = 4
     lr: float = 1e-3
+    # Detail-band scales of the local linear head, as fractions of ``res``; None: the plain delta head
+    # (models of version 1, which had no such field).
+    bands: tuple[float, ...] | None = (1 / 128, 2 / 128, 4 / 128, 8 / 128)
+    # Cells of the static (same in every frame) map across the crop; None: no static map.
+    static_grid: int | None = 32
+
+    def net(self) -> ResidualUNet:
+        sig = None if self.bands is None else tuple(b * self.res for b in self.bands)
+        return ResidualUNet(self.width, band_sigmas=sig, static_grid=self.static_grid)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> KeyframeSettings:
+        d = {"bands": None, "static_grid": None, **d}
+        return cls(**{**d, "bands": None if d["bands"] is None else tuple(d["bands"])})
 
 
 @dataclass(frozen=True)
@@ -195,22 +256,59 @@ def fit(pairs: list[Pair], s: KeyframeSettings, seed: int = 0,
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     dev = device()
-    net = ResidualUNet(s.width).to(dev)
+    net = s.net().to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=s.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, s.iters)
-    losses = []
+    losses: list[float] = []
+    guard = _Guard()
     for it in range(s.iters):
         x, y = _batch(pairs, rng, s.batch, dev)
         out, matte = predict(net, x)
         loss = 100 * ((out - y) ** 2).mean() + 1e-4 * matte.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        guard.check(losses, net, opt, sched)
         if progress:
             progress(it + 1, s.iters)
+    guard.finish(losses, net)
     return net, losses
+
+
+@dataclass
+class _Guard:
+    """Keeps the weights of the best ``window`` steps so far (by mean loss). When a window's loss jumps to
+    ``spike`` times the best, training goes back to them at half the learning rate; at the end, the best
+    weights are kept if the last window is worse. (At a high learning rate a loss spike can push the matte
+    to 0, where its sigmoid has no gradient left: training is dead from then on.)"""
+
+    window: int = 50
+    spike: float = 3.0
+    best: float = float("inf")
+    saved: tuple[dict[str, Any], dict[str, Any]] | None = None
+    restarts: int = 0
+
+    def check(self, losses: list[float], net: nn.Module, opt: torch.optim.Optimizer, sched: Any) -> None:
+        if len(losses) % self.window:
+            return
+        recent = float(np.mean(losses[-self.window :]))
+        if recent < self.best:
+            self.best = recent
+            self.saved = (copy.deepcopy(net.state_dict()), copy.deepcopy(opt.state_dict()))
+        elif recent > self.spike * self.best and self.saved is not None:
+            net.load_state_dict(self.saved[0])
+            opt.load_state_dict(self.saved[1])
+            sched.base_lrs = [lr / 2 for lr in sched.base_lrs]
+            for g in opt.param_groups:
+                g["lr"] = sched.get_last_lr()[0] / 2
+            self.restarts += 1
+
+    def finish(self, losses: list[float], net: nn.Module) -> None:
+        if self.saved is not None and float(np.mean(losses[-self.window :])) > self.best:
+            net.load_state_dict(self.saved[0])
 
 
 def save_model(folder: Path, net: ResidualUNet, s: KeyframeSettings, info: dict[str, Any]) -> None:
@@ -219,7 +317,8 @@ def save_model(folder: Path, net: ResidualUNet, s: KeyframeSettings, info: dict[
         tmp = folder / ".weights.partial.safetensors"
         save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
         os.replace(tmp, folder / "keyframes.safetensors")
-        meta = {"version": 1, "faceplate_version": __version__, "settings": asdict(s), **info}
+        version = 1 if s.bands is None and s.static_grid is None else 2  # 2: local linear head, static map
+        meta = {"version": version, "faceplate_version": __version__, "settings": asdict(s), **info}
         jtmp = folder / f".{MODEL_JSON}.partial"
         jtmp.write_text(json.dumps(meta, indent=1))
         os.replace(jtmp, folder / MODEL_JSON)
@@ -233,8 +332,8 @@ def load_model(folder: Path) -> tuple[ResidualUNet, KeyframeSettings]:
         raise ModelError(f"{folder} holds no keyframe model; train one with `faceplate keyframes train`")
     try:
         meta = json.loads(path.read_text())
-        s = KeyframeSettings(**meta["settings"])
-        net = ResidualUNet(s.width)
+        s = KeyframeSettings.from_json(meta["settings"])
+        net = s.net()
         net.load_state_dict(load_file(str(folder / "keyframes.safetensors")))
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
         raise ModelError(f"keyframe model {folder} is corrupt: {str(err).splitlines()[0]}") from None
@@ -278,7 +377,7 @@ class KeyframeEffect(Effect):
         return self._settings().face_type
 
     def _settings(self) -> KeyframeSettings:
-        return KeyframeSettings(**json.loads((self.model_dir / MODEL_JSON).read_text())["settings"])
+        return KeyframeSettings.from_json(json.loads((self.model_dir / MODEL_JSON).read_text())["settings"])
 
     def resolution(self, plate_iod: float) -> int:
         return self._settings().res
