@@ -32,13 +32,15 @@ CLIPS = [("lp_driving_d18.mp4", "0-95"), ("lp_source_s32.mp4", "30-125"), ("lp_d
          ("lp_driving_d12.mp4", "0-95")]  # fmt: skip
 
 CHILD = """
-import json, resource, sys
+import json, sys
+def hwm_mb():  # this process's own peak: ru_maxrss keeps the parent's peak across fork + exec on Linux
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 from faceplate.config import RenderConfig
 from faceplate.render import render
 from faceplate.effects.beauty import BeautyEffect
 s = render(RenderConfig(plate=sys.argv[1], out=sys.argv[2], codec_options=json.loads(sys.argv[3])), BeautyEffect())
 print(json.dumps({"frames": s.written, "seconds": s.seconds, "stages": s.stages,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": hwm_mb()}))
 """
 
 

@@ -22,12 +22,14 @@ from pathlib import Path
 from make_plates import make
 
 CHILD = """
-import json, resource, sys
+import json, sys
+def hwm_mb():  # this process's own peak: ru_maxrss keeps the parent's peak across fork + exec on Linux
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) / 1024
 from faceplate.config import ExtractConfig
 from faceplate.extract import extract
 s = extract(ExtractConfig(plate=sys.argv[1], shot=sys.argv[2], hands=sys.argv[3] == "1"))
 print(json.dumps({"frames": s.analysed, "seconds": s.seconds, "stages": s.stages,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": hwm_mb()}))
 """
 
 
