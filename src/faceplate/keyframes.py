@@ -67,7 +67,7 @@ def bands(x: torch.Tensor, sigmas: tuple[float, ...]) -> list[torch.Tensor]:
 
 
 class ResidualUNet(nn.Module):
-    """Small U-Net: image (B, 3, R, R) → (delta (B, 3, R, R), matte (B, 1, R, R) in [0, 1]).
+    """Small U-Net: image (B, 3, R, R) → (delta (B, 3, R, R) in [-1, 1], matte (B, 1, R, R) in [0, 1]).
 
     Two aligned-space coordinate channels are appended to the input: a fix painted on one cheek stays on
     that cheek (aligned space puts it at the same place in every frame), which a plain U-Net learns slowly.
