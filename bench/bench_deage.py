@@ -9,7 +9,10 @@ inside the face on held-out painted frames against the baseline of copying the n
 delta (goal ≥ 35 dB and ≥ +3 dB).
 
     .venv/bin/python bench/bench_deage.py [--skip-speed] [--skip-quality] [--skip-keyframes] [--skip-hair]
-                                          [--iters 600] [--res 128] [--width 16]
+                                          [--iters 1500] [--res 128] [--width 16] [--keyframe-clips d0 d12 d18]
+
+The development clips d20 and s32 (``--keyframe-clips d20 s32``) are where keyframe-model changes are tried
+before they are measured on d12, d0 and d18.
 """
 
 from __future__ import annotations
@@ -156,6 +159,10 @@ KEYFRAME_CLIPS = {  # clip: (painted keyframes, held-out frames)
     "lp_driving_d0.mp4": ((0, 25, 50, 77), (12, 38, 63)),  # exaggerated expressions
     "lp_driving_d18.mp4": ((0, 60, 120, 180, 215), (30, 90, 150, 200)),  # near-static, frontal
 }
+DEV_CLIPS = {  # model changes are tried on these first (`--keyframe-clips d20 s32`), then measured on the above
+    "lp_driving_d20.mp4": ((0, 45, 90, 135, 174), (20, 70, 110, 155)),  # teen, outdoors, grainy, talking
+    "lp_source_s32.mp4": ((0, 45, 90, 135, 179), (20, 70, 110, 160)),  # 720p, turns from three-quarter
+}
 
 
 def keyframes(iters: int, res: int, width: int, clips: list[str] | None = None, head: str = "default") -> None:
@@ -163,8 +170,9 @@ def keyframes(iters: int, res: int, width: int, clips: list[str] | None = None, 
           "mask on held-out painted frames (demo_paint: under-eye paint-out + cheek/forehead colour)")  # fmt: skip
     print("| clip | held-out frame | learned PSNR (dB) | nearest-keyframe delta PSNR (dB) | gain | train min |")
     print("|---|---|---|---|---|---|")
-    for clip, (keys, held) in KEYFRAME_CLIPS.items():
-        if clips and not any(c in clip for c in clips):
+    chosen = {**KEYFRAME_CLIPS, **DEV_CLIPS} if clips else KEYFRAME_CLIPS
+    for clip, (keys, held) in chosen.items():
+        if clips and not any(c == clip.split("_")[-1].split(".")[0] for c in clips):
             continue
         _keyframes_clip(clip, keys, held, KeyframeSettingsArgs(res, width, iters, head))
 
@@ -174,7 +182,7 @@ class KeyframeSettingsArgs:
     res: int
     width: int
     iters: int
-    head: str = "default"  # "default": KeyframeSettings' head; "delta": the plain delta head (models of version 1)
+    head: str = "default"  # KeyframeSettings' head; "crop-coords": version 2; "delta": version 1 (plain delta)
 
 
 def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: KeyframeSettingsArgs) -> None:
@@ -183,7 +191,7 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
     from faceplate.align import align_matrix, to_aligned
     from faceplate.config import ExtractConfig
     from faceplate.extract import extract
-    from faceplate.keyframes import KeyframeSettings, _crops, fit, predict, psnr, training_pairs
+    from faceplate.keyframes import KeyframeSettings, _crops, face_coords, fit, predict, psnr, training_pairs
     from faceplate.media import WriterSpec, colour, open_plate, open_writer
     from faceplate.metrics import demo_paint
     from faceplate.ops.augment import face_mask
@@ -205,7 +213,9 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
                     truth[n] = painted
         s = KeyframeSettings(res=a.res, width=a.width, iters=a.iters, batch=4, lr=2e-3)
         if a.head == "delta":
-            s = replace(s, bands=None, static_grid=None)
+            s = replace(s, bands=None, static_grid=None, face_locked=False)
+        elif a.head == "crop-coords":
+            s = replace(s, face_locked=False)
         t = time.perf_counter()
         pairs = training_pairs(plate_path, paint, shot, None, None, s)
         net, _ = fit(pairs, s)
@@ -216,10 +226,12 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
             for n in held:
                 face = store.faces_in_frame(n)[0]
                 src, gt = _crops(plate.read(n), truth[n], face, s, col)
-                mask = face_mask(to_aligned(align_matrix(face.best, s.res, s.face_type), face.best), s.res)
+                lm = to_aligned(align_matrix(face.best, s.res, s.face_type), face.best)
+                mask = face_mask(lm, s.res)
                 with torch.no_grad():
                     x = torch.from_numpy(src).permute(2, 0, 1)[None]
-                    out = predict(net.eval(), x)[0][0].permute(1, 2, 0).numpy()
+                    c = torch.from_numpy(face_coords(lm, s.res, s.face_type))[None] if s.face_locked else None
+                    out = predict(net.eval(), x, c)[0][0].permute(1, 2, 0).numpy()
                 near = min(pairs, key=lambda p, n=n: abs(p.frame - n))  # type: ignore[misc]
                 base = np.clip(src + near.painted - near.plate, 0, 1)
                 rows.append((psnr(out, gt, mask), psnr(base, gt, mask)))
@@ -227,10 +239,10 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
                       f"| {minutes:.1f} |")  # fmt: skip
             fit_db = []  # how well it learned the keyframes themselves (a diagnostic: under- or over-fitting)
             for p in pairs:
-                face = store.faces_in_frame(p.frame)[0]
-                mask = face_mask(to_aligned(align_matrix(face.best, s.res, s.face_type), face.best), s.res)
+                mask = face_mask(p.landmarks, s.res)
                 with torch.no_grad():
-                    out = predict(net.eval(), torch.from_numpy(p.plate).permute(2, 0, 1)[None])[0][0]
+                    c = torch.from_numpy(face_coords(p.landmarks, s.res, s.face_type))[None] if s.face_locked else None
+                    out = predict(net.eval(), torch.from_numpy(p.plate).permute(2, 0, 1)[None], c)[0][0]
                 fit_db.append(psnr(out.permute(1, 2, 0).numpy(), p.painted, mask))
         ma, mb = np.mean([r[0] for r in rows]), np.mean([r[1] for r in rows])
         print(f"| {clip} | mean | {ma:.1f} | {mb:.1f} | {ma - mb:+.1f} | {minutes:.1f} |", flush=True)
@@ -243,11 +255,16 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-keyframes", action="store_true")
     ap.add_argument("--skip-hair", action="store_true")
-    ap.add_argument("--iters", type=int, default=600)
+    ap.add_argument("--iters", type=int, default=1500)
     ap.add_argument("--res", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--keyframe-clips", nargs="*", help="only these clips (a part of the name: d0 d12 d18)")
-    ap.add_argument("--keyframe-head", choices=["default", "delta"], default="default")
+    ap.add_argument("--keyframe-clips", nargs="*", help="only these clips (d0 d12 d18; development clips: d20 s32)")
+    ap.add_argument(
+        "--keyframe-head",
+        choices=["default", "crop-coords", "delta"],
+        default="default",
+        help="crop-coords: version-2 models (no face-locked coordinates); delta: version 1",
+    )
     args = ap.parse_args()
     print(f"machine: {machine()}\n")
     if not args.skip_quality:

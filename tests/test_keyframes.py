@@ -10,7 +10,7 @@ import pytest
 from conftest import assert_one_line_error, media, run_cli
 from faceplate.config import ExtractConfig
 from faceplate.extract import extract
-from faceplate.keyframes import KeyframeSettings, _crops, fit, predict, psnr, training_pairs
+from faceplate.keyframes import KeyframeSettings, _crops, face_coords, fit, predict, psnr, training_pairs
 from faceplate.media import WriterSpec, colour, open_plate, open_writer
 from faceplate.metrics import demo_paint
 from faceplate.ops.augment import face_mask
@@ -57,11 +57,13 @@ def test_learned_fix_beats_copying_the_nearest_keyframe(painted: tuple[Path, Pat
             src, truth = _crops(plate.read(HELD_OUT), p.read(0), face, s, col)
         from faceplate.align import align_matrix, to_aligned
 
-        mask = face_mask(to_aligned(align_matrix(face.best, s.res, s.face_type), face.best), s.res)
+        lm = to_aligned(align_matrix(face.best, s.res, s.face_type), face.best)
+        mask = face_mask(lm, s.res)
     import torch
 
     with torch.no_grad():
-        out = predict(net.eval(), torch.from_numpy(src).permute(2, 0, 1)[None])[0][0].permute(1, 2, 0).numpy()
+        x, c = torch.from_numpy(src).permute(2, 0, 1)[None], torch.from_numpy(face_coords(lm, s.res, s.face_type))[None]
+        out = predict(net.eval(), x, c)[0][0].permute(1, 2, 0).numpy()
     nearest = min(pairs, key=lambda p: abs(p.frame - HELD_OUT))
     baseline = np.clip(src + (nearest.painted - nearest.plate), 0, 1)
     learned, copied = psnr(out, truth, mask), psnr(baseline, truth, mask)
@@ -112,34 +114,62 @@ def test_keyframes_bad_input(painted: tuple[Path, Path], d12_shot: Path, tmp_pat
                                   tmp_path / "m2", "--iters", "2"), "no face")  # fmt: skip
 
 
-def test_version_1_models_still_load_and_apply(tmp_path: Path) -> None:
-    """Models saved before the local linear head (settings without ``bands``/``static_grid``) load as the
-    plain delta head; current models keep their head; both round-trip exactly."""
+def test_face_coords_follow_the_face(d12_shot: Path) -> None:
+    """Through talking and head tilts, the lower eyelids and mouth corners keep their face-locked coordinates
+    (they stay near the template's points), where plain crop coordinates slide over the face."""
+    import cv2
+
+    from faceplate.align import align_matrix, template_in_crop, to_aligned
+
+    res, ft, pts = 128, "whole_face", [145, 374, 61, 291]
+    target = (template_in_crop(res, ft)[pts] + 0.5) / res * 2 - 1
+    locked, crop = [], []
+    with ShotStore.open(d12_shot) as store:
+        for n in range(0, 183, 6):
+            best = store.faces_in_frame(n)[0].best
+            lm = to_aligned(align_matrix(best, res, ft), best)[pts, :2].astype(np.float32)
+            c = face_coords(to_aligned(align_matrix(best, res, ft), best), res, ft)
+            at = np.stack([cv2.remap(ch, lm[None, :, 0], lm[None, :, 1], cv2.INTER_LINEAR)[0] for ch in c], 1)
+            locked.append(np.linalg.norm(at - target, axis=1) * res / 2)  # in crop pixels
+            crop.append(np.linalg.norm((lm + 0.5) / res * 2 - 1 - target, axis=1) * res / 2)
+    locked_px, crop_px = float(np.mean(locked)), float(np.mean(crop))
+    assert locked_px < 2.0 and locked_px < 0.5 * crop_px, (locked_px, crop_px)
+
+
+def test_older_models_still_load_and_apply(tmp_path: Path) -> None:
+    """Models saved before the local linear head (version 1: no ``bands``/``static_grid``) load as the plain
+    delta head, and before face-locked coordinates (version 2: no ``face_locked``) with crop coordinates;
+    current models keep theirs; all round-trip exactly."""
     import json
 
     import torch
 
+    from faceplate.align import template_in_crop
     from faceplate.keyframes import load_model, save_model
 
     x = torch.rand(1, 3, 64, 64)
-    for settings in (
-        KeyframeSettings(res=64, width=8),
-        KeyframeSettings(res=64, width=8, bands=None, static_grid=None),
+    coords = torch.from_numpy(face_coords(template_in_crop(64, "whole_face") + 2.0, 64, "whole_face"))[None]
+    for version, settings in (
+        (3, KeyframeSettings(res=64, width=8)),
+        (2, KeyframeSettings(res=64, width=8, face_locked=False)),
+        (1, KeyframeSettings(res=64, width=8, bands=None, static_grid=None, face_locked=False)),
     ):
         torch.manual_seed(1)
         net = settings.net()
         with torch.no_grad():
             for p in net.parameters():
                 p.add_(0.01 * torch.randn_like(p))  # not the identity start: the round trip must be exact
-        folder = tmp_path / str(settings.bands is None)
+        folder = tmp_path / str(version)
         save_model(folder, net, settings, {})
         meta = json.loads((folder / "keyframes.json").read_text())
-        if settings.bands is None:  # write it exactly as version 1 did: no new fields at all
-            assert meta["version"] == 1
-            del meta["settings"]["bands"], meta["settings"]["static_grid"]
-            (folder / "keyframes.json").write_text(json.dumps(meta))
+        assert meta["version"] == version
+        new_fields = {1: ["bands", "static_grid", "face_locked"], 2: ["face_locked"], 3: []}[version]
+        for name in new_fields:  # write it exactly as that version did: without the later fields
+            del meta["settings"][name]
+        (folder / "keyframes.json").write_text(json.dumps(meta))
         loaded, s = load_model(folder)
-        assert (s.bands is None, s.static_grid is None) == (settings.bands is None, settings.static_grid is None)
+        assert s == settings
+        c = coords if s.face_locked else None
         with torch.no_grad():
-            a, b = predict(net.eval(), x), predict(loaded.cpu(), x)
+            a, b = predict(net.eval(), x, c), predict(loaded.cpu(), x, c)
         assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])

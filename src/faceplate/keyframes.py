@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from faceplate import __version__
-from faceplate.align import align_image, align_matrix
+from faceplate.align import align_image, align_matrix, template_in_crop, to_aligned
 from faceplate.config import ExtractConfig
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.errors import ConfigError, FaceNotFoundError, ModelError, PlateError, WriterError
@@ -66,11 +66,33 @@ def bands(x: torch.Tensor, sigmas: tuple[float, ...]) -> list[torch.Tensor]:
     return out
 
 
+def face_coords(lm: NDArray[np.floating], res: int, ftype: str, grid: int = 32, sigma: float = 0.06) -> F32:
+    """Face-locked coordinates (2, res, res) in [-1, 1] (x, y; grid_sample's convention) of an aligned crop.
+
+    ``lm`` (478, >=2) are the face's landmarks in crop pixels. Each pixel gets the place on the template
+    face that it shows: the landmarks' offsets from the template, spread over the crop by a normalised
+    Gaussian (``sigma`` of ``res``) that fades to no offset away from the face. Through a smile or a frown
+    the under-eye keeps its coordinates, where plain crop coordinates slide over the face.
+    """
+    lm = np.asarray(lm, np.float32)[:, :2]
+    offsets = template_in_crop(res, ftype).astype(np.float32) - lm
+    g = (np.arange(grid, dtype=np.float32) + 0.5) / grid * res - 0.5
+    cells = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    d2 = (cells**2).sum(1)[:, None] - 2 * cells @ lm.T + (lm**2).sum(1)[None]
+    w = np.exp(d2 * np.float32(-0.5 / (sigma * res) ** 2))
+    field = (w @ offsets / (w.sum(1, keepdims=True) + 1.0)).reshape(grid, grid, 2)
+    field = cv2.resize(field, (res, res), interpolation=cv2.INTER_LINEAR)
+    px = np.stack(np.meshgrid(np.arange(res), np.arange(res)), -1).astype(np.float32)
+    return np.ascontiguousarray(((px + field + 0.5) / res * 2 - 1).transpose(2, 0, 1), np.float32)
+
+
 class ResidualUNet(nn.Module):
     """Small U-Net: image (B, 3, R, R) → (delta (B, 3, R, R) in [-1, 1], matte (B, 1, R, R) in [0, 1]).
 
-    Two aligned-space coordinate channels are appended to the input: a fix painted on one cheek stays on
-    that cheek (aligned space puts it at the same place in every frame), which a plain U-Net learns slowly.
+    Two coordinate channels are appended to the input: a fix painted on one cheek stays on that cheek,
+    which a plain U-Net learns slowly. They are face-locked (``face_coords``: each pixel's place on the
+    template face, following the landmarks through expressions) or, for models before version 3, the
+    aligned crop's own coordinates (which slide over the face when it smiles or talks).
 
     With ``band_sigmas`` the network does not paint the delta itself: it predicts, per pixel, an offset,
     a 3x3 colour matrix and a gain for each of the input's detail bands (``band_sigmas``, in pixels), and
@@ -79,8 +101,9 @@ class ResidualUNet(nn.Module):
     texture then comes through exactly (after HDRNet's local affine models), where a delta painted by the
     network is only as precise as its last layers. Without it (models of version 1) the head is the delta.
 
-    ``static_grid`` adds a learned (grid x grid) map of the same head outputs, upsampled and added to the
-    U-Net's: the part of the fix that is the same in every frame at the same place on the face.
+    ``static_grid`` adds a learned (grid x grid) map of the same head outputs, read at each pixel's
+    coordinates and added to the U-Net's: the part of the fix that is the same in every frame at the same
+    place on the face.
     """
 
     def __init__(self, width: int = 24, depth: int = 4, band_sigmas: tuple[float, ...] | None = None,
@@ -107,19 +130,28 @@ class ResidualUNet(nn.Module):
         self.head = head
         self.static = None if static_grid is None else nn.Parameter(torch.zeros(1, 4 + extra, static_grid, static_grid))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, coords: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` (B, 3, R, R) in [0, 1]; ``coords`` (B, 2, R, R) face-locked coordinates (``face_coords``) or
+        None for plain crop coordinates (models before version 3)."""
         b, _, hh, ww = x.shape
-        ys, xs = torch.meshgrid(torch.linspace(-1, 1, hh, device=x.device, dtype=x.dtype),
-                                torch.linspace(-1, 1, ww, device=x.device, dtype=x.dtype), indexing="ij")  # fmt: skip
+        if coords is None:
+            lin = [torch.linspace(-1, 1, n, device=x.device, dtype=x.dtype) for n in (hh, ww)]
+            ys, xs = torch.meshgrid(*lin, indexing="ij")
+            xy = torch.stack([xs, ys])[None].expand(b, 2, hh, ww)
+        else:
+            xy = coords
         skips = []
-        h = torch.cat([x, xs.expand(b, 1, hh, ww), ys.expand(b, 1, hh, ww)], 1)
+        h = torch.cat([x, xy], 1)
         for i, down in enumerate(self.downs):
             h = down(h if i == 0 else F.avg_pool2d(h, 2))
             skips.append(h)
         for up, skip in zip(self.ups, reversed(skips[:-1]), strict=True):
             h = up(torch.cat([F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False), skip], 1))
         out = self.head(h)
-        if self.static is not None:
+        if self.static is not None and coords is not None:  # the static map sits on the face, not the crop
+            out = out + F.grid_sample(self.static.expand(b, -1, -1, -1), coords.permute(0, 2, 3, 1),
+                                      mode="bilinear", padding_mode="border", align_corners=False)  # fmt: skip
+        elif self.static is not None:
             out = out + F.interpolate(self.static, size=(hh, ww), mode="bilinear", align_corners=False)
         delta, matte = out[:, :3], torch.sigmoid(out[:, 3:4])
         if self.band_sigmas is not None:
@@ -137,15 +169,18 @@ class ResidualUNet(nn.Module):
 class KeyframeSettings:
     res: int = 256
     face_type: str = "whole_face"
-    width: int = 24
+    width: int = 16  # width, iters, batch and lr as measured in bench/RESULTS.md (keyframes)
     iters: int = 1500
     batch: int = 4
-    lr: float = 1e-3
+    lr: float = 2e-3
     # Detail-band scales of the local linear head, as fractions of ``res``; None: the plain delta head
     # (models of version 1, which had no such field).
     bands: tuple[float, ...] | None = (1 / 128, 2 / 128, 4 / 128, 8 / 128)
     # Cells of the static (same in every frame) map across the crop; None: no static map.
     static_grid: int | None = 32
+    # Face-locked coordinates (``face_coords``) for the U-Net and the static map; False: crop coordinates
+    # (models before version 3).
+    face_locked: bool = True
 
     def net(self) -> ResidualUNet:
         sig = None if self.bands is None else tuple(b * self.res for b in self.bands)
@@ -153,7 +188,7 @@ class KeyframeSettings:
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> KeyframeSettings:
-        d = {"bands": None, "static_grid": None, **d}
+        d = {"bands": None, "static_grid": None, "face_locked": False, **d}
         return cls(**{**d, "bands": None if d["bands"] is None else tuple(d["bands"])})
 
 
@@ -163,6 +198,7 @@ class Pair:
     track: int
     plate: F32  # (R, R, 3) aligned plate face, encoded [0, 1]
     painted: F32  # (R, R, 3) the same crop of the painted frame
+    landmarks: F32  # (478, 2) the face's landmarks in crop pixels
 
 
 def _painted_files(folder: Path) -> dict[int, Path]:
@@ -202,7 +238,8 @@ def training_pairs(plate_path: str, painted: Path, shot: Path, track: int | None
                                      f"{plate.info.width}x{plate.info.height}")  # fmt: skip
                 paint = p.read(p.info.first_frame)
             for f in faces:
-                pairs.append(Pair(frame, f.track, *_crops(src, paint, f, s, col)))
+                lm = to_aligned(align_matrix(f.best, s.res, s.face_type), f.best[:, :2]).astype(np.float32)
+                pairs.append(Pair(frame, f.track, *_crops(src, paint, f, s, col), lm))
     if len({p.frame for p in pairs}) < MIN_KEYFRAMES:
         raise ConfigError(f"need at least {MIN_KEYFRAMES} painted keyframes, found {len(files)}")
     return pairs
@@ -218,8 +255,9 @@ def _crops(src: F32, paint: F32, face: FaceRow, s: KeyframeSettings, col: Callab
     return out[0], out[1]
 
 
-def _augment(rng: np.random.Generator, a: F32, b: F32) -> tuple[F32, F32]:
-    """The same small random affine and exposure change on both images of a pair.
+def _augment(rng: np.random.Generator, a: F32, b: F32, lm: F32) -> tuple[F32, F32, F32]:
+    """The same small random affine and exposure change on both images of a pair (and the affine on its
+    landmarks ``lm`` (478, 2)).
 
     No mirroring: an artist's fix is often on one side of the face only (a scar, a blemish).
     """
@@ -230,19 +268,26 @@ def _augment(rng: np.random.Generator, a: F32, b: F32) -> tuple[F32, F32]:
     m[:, 2] += rng.uniform(-0.03, 0.03, 2) * r
     gain = 1 + rng.uniform(-0.08, 0.08)
     warp = [np.clip(cv2.warpAffine(x, m, (r, r), borderMode=cv2.BORDER_REFLECT) * gain, 0, 1) for x in (a, b)]
-    return np.ascontiguousarray(warp[0], np.float32), np.ascontiguousarray(warp[1], np.float32)
+    moved = (lm @ m[:, :2].T + m[:, 2]).astype(np.float32)
+    return np.ascontiguousarray(warp[0], np.float32), np.ascontiguousarray(warp[1], np.float32), moved
 
 
-def _batch(pairs: list[Pair], rng: np.random.Generator, n: int, dev: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    picks = [_augment(rng, p.plate, p.painted) for p in (pairs[i] for i in rng.integers(len(pairs), size=n))]
-    x = torch.from_numpy(np.stack([a for a, _ in picks])).permute(0, 3, 1, 2).to(dev)
-    y = torch.from_numpy(np.stack([b for _, b in picks])).permute(0, 3, 1, 2).to(dev)
-    return x, y
+def _batch(pairs: list[Pair], rng: np.random.Generator, n: int, s: KeyframeSettings,
+           dev: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    chosen = [pairs[i] for i in rng.integers(len(pairs), size=n)]
+    picks = [_augment(rng, p.plate, p.painted, p.landmarks) for p in chosen]
+    x = torch.from_numpy(np.stack([a for a, _, _ in picks])).permute(0, 3, 1, 2).to(dev)
+    y = torch.from_numpy(np.stack([b for _, b, _ in picks])).permute(0, 3, 1, 2).to(dev)
+    if not s.face_locked:
+        return x, y, None
+    return x, y, torch.from_numpy(np.stack([face_coords(lm, s.res, s.face_type) for _, _, lm in picks])).to(dev)
 
 
-def predict(net: ResidualUNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(result, matte) for plate faces ``x`` (B, 3, R, R)."""
-    delta, matte = net(x)
+def predict(
+    net: ResidualUNet, x: torch.Tensor, coords: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(result, matte) for plate faces ``x`` (B, 3, R, R) with their face-locked ``coords`` (B, 2, R, R)."""
+    delta, matte = net(x, coords)
     return (x + delta * matte).clamp(0, 1), matte
 
 
@@ -262,8 +307,8 @@ def fit(pairs: list[Pair], s: KeyframeSettings, seed: int = 0,
     losses: list[float] = []
     guard = _Guard()
     for it in range(s.iters):
-        x, y = _batch(pairs, rng, s.batch, dev)
-        out, matte = predict(net, x)
+        x, y, coords = _batch(pairs, rng, s.batch, s, dev)
+        out, matte = predict(net, x, coords)
         loss = 100 * ((out - y) ** 2).mean() + 1e-4 * matte.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -317,7 +362,8 @@ def save_model(folder: Path, net: ResidualUNet, s: KeyframeSettings, info: dict[
         tmp = folder / ".weights.partial.safetensors"
         save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
         os.replace(tmp, folder / "keyframes.safetensors")
-        version = 1 if s.bands is None and s.static_grid is None else 2  # 2: local linear head, static map
+        # 2: local linear head and static map; 3: face-locked coordinates
+        version = 3 if s.face_locked else 1 if s.bands is None and s.static_grid is None else 2
         meta = {"version": version, "faceplate_version": __version__, "settings": asdict(s), **info}
         jtmp = folder / f".{MODEL_JSON}.partial"
         jtmp.write_text(json.dumps(meta, indent=1))
@@ -382,14 +428,18 @@ class KeyframeEffect(Effect):
     def resolution(self, plate_iod: float) -> int:
         return self._settings().res
 
-    def prepare(self, samples: list[AlignedFace], identity: F32 | None = None) -> ResidualUNet:
-        return load_model(self.model_dir)[0]
+    def prepare(self, samples: list[AlignedFace], identity: F32 | None = None) -> tuple[ResidualUNet, KeyframeSettings]:
+        return load_model(self.model_dir)
 
     @torch.no_grad()
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
-        net: ResidualUNet = context
-        x = torch.from_numpy(np.ascontiguousarray(face.image, np.float32)).permute(2, 0, 1)[None]
-        out, matte = predict(net, x.to(next(net.parameters()).device))
+        net, s = context
+        dev = next(net.parameters()).device
+        x = torch.from_numpy(np.ascontiguousarray(face.image, np.float32)).permute(2, 0, 1)[None].to(dev)
+        coords = None
+        if s.face_locked:
+            coords = torch.from_numpy(face_coords(face.landmarks, x.shape[-1], s.face_type))[None].to(dev)
+        out, matte = predict(net, x, coords)
         return EffectResult(out[0].permute(1, 2, 0).cpu().numpy(), matte[0, 0].cpu().numpy())
 
 
