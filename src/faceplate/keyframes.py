@@ -439,7 +439,9 @@ class KeyframeEffect(Effect):
         coords = None
         if s.face_locked:
             coords = torch.from_numpy(face_coords(face.landmarks, x.shape[-1], s.face_type))[None].to(dev)
-        out, matte = predict(net, x, coords)
+        delta, matte = net(x, coords)
+        # Full strength: the composite blends the change in by the matte, giving ``predict``'s x + delta * matte.
+        out = (x + delta).clamp(0, 1)
         return EffectResult(out[0].permute(1, 2, 0).cpu().numpy(), matte[0, 0].cpu().numpy())
 
 
