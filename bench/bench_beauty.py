@@ -91,7 +91,7 @@ def quality() -> None:
     from faceplate.effects.beauty import BeautyEffect
     from faceplate.media import open_plate
     from faceplate.metrics import measure
-    from faceplate.render import _Colour, _prepare_tracks, render
+    from faceplate.render import ColourPath, prepare_tracks, render
     from faceplate.store import ShotStore
 
     print(
@@ -110,7 +110,7 @@ def quality() -> None:
                 track = max(store.tracks(), key=lambda t: t.n_faces)
                 rng = cfg.frames_in(plate.info.frames)
                 faces = [f for f in store.track_faces(track.id) if f.frame in rng]
-                ctx = _prepare_tracks(store, plate, effect, [track.id], _Colour(plate.info.colorspace))[
+                ctx = prepare_tracks(store, plate, effect, [track.id], ColourPath(plate.info.colorspace))[
                     track.id
                 ].context
                 m = measure(plate, comp, faces, partial(effect.matte_for, ctx))

@@ -43,7 +43,7 @@ def quality() -> None:
     from faceplate.effects.deage import DeageEffect, DeageSettings
     from faceplate.media import open_plate
     from faceplate.metrics import measure
-    from faceplate.render import _Colour, _prepare_tracks, render
+    from faceplate.render import ColourPath, prepare_tracks, render
     from faceplate.store import ShotStore
 
     print(
@@ -63,7 +63,7 @@ def quality() -> None:
                 track = max(store.tracks(), key=lambda t: t.n_faces)
                 rng = cfg.frames_in(plate.info.frames)
                 faces = [f for f in store.track_faces(track.id) if f.frame in rng]
-                ctx = _prepare_tracks(store, plate, beauty, [track.id], _Colour(plate.info.colorspace))[
+                ctx = prepare_tracks(store, plate, beauty, [track.id], ColourPath(plate.info.colorspace))[
                     track.id
                 ].context
                 m = measure(plate, comp, faces, partial(beauty.matte_for, ctx))
@@ -89,7 +89,7 @@ def hair() -> None:
     from faceplate.media import open_plate
     from faceplate.media.frames import parse_frame_range
     from faceplate.ops.augment import face_mask
-    from faceplate.render import _Colour, _prepare_tracks, aligned_face
+    from faceplate.render import ColourPath, aligned_face, prepare_tracks
     from faceplate.store import ShotStore
 
     print("\n--hair (--years 20) stability per frame pair, aligned head space, in the hair zone (1/255 units "
@@ -103,9 +103,9 @@ def hair() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             extract(ExtractConfig(plate=str(MEDIA / name), shot=Path(tmp), frames=frames))
             with ShotStore.open(Path(tmp)) as store, open_plate(MEDIA / name) as plate:
-                col = _Colour(plate.info.colorspace)
+                col = ColourPath(plate.info.colorspace)
                 track = max(store.tracks(), key=lambda t: t.n_faces)
-                tr = _prepare_tracks(store, plate, effect, [track.id], col)[track.id]
+                tr = prepare_tracks(store, plate, effect, [track.id], col)[track.id]
                 by_frame = {f.frame: f for f in store.track_faces(track.id)}
                 prev = None
                 rows: list[tuple[float, float, float, float, float]] = []
@@ -191,11 +191,13 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
     from faceplate.align import align_matrix, to_aligned
     from faceplate.config import ExtractConfig
     from faceplate.extract import extract
-    from faceplate.keyframes import KeyframeSettings, _crops, face_coords, fit, predict, psnr, training_pairs
     from faceplate.media import WriterSpec, colour, open_plate, open_writer
-    from faceplate.metrics import demo_paint
+    from faceplate.metrics import demo_paint, psnr
+    from faceplate.models.keyframes import KeyframeSettings, predict
     from faceplate.ops.augment import face_mask
+    from faceplate.ops.face_coords import face_coords
     from faceplate.store import ShotStore
+    from faceplate.training.keyframes import aligned_pair, fit, training_pairs
 
     plate_path = str(MEDIA / clip)
     with tempfile.TemporaryDirectory() as tmp:
@@ -225,7 +227,7 @@ def _keyframes_clip(clip: str, keys: tuple[int, ...], held: tuple[int, ...], a: 
             col = colour.converter(plate.info.colorspace, colour.ANALYSIS_SPACE)
             for n in held:
                 face = store.faces_in_frame(n)[0]
-                src, gt = _crops(plate.read(n), truth[n], face, s, col)
+                src, gt = aligned_pair(plate.read(n), truth[n], face, s, col)
                 lm = to_aligned(align_matrix(face.best, s.res, s.face_type), face.best)
                 mask = face_mask(lm, s.res)
                 with torch.no_grad():

@@ -22,7 +22,8 @@ from faceplate.media.colour import LINEAR_709, converter
 from faceplate.media.frames import FrameRange
 from faceplate.media.yuv import Yuv420, to_rgb
 from faceplate.metrics import measure
-from faceplate.render import _Colour, _prepare_tracks, render, render_frame
+from faceplate.render import ColourPath, prepare_tracks, render, render_frame
+from faceplate.render.preview import LABEL_BAR
 from faceplate.store import ShotStore
 
 D18 = "lp_driving_d18.mp4"
@@ -48,7 +49,7 @@ def test_quality_measures_on_a_real_shot(d18_beauty: tuple[Path, RenderConfig], 
     with ShotStore.open(d18_shot) as store, open_plate(media(D18)) as plate, open_plate(cfg.out) as comp:
         (track,) = store.tracks()
         faces = [f for f in store.track_faces(track.id) if f.frame <= 47]
-        model = _prepare_tracks(store, plate, effect, [track.id], _Colour(plate.info.colorspace))[track.id].context
+        model = prepare_tracks(store, plate, effect, [track.id], ColourPath(plate.info.colorspace))[track.id].context
         m = measure(plate, comp, faces, partial(effect.matte_for, model))
     assert m.frames == 48
     assert m.band_drop >= 0.40, m  # blemish/wrinkle-scale energy in the skin matte
@@ -128,7 +129,9 @@ def test_video_render_resumes_after_ctrl_c(tmp_path: Path, d18_shot: Path) -> No
         assert a.info.frame_count == b.info.frame_count == m.info.frame_count == 80
         for k in (0, 49, 50, 65, 79):  # the resumed file holds the same pictures as an uninterrupted render
             assert np.abs(a.read(k, native=True).astype(float) - b.read(k, native=True)).mean() < 1.0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.mp4", "m.mp4", "w.mp4", "wm.mp4"]
+    names = sorted(p.name for p in tmp_path.iterdir())  # no parts or partial files left; each output's record
+    assert names == [".c.mp4.faceplate.json", ".m.mp4.faceplate.json", ".w.mp4.faceplate.json",
+                     ".wm.mp4.faceplate.json", "c.mp4", "m.mp4", "w.mp4", "wm.mp4"]  # fmt: skip
 
 
 def test_fresh_shot_is_analysed_and_rendered_in_one_pass(tmp_path: Path) -> None:
@@ -189,7 +192,7 @@ def test_one_pass_render_without_a_face_leaves_no_output(tmp_path: Path) -> None
     cfg = RenderConfig(plate=str(wall), out=str(tmp_path / "c.mp4"), shot=tmp_path / "shot")
     with pytest.raises(FaceNotFoundError, match="no face found in frames 0-19"):
         render(cfg, BeautyEffect())
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot", "wall.mp4"]  # no comp, no segments
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shot", "wall.mp4"]  # no comp, segments or records
     with ShotStore.open(tmp_path / "shot") as store:
         assert len(store.stored_frames()) == 20  # the analysis is kept
 
@@ -225,10 +228,16 @@ def test_preview_writes_before_after_and_sweep(tmp_path: Path, d18_shot: Path) -
 
     pair = cv2.imread(str(tmp_path / "comp_preview.png"))
     sweep = cv2.imread(str(tmp_path / "comp_sweep.png"))
-    assert pair.shape[0] == 512 and sweep.shape[1] == pair.shape[1] // 2 * 5
-    tiles = np.split(sweep, 5, axis=1)
+    assert pair.shape[0] == 512 + LABEL_BAR and sweep.shape[1] == pair.shape[1] // 2 * 5
+    tiles = [t[LABEL_BAR:] for t in np.split(sweep, 5, axis=1)]
     diffs = [np.abs(t.astype(int) - tiles[0]).mean() for t in tiles]
     assert diffs[0] == 0 and diffs[1] < diffs[2] < diffs[3] < diffs[4]  # strength grows left to right
+    bars = [t[:LABEL_BAR] for t in np.split(sweep, 5, axis=1)] + [t[:LABEL_BAR] for t in np.split(pair, 2, axis=1)]
+    assert all(b.max() > 200 and b.min() < 40 for b in bars)  # every tile carries a light label on a dark bar
+    assert len({b.tobytes() for b in bars}) == len(bars)  # and the labels differ (strength values, before/after)
+    outside = run_cli("beauty", media(D18), "-o", tmp_path / "comp.mov", "--shot", shot, "--preview",
+                      "--frames", "0-30", "--preview-frame", 60)  # fmt: skip
+    assert_one_line_error(outside, "--preview-frame 60 is outside the frames 0-30")
     assert not (tmp_path / "comp.mov").exists()
 
 
@@ -305,8 +314,8 @@ def test_yuv_composite_matches_the_rgb_path(tmp_path: Path) -> None:
     extract(ExtractConfig(plate=plate_path, shot=tmp_path, frames=f"{frame - 2}-{frame + 2}"))
     with ShotStore.open(tmp_path) as store, open_plate(plate_path) as plate:
         faces = store.faces_in_frame(frame)
-        col = _Colour(plate.info.colorspace)
-        tracks = _prepare_tracks(store, plate, effect, [f.track for f in faces], col)
+        col = ColourPath(plate.info.colorspace)
+        tracks = prepare_tracks(store, plate, effect, [f.track for f in faces], col)
         ((_, yuv),) = list(plate.frames_yuv(FrameRange(frame, frame)))
     assert isinstance(yuv, Yuv420) and len(faces) == 1
     before = Yuv420(yuv.data.copy(), yuv.rgb)

@@ -23,7 +23,7 @@ from faceplate.metrics import measure
 from faceplate.ops.filters import gauss
 from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
-from faceplate.render import _Colour, _prepare_tracks, aligned_face, render
+from faceplate.render import ColourPath, aligned_face, prepare_tracks, render
 from faceplate.store import ShotStore
 
 D18 = "lp_driving_d18.mp4"
@@ -80,7 +80,7 @@ def test_deage_reduces_wrinkle_band_keeps_identity_and_background(tmp_path: Path
     beauty = BeautyEffect(effect.settings.retouch())
     with ShotStore.open(d18_shot) as store, open_plate(media(D18)) as plate, open_plate(cfg.out) as comp:
         faces = [f for f in store.track_faces(0) if 40 <= f.frame <= 55]
-        ctx = _prepare_tracks(store, plate, beauty, [0], _Colour(plate.info.colorspace))[0].context
+        ctx = prepare_tracks(store, plate, beauty, [0], ColourPath(plate.info.colorspace))[0].context
         m = measure(plate, comp, faces, partial(beauty.matte_for, ctx))
         a, b = plate.read(48, display=True), comp.read(48, display=True)
     assert m.band_drop > 0.5, m
@@ -158,8 +158,8 @@ def test_hair_leaves_a_grey_wall_beside_dark_hair_alone(tmp_path: Path) -> None:
     extract(ExtractConfig(plate=plate, shot=tmp_path, frames="30-30"))
     with ShotStore.open(tmp_path) as store, open_plate(plate) as p:
         (f,) = store.faces_in_frame(30)
-        col = _Colour(p.info.colorspace)
-        ctx = _prepare_tracks(store, p, effect, [f.track], col)[f.track]
+        col = ColourPath(p.info.colorspace)
+        ctx = prepare_tracks(store, p, effect, [f.track], col)[f.track]
         face = aligned_face(p.read(30, native=True), f, ctx.res, effect.face_type, col)[0]
     person = ctx.context.segmenter(np.round(face.image * 255).astype(np.uint8))
     weight = hair_matte(face.image, face.landmarks, person, face.iod)

@@ -11,11 +11,13 @@ import pytest
 from conftest import assert_one_line_error, media, run_cli
 from faceplate.config import ExtractConfig
 from faceplate.extract import extract
-from faceplate.keyframes import KeyframeSettings, _crops, face_coords, fit, predict, psnr, training_pairs
 from faceplate.media import WriterSpec, colour, open_plate, open_writer
-from faceplate.metrics import demo_paint
+from faceplate.metrics import demo_paint, psnr
+from faceplate.models.keyframes import KeyframeSettings, predict
 from faceplate.ops.augment import face_mask
+from faceplate.ops.face_coords import face_coords
 from faceplate.store import ShotStore
+from faceplate.training.keyframes import aligned_pair, fit, training_pairs
 
 D12 = "lp_driving_d12.mp4"  # talking, head tilts, looking up: the face's light and shape change between keys
 KEYS, HELD_OUT = (0, 60, 120, 182), 150
@@ -57,7 +59,7 @@ def test_learned_fix_beats_copying_the_nearest_keyframe(
         face = store.faces_in_frame(HELD_OUT)[0]
         col = colour.converter(plate.info.colorspace, colour.ANALYSIS_SPACE)
         with open_plate(held / f"paint.{HELD_OUT:04d}.png") as p:
-            src, truth = _crops(plate.read(HELD_OUT), p.read(0), face, s, col)
+            src, truth = aligned_pair(plate.read(HELD_OUT), p.read(0), face, s, col)
         from faceplate.align import align_matrix, to_aligned
 
         lm = to_aligned(align_matrix(face.best, s.res, s.face_type), face.best)
@@ -82,7 +84,8 @@ def _rendered_frame_matches(
     inside the face it is near the aligned-space PSNR (less what a res-128 crop cannot carry to a 250 px
     face), far above leaving the plate as it was (a change blended in by the matte twice is ~6 dB above it)."""
     from faceplate.config import RenderConfig
-    from faceplate.keyframes import KeyframeEffect, save_model
+    from faceplate.effects.keyframes import KeyframeEffect
+    from faceplate.models.keyframes import save_model
     from faceplate.render import render
 
     save_model(tmp / "model", net, s, {})
@@ -172,7 +175,7 @@ def test_older_models_still_load_and_apply(tmp_path: Path) -> None:
     import torch
 
     from faceplate.align import template_in_crop
-    from faceplate.keyframes import load_model, save_model
+    from faceplate.models.keyframes import load_model, save_model
 
     x = torch.rand(1, 3, 64, 64)
     coords = torch.from_numpy(face_coords(template_in_crop(64, "whole_face") + 2.0, 64, "whole_face"))[None]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -17,6 +18,7 @@ from rich.table import Table
 
 from faceplate import __version__
 from faceplate.config import AlignConfig, ExtractConfig, RenderConfig, build
+from faceplate.effects import EFFECTS, Effect
 from faceplate.errors import ConfigError, FaceplateError
 
 app = typer.Typer(
@@ -195,14 +197,71 @@ def _codec_options(items: list[str] | None) -> dict[str, str]:
     return out
 
 
+# The render options, defined once: every render command (beauty, deage, swap, keyframes apply) takes them.
+Plate = Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")]
+Output = Annotated[str, typer.Option("-o", "--output", help="Comp: video file, sequence (comp.####.exr) or still.")]
+Shot = Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")]
+Face = Annotated[Path | None, typer.Option(help="Reference image of the person to change (default: every face).")]
+Track = Annotated[int | None, typer.Option(help="Change this track only (see `faceplate faces`).")]
+Frames = Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")]
+Matte = Annotated[
+    str | None, typer.Option(help="Separate matte (default: alpha of EXR/ProRes 4444, OUT_matte for PNG/TIFF).")
+]
+Delta = Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")]
+Format = Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")]
+Colorspace = Annotated[str | None, typer.Option(help="Plate colour space (linear, srgb, rec709, acescg...).")]
+CodecOption = Annotated[list[str] | None, typer.Option(help="Codec option KEY=VALUE (repeatable).")]
+Hands = Annotated[bool, typer.Option(help="Keep hands over the face untouched.")]
+Tiles = Annotated[int, typer.Option(help="Also detect on an N x N tile grid (small faces in wide shots).")]
+DetectEvery = Annotated[int, typer.Option(help="Run the detector every N frames while tracking.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace outputs made by another render or other settings.")]
+
+
+def _render_config(plate: str, output: str, opts: dict[str, Any], **extra: Any) -> RenderConfig:
+    """The RenderConfig of a render command from its shared options (``opts``) and its own (``extra``)."""
+    return build(
+        RenderConfig,
+        plate=plate,
+        out=output,
+        shot=opts["shot"],
+        face=opts["face"],
+        track=opts["track"],
+        frames=opts["frames"],
+        matte=opts["matte"],
+        delta=opts["delta"],
+        format=opts["fmt"],
+        colorspace=opts["colorspace"],
+        codec_options=_codec_options(opts["codec_option"]),
+        hands=opts["hands"],
+        tiles=opts["tiles"],
+        detect_every=opts["detect_every"],
+        overwrite=opts["overwrite"],
+        **extra,
+    )
+
+
+def _shared(values: dict[str, Any]) -> dict[str, Any]:
+    """The shared render options out of a command's ``locals()``."""
+    keys = ("shot", "face", "track", "frames", "matte", "delta", "fmt", "colorspace", "codec_option", "hands",
+            "tiles", "detect_every", "overwrite")  # fmt: skip
+    return {k: values[k] for k in keys}
+
+
+def _run_render(label: str, cfg: RenderConfig, effect: Effect, what: str) -> None:
+    """Render with a progress bar and print the one-line summary."""
+    from faceplate.render import render
+
+    with _progress(label) as progress:
+        s = render(cfg, effect, progress)
+    kept = f", {s.skipped} already written" if s.skipped else ""
+    out.print(f"{s.out}: {s.written} frame(s) written{kept}, {s.faces} face(s) {what} in track(s) "
+              f"{', '.join(map(str, s.tracks))}; {s.fps:.1f} fps")  # fmt: skip
+
+
 @app.command()
 def beauty(
-    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
-    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
-    face: Annotated[Path | None, typer.Option(help="Reference photo: retouch this person only.")] = None,
-    track: Annotated[int | None, typer.Option(help="Retouch this track only (see `faceplate faces`).")] = None,
-    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    plate: Plate,
+    output: Output,
     strength: Annotated[float, typer.Option(help="Overall strength, 0..1.")] = 0.7,
     smooth: Annotated[bool, typer.Option(help="Smooth skin (frequency separation).")] = True,
     texture: Annotated[float, typer.Option(help="Share of fine skin texture kept, 0..1.")] = 0.5,
@@ -210,54 +269,46 @@ def beauty(
     wrinkles: Annotated[bool, typer.Option(help="Soften fine lines.")] = True,
     undereye: Annotated[bool, typer.Option(help="Lift dark circles under the eyes.")] = True,
     tone: Annotated[bool, typer.Option(help="Even out blotchy skin colour.")] = True,
-    preview: Annotated[bool, typer.Option(help="Only write a before/after PNG and a strength sweep.")] = False,
+    preview: Annotated[bool, typer.Option(help="Only write a labelled before/after PNG and a strength sweep.")] = False,
     preview_frame: Annotated[int | None, typer.Option(help="Frame for --preview (default: mid-track).")] = None,
-    matte: Annotated[
-        str | None, typer.Option(help="Separate matte (default: alpha of EXR/ProRes 4444, OUT_matte for PNG/TIFF).")
-    ] = None,
-    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
-    colorspace: Annotated[
-        str | None, typer.Option(help="Plate colour space (linear, srgb, rec709, acescg...).")
-    ] = None,
-    codec_option: Annotated[list[str] | None, typer.Option(help="Codec option KEY=VALUE (repeatable).")] = None,
-    hands: Annotated[bool, typer.Option(help="Keep hands over the face untouched.")] = True,
+    shot: Shot = None,
+    face: Face = None,
+    track: Track = None,
+    frames: Frames = None,
+    matte: Matte = None,
+    delta: Delta = None,
+    fmt: Format = None,
+    colorspace: Colorspace = None,
+    codec_option: CodecOption = None,
+    hands: Hands = True,
+    tiles: Tiles = 1,
+    detect_every: DetectEvery = 5,
+    overwrite: Overwrite = False,
 ) -> None:
     """Retouch skin through a whole shot: comp (+ matte, + delta) out, eyes, lips and hair untouched."""
-    from faceplate.effects.beauty import BeautyEffect
     from faceplate.ops.retouch import RetouchSettings
     from faceplate.render import preview as run_preview
-    from faceplate.render import render
 
-    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
-                strength=strength, matte=matte, delta=delta, format=fmt, colorspace=colorspace,
-                codec_options=_codec_options(codec_option), hands=hands)  # fmt: skip
+    cfg = _render_config(plate, output, _shared(locals()), strength=strength)
     if not 0.0 <= texture <= 1.0:
         raise ConfigError(f"--texture {texture} is outside 0..1")
+    make = EFFECTS.get("beauty")
 
-    def effect_at(s: float) -> BeautyEffect:
-        return BeautyEffect(RetouchSettings(s, smooth, texture, blemish, wrinkles, undereye, tone))
+    def effect_at(s: float) -> Effect:
+        return make(RetouchSettings(s, smooth, texture, blemish, wrinkles, undereye, tone))
 
     if preview:
         paths = run_preview(cfg, effect_at, preview_frame)
         out.print("preview: " + ", ".join(map(str, paths)))
         return
-    with _progress("beauty") as progress:
-        s = render(cfg, effect_at(cfg.strength), progress)
-    kept = f", {s.skipped} already written" if s.skipped else ""
-    out.print(f"{s.out}: {s.written} frame(s) written{kept}, {s.faces} face(s) retouched in track(s) "
-              f"{', '.join(map(str, s.tracks))}; {s.fps:.1f} fps")  # fmt: skip
+    _run_render("beauty", cfg, effect_at(cfg.strength), "retouched")
 
 
 @app.command()
 def deage(
-    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
+    plate: Plate,
+    output: Output,
     years: Annotated[float, typer.Option(help="How many years younger (1..40); see the mapping in the docs.")] = 15,
-    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
-    face: Annotated[Path | None, typer.Option(help="Reference photo: de-age this person only.")] = None,
-    track: Annotated[int | None, typer.Option(help="De-age this track only.")] = None,
-    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
     jowls: Annotated[bool, typer.Option(help="Lift the jowls and jawline.")] = True,
     brows: Annotated[bool, typer.Option(help="Lift the brows.")] = True,
     eyebags: Annotated[bool, typer.Option(help="Reduce eye bags.")] = True,
@@ -269,18 +320,25 @@ def deage(
     model: Annotated[Path | None, typer.Option(help="With --reference: the model folder (default beside -o).")] = None,
     train_minutes: Annotated[float | None, typer.Option(help="With --reference: train this long first.")] = None,
     train_iters: Annotated[int | None, typer.Option(help="With --reference: train to this many iterations.")] = None,
-    matte: Annotated[str | None, typer.Option(help="Separate matte output.")] = None,
-    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
-    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+    shot: Shot = None,
+    face: Face = None,
+    track: Track = None,
+    frames: Frames = None,
+    matte: Matte = None,
+    delta: Delta = None,
+    fmt: Format = None,
+    colorspace: Colorspace = None,
+    codec_option: CodecOption = None,
+    hands: Hands = True,
+    tiles: Tiles = 1,
+    detect_every: DetectEvery = 5,
+    overwrite: Overwrite = False,
 ) -> None:
     """De-age through a whole shot: procedural facelift (no training), or swap-based with --reference."""
-    from faceplate.effects.deage import DeageEffect, DeageSettings
-    from faceplate.render import render
+    from faceplate.effects.deage import DeageSettings
 
     settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone, hair)
-    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
-                matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
+    cfg = _render_config(plate, output, _shared(locals()))
     if reference is not None:
         from faceplate.deage_ref import ReferenceDeage, reference_deage
 
@@ -288,9 +346,7 @@ def deage(
             s = reference_deage(ReferenceDeage(cfg, reference, model, train_minutes, train_iters), progress)
         out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) from the reference; {s.fps:.1f} fps")
         return
-    with _progress("deage") as progress:
-        s = render(cfg, DeageEffect(settings), progress)
-    out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) de-aged by {years:g} years; {s.fps:.1f} fps")
+    _run_render("deage", cfg, EFFECTS.get("deage")(settings), f"de-aged by {years:g} years")
 
 
 faceset_app = typer.Typer(help="Build and curate facesets (aligned crops of one person).", no_args_is_help=True)
@@ -373,8 +429,6 @@ def train_swap(
     from faceplate.swap.train import train
 
     COLOUR_TRANSFER.get(ct)
-    if iters is None and minutes is None:
-        raise ConfigError("say how long to train: --iters N or --minutes M")
     cfg = build(TrainConfig, src=src, dst=dst, model=model, res=res, arch=arch, iters=iters, minutes=minutes,
                 batch=batch, ae_dims=ae_dims, e_dims=e_dims, d_dims=d_dims, d_mask_dims=d_mask_dims, lr=lr, ct=ct,
                 preview_every=preview_every, gan_power=gan_power, gan_after=gan_after, bf16=bf16)  # fmt: skip
@@ -386,13 +440,9 @@ def train_swap(
 
 @app.command()
 def swap(
-    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
+    plate: Plate,
     model: Annotated[Path, typer.Option(help="Trained swap model folder.")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
-    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
-    face: Annotated[Path | None, typer.Option(help="Reference photo: swap this person only.")] = None,
-    track: Annotated[int | None, typer.Option(help="Swap this track only.")] = None,
-    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
+    output: Output,
     colour: Annotated[str, typer.Option(help="Colour transfer: rct, lct, mkl, idt, sot, none.")] = "rct",
     mask: Annotated[str, typer.Option(help="Mask source: hull, learned, both.")] = "both",
     erode: Annotated[float, typer.Option(help="Erode the mask (px at model size; negative grows).")] = 0.0,
@@ -400,23 +450,28 @@ def swap(
     poisson: Annotated[bool, typer.Option(help="Poisson (seamless) blend.")] = False,
     sharpen: Annotated[float, typer.Option(help="Sharpen the swapped face, 0..1.")] = 0.0,
     temporal: Annotated[float, typer.Option(help="Temporal smoothing of the swapped face, 0..0.9.")] = 0.0,
-    matte: Annotated[str | None, typer.Option(help="Separate matte output.")] = None,
-    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
-    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+    shot: Shot = None,
+    face: Face = None,
+    track: Track = None,
+    frames: Frames = None,
+    matte: Matte = None,
+    delta: Delta = None,
+    fmt: Format = None,
+    colorspace: Colorspace = None,
+    codec_option: CodecOption = None,
+    hands: Hands = True,
+    tiles: Tiles = 1,
+    detect_every: DetectEvery = 5,
+    overwrite: Overwrite = False,
 ) -> None:
     """Merge a trained swap model into the plate: comp (+ matte, + delta) on the shared render path."""
-    from faceplate.effects.swap import MergeSettings, SwapEffect
-    from faceplate.render import render
+    from faceplate.effects.swap import MergeSettings
     from faceplate.swap.checkpoint import read_meta
 
     read_meta(model)
     settings = MergeSettings(colour, mask, erode, blur, poisson, sharpen, temporal)  # type: ignore[arg-type]
-    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
-                matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
-    with _progress("swap") as progress:
-        s = render(cfg, SwapEffect(model, settings), progress)
-    out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) swapped; {s.fps:.1f} fps")
+    cfg = _render_config(plate, output, _shared(locals()))
+    _run_render("swap", cfg, EFFECTS.get("swap")(model, settings), "swapped")
 
 
 keyframes_app = typer.Typer(help="Learn an artist's painted fix from a few frames; render it on all.",
@@ -430,57 +485,59 @@ def keyframes_train(
     painted: Annotated[Path, typer.Option(help="Folder of painted frames, numbered like the plate.")],
     model: Annotated[Path, typer.Option(help="Model folder to write.")],
     shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the model).")] = None,
-    face: Annotated[Path | None, typer.Option(help="Reference photo: the painted person.")] = None,
+    face: Face = None,
     track: Annotated[int | None, typer.Option(help="The painted track.")] = None,
     res: Annotated[int, typer.Option(help="Aligned working size.")] = 256,
     iters: Annotated[int, typer.Option(help="Training iterations.")] = 1500,
-    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+    colorspace: Colorspace = None,
 ) -> None:
     """Train the residual U-Net on (plate, painted) face pairs."""
-    from faceplate.keyframes import KeyframeSettings, TrainKeyframes, train_keyframes
+    from faceplate.config import KeyframeTrainConfig
+    from faceplate.training.keyframes import train_keyframes
 
-    if res < 64 or res > 1024 or res % 16:
-        raise ConfigError(f"--res {res} must be a multiple of 16 in 64..1024")
-    if iters < 1:
-        raise ConfigError("--iters must be at least 1")
-    cfg = TrainKeyframes(plate, painted, model, shot, track, face, KeyframeSettings(res=res, iters=iters), colorspace)
+    cfg = build(KeyframeTrainConfig, plate=plate, painted=painted, model=model, shot=shot, track=track, face=face,
+                res=res, iters=iters, colorspace=colorspace)  # fmt: skip
     with _progress("keyframes") as progress:
         s = train_keyframes(cfg, progress)
-    out.print(f"{model}: trained on keyframes {s['keyframes']} ({s['pairs']} faces) in {s['seconds']:.0f} s; "
-              f"loss {s['loss_first']:.4f} → {s['loss_last']:.4f}")  # fmt: skip
+    out.print(f"{model}: trained on keyframes {s.keyframes} ({s.pairs} faces) in {s.seconds:.0f} s; "
+              f"loss {s.loss_first:.4f} → {s.loss_last:.4f}")  # fmt: skip
 
 
 @keyframes_app.command("apply")
 def keyframes_apply(
-    plate: Annotated[str, typer.Argument(help="Video file, image sequence (plate.####.exr) or folder.")],
+    plate: Plate,
     model: Annotated[Path, typer.Option(help="Keyframe model folder.")],
-    output: Annotated[str, typer.Option("-o", "--output", help="Comp: video file or sequence (comp.####.exr).")],
-    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: beside the output).")] = None,
-    face: Annotated[Path | None, typer.Option(help="Reference photo: this person only.")] = None,
-    track: Annotated[int | None, typer.Option(help="This track only.")] = None,
-    frames: Annotated[str | None, typer.Option(help="Frame range, e.g. 1001-1100.")] = None,
-    matte: Annotated[str | None, typer.Option(help="Separate matte output.")] = None,
-    delta: Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")] = None,
-    fmt: Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")] = None,
-    colorspace: Annotated[str | None, typer.Option(help="Plate colour space.")] = None,
+    output: Output,
+    shot: Shot = None,
+    face: Face = None,
+    track: Track = None,
+    frames: Frames = None,
+    matte: Matte = None,
+    delta: Delta = None,
+    fmt: Format = None,
+    colorspace: Colorspace = None,
+    codec_option: CodecOption = None,
+    hands: Hands = True,
+    tiles: Tiles = 1,
+    detect_every: DetectEvery = 5,
+    overwrite: Overwrite = False,
 ) -> None:
     """Render the learned fix on every frame (shared render path: comp + matte + delta)."""
-    from faceplate.keyframes import KeyframeEffect, load_model
-    from faceplate.render import render
+    from faceplate.models.keyframes import load_model
 
     load_model(model)
-    cfg = build(RenderConfig, plate=plate, out=output, shot=shot, face=face, track=track, frames=frames,
-                matte=matte, delta=delta, format=fmt, colorspace=colorspace)  # fmt: skip
-    with _progress("keyframes") as progress:
-        s = render(cfg, KeyframeEffect(model), progress)
-    out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s); {s.fps:.1f} fps")
+    cfg = _render_config(plate, output, _shared(locals()))
+    _run_render("keyframes", cfg, EFFECTS.get("keyframes")(model), "changed")
+
+
+INTERRUPTED = "faceplate: interrupted; everything finished before it is kept (run the same command to resume)"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit non-zero; no tracebacks."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args or ["--help"], standalone_mode=False)
+        code = app(args=args or ["--help"], standalone_mode=False)
     except FaceplateError as e:
         err.print(f"faceplate: error: {e}", soft_wrap=True)
         sys.exit(e.exit_code)
@@ -489,13 +546,14 @@ def main(argv: list[str] | None = None) -> None:
     except typer.TyperException as e:  # usage errors: unknown option, missing argument...
         err.print(f"faceplate: error: {e.format_message()} (see --help)", soft_wrap=True)
         sys.exit(2)
-    except typer.Abort:
-        err.print("faceplate: interrupted")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        err.print("faceplate: interrupted")
+    except (typer.Abort, KeyboardInterrupt):
+        err.print(INTERRUPTED)
         sys.exit(130)
     except OSError as e:
+        if e.errno == errno.ENOSPC:
+            err.print(f"faceplate: error: disk full writing {e.filename or 'an output'}; free space and run the "
+                      "same command to resume")  # fmt: skip
+            sys.exit(1)
         err.print(f"faceplate: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), soft_wrap=True)
         sys.exit(1)
     except Exception as e:
@@ -506,3 +564,8 @@ def main(argv: list[str] | None = None) -> None:
             soft_wrap=True,
         )
         sys.exit(70)
+    if isinstance(code, int) and code == 130:  # typer turns a Ctrl-C outside our stages into a return value
+        err.print(INTERRUPTED)
+        sys.exit(130)
+    if isinstance(code, int) and code:
+        sys.exit(code)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from faceplate.errors import ConfigError
 from faceplate.media.frames import FrameRange, parse_frame_range
@@ -56,12 +57,16 @@ class ExtractConfig(_Config):
         return plate if self.frames is None else parse_frame_range(self.frames).clip(plate)
 
 
-class RenderConfig(ExtractConfig):
-    """Any effect on the render path: which plate and faces, where the comp, matte and delta go."""
+class RenderConfig(_Config):
+    """Any effect on the render path: the plate's analysis (``extract``), which faces, where the comp, matte
+    and delta go.
 
-    plate: str
+    Built from flat keywords too: ``RenderConfig(plate=..., out=..., frames=..., tiles=2)`` puts every
+    :class:`ExtractConfig` field into ``extract`` (the shot folder defaults to ``<out folder>/<plate>.faceplate``).
+    """
+
+    extract: ExtractConfig  # plate, frames, shot folder and every analysis setting: one source of truth
     out: str  # comp: video file or sequence pattern (comp.####.exr)
-    shot: Path | None = None  # type: ignore[assignment]  # default: <out folder>/<plate>.faceplate
     track: int | None = None
     face: Path | None = None  # reference photo: the person to change
     format: str | None = None  # writer name; default from the extension
@@ -70,6 +75,45 @@ class RenderConfig(ExtractConfig):
     delta: str | None = None  # comp - plate as EXR (optional)
     strength: float = Field(0.7, ge=0.0, le=1.0)
     codec_options: dict[str, str] = Field(default_factory=dict)  # e.g. {"crf": "14"} for the comp
+    overwrite: bool = False  # replace outputs made with other settings (else: refused)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat(cls, data: Any) -> Any:
+        """Move flat ExtractConfig keywords (plate, shot, frames, tiles...) into ``extract``."""
+        if not isinstance(data, dict) or "extract" in data:
+            return data
+        keys = set(ExtractConfig.model_fields)
+        ext = {k: v for k, v in data.items() if k in keys}
+        rest = {k: v for k, v in data.items() if k not in keys}
+        if ext.get("shot") is None and "plate" in ext and "out" in rest:
+            ext["shot"] = default_shot(str(ext["plate"]), str(rest["out"]))
+        return {**rest, "extract": ext}
+
+    @property
+    def plate(self) -> str:
+        return self.extract.plate
+
+    @property
+    def shot(self) -> Path:
+        return self.extract.shot
+
+    @property
+    def frames(self) -> str | None:
+        return self.extract.frames
+
+    def frames_in(self, plate: FrameRange) -> FrameRange:
+        return self.extract.frames_in(plate)
+
+    def with_frames(self, frames: str) -> RenderConfig:
+        """The same render limited to ``frames`` (a farm chunk)."""
+        return self.model_copy(update={"extract": self.extract.model_copy(update={"frames": frames})})
+
+
+def default_shot(plate: str, out: str) -> Path:
+    """Shot folder used when none is given: beside the output, named after the plate."""
+    stem = re.sub(r"[#%@]+d?|\.+$", "", Path(plate).stem).strip("._-") or "plate"
+    return Path(out).parent / f"{stem}.faceplate"
 
 
 class TrainConfig(_Config):
@@ -99,10 +143,11 @@ class TrainConfig(_Config):
     gan_after: int = Field(5000, ge=0)  # ... starting at this iteration (after the warm-up)
     seed: int = 0
 
-    @field_validator("iters")
-    @classmethod
-    def _budget(cls, v: int | None) -> int | None:
-        return v
+    @model_validator(mode="after")
+    def _budget(self) -> TrainConfig:
+        if self.iters is None and self.minutes is None:
+            raise ValueError("say how long to train: iters (--iters N) or minutes (--minutes M)")
+        return self
 
 
 class AlignConfig(_Config):
@@ -119,6 +164,44 @@ class AlignConfig(_Config):
     smoothed: bool = True
 
 
+class KeyframeTrainConfig(_Config):
+    """``faceplate keyframes train``: painted frames of a plate → a keyframe model."""
+
+    plate: str
+    painted: Path  # folder of painted frames, numbered like the plate
+    model: Path
+    shot: Path | None = None  # default: beside the model
+    track: int | None = None
+    face: Path | None = None
+    res: int = Field(256, ge=64, le=1024, description="aligned working size, a multiple of 16")
+    iters: int = Field(1500, ge=1)
+    colorspace: str | None = None
+
+    @field_validator("res")
+    @classmethod
+    def _res(cls, v: int) -> int:
+        if v % 16:
+            raise ValueError(f"{v} must be a multiple of 16 in 64..1024")
+        return v
+
+    @property
+    def shot_folder(self) -> Path:
+        """``shot``, or the default beside the model."""
+        return self.shot or default_shot(self.plate, str(self.model / "x"))
+
+
+class FacesetConfig(_Config):
+    """``faceplate faceset build``: aligned crops of one person from plates, stills and folders of stills."""
+
+    name: Path
+    sources: list[str] = Field(min_length=1)
+    face: Path | None = None
+    res: int = Field(256, ge=64, le=2048)
+    face_type: FaceType = "whole_face"
+    every: int = Field(1, ge=1)
+    min_iod: float = Field(24.0, gt=0)  # smaller faces teach a model nothing useful
+
+
 C = TypeVar("C", bound=BaseModel)
 
 
@@ -128,5 +211,6 @@ def build(cls: type[C], **kwargs: Any) -> C:
         return cls(**kwargs)
     except ValidationError as err:
         e = err.errors()[0]
-        where = ".".join(str(p) for p in e["loc"]) or cls.__name__
-        raise ConfigError(f"invalid {where}: {e['msg']}") from None
+        loc = [str(p) for p in e["loc"] if p != "extract"]  # nested analysis settings read as plain options
+        msg = str(e["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid {'.'.join(loc)}: {msg}" if loc else msg) from None

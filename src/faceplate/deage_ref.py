@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 
 from faceplate.analysis.identity import SAME_PERSON, distance
-from faceplate.config import ExtractConfig, RenderConfig, TrainConfig
+from faceplate.config import RenderConfig, TrainConfig
 from faceplate.effects.swap import MergeSettings, SwapEffect
 from faceplate.errors import ConfigError, FaceNotFoundError
 from faceplate.export import select_tracks
 from faceplate.extract import extract
 from faceplate.faceset import BuildConfig, Faceset, build, load
-from faceplate.render import RenderSummary, default_shot, render
+from faceplate.render import RenderSummary, render
 from faceplate.store import ShotStore
 from faceplate.swap.train import train
 
@@ -51,8 +51,8 @@ def check_same_person(reference: Faceset, shot: Path, tracks: list[int]) -> floa
 
 def reference_deage(cfg: ReferenceDeage, progress: Callable[[int, int], None] | None = None) -> RenderSummary:
     r = cfg.render
-    shot = r.shot or default_shot(r.plate, r.out)
-    extract(ExtractConfig(plate=r.plate, shot=shot, frames=r.frames, colorspace=r.colorspace))
+    shot = r.shot
+    extract(r.extract)
     ref = load(cfg.reference)
     with ShotStore.open(shot) as store:
         tracks = select_tracks(store, r.track, r.face, allow_all=True)
@@ -65,4 +65,4 @@ def reference_deage(cfg: ReferenceDeage, progress: Callable[[int, int], None] | 
         if not (dst / "faceset.json").exists():
             build(BuildConfig(dst, [r.plate], face=r.face, res=max(cfg.res, ref.res), face_type=ref.face_type))
         train(TrainConfig(src=cfg.reference, dst=dst, model=model, res=cfg.res, iters=cfg.iters, minutes=cfg.minutes))
-    return render(r.model_copy(update={"shot": shot}), SwapEffect(model, cfg.merge), progress)
+    return render(r, SwapEffect(model, cfg.merge), progress)

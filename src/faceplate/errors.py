@@ -37,3 +37,9 @@ class FaceNotFoundError(FaceplateError):
 
 class ModelError(FaceplateError):
     """A bundled model file is missing or cannot be loaded."""
+
+
+class Interrupted(FaceplateError):
+    """Ctrl-C during a stage; everything finished before it is kept."""
+
+    exit_code = 130

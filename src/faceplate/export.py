@@ -13,6 +13,7 @@ import numpy as np
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.config import AlignConfig
 from faceplate.errors import ConfigError, FaceNotFoundError, WriterError
+from faceplate.fileio import atomic_write, atomic_write_text
 from faceplate.media.frames import FrameRange, parse_frame_range
 from faceplate.review import match_reference, open_shot_plate, reference_face, write_png
 from faceplate.store import FaceRow, ShotStore
@@ -96,15 +97,6 @@ def export_aligned(cfg: AlignConfig, progress: ProgressFn | None = None) -> Alig
         "tracks": tracks,
         "faces": entries,
     }
-    _atomic_write(cfg.out / "landmarks.npy", lambda p: np.save(p, np.stack(aligned).astype(np.float32)))
-    _atomic_write(cfg.out / "align.json", lambda p: p.write_text(json.dumps(meta, indent=1)))
+    atomic_write(cfg.out / "landmarks.npy", lambda p: np.save(p, np.stack(aligned).astype(np.float32)))
+    atomic_write_text(cfg.out / "align.json", json.dumps(meta, indent=1))
     return AlignSummary(cfg.out, tracks, written, len(entries) - written)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    except OSError as err:
-        raise WriterError(f"cannot write {path}: {err.strerror}") from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,25 +17,20 @@ from faceplate.analysis.cuts import CutDetector
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
 from faceplate.analysis.hands import HandLandmarker
 from faceplate.analysis.identity import MIN_EMBED_IOD, Embedder
-from faceplate.analysis.tracking import Observation, Track, Tracker, TrackerSettings
+from faceplate.analysis.tracking import Observation, Track, Tracker, TrackerSettings, TrackerState
 from faceplate.config import ExtractConfig
 from faceplate.cpu import single_thread_blas, split_cores
-from faceplate.errors import FaceNotFoundError, FaceplateError
+from faceplate.errors import ConfigError, FaceNotFoundError, Interrupted
 from faceplate.finalize import FinalizeSettings, finalize
 from faceplate.media.frames import FrameRange
-from faceplate.media.plate import Plate, open_plate
+from faceplate.media.plate import Plate, PlateInfo, open_plate
 from faceplate.media.prefetch import prefetch
-from faceplate.store import F32, ShotStore
+from faceplate.store import F32, STORE_NAME, RunEnd, ShotStore, store_error
 from faceplate.timing import Stopwatch
 
 ProgressFn = Callable[[int, int], None]
 PIN_MAX_PIXELS = 3_200_000  # auto core pinning up to ~1440p (measured: helps at 1080p, hurts at 4K)
-
-
-class Interrupted(FaceplateError):
-    """Ctrl-C during a stage; everything finished before it is kept."""
-
-    exit_code = 130
+CUT_WINDOW = 12  # scores the cut detector compares with; a resume decodes this many stored frames to prime it
 
 
 @dataclass(frozen=True)
@@ -74,6 +71,7 @@ class _Batch:
     tracks: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     embeddings: list[tuple[int, int, F32]] = field(default_factory=list)
     hands: list[tuple[int, int, F32]] = field(default_factory=list)
+    end: RunEnd | None = None  # the analysis state after the last frame added
 
     def add(self, frame: int, shot: int, score: float, obs: list[Observation], hands_checked: bool) -> None:
         self.frames.append((frame, shot, score, len(obs), int(hands_checked)))
@@ -84,7 +82,7 @@ class _Batch:
 
     def flush(self, store: ShotStore) -> None:
         if self.frames:
-            store.write_batch(self.frames, self.faces, self.tracks.values(), self.embeddings, self.hands)
+            store.write_batch(self.frames, self.faces, self.tracks.values(), self.embeddings, self.hands, self.end)
         self.frames, self.faces, self.tracks, self.embeddings, self.hands = [], [], {}, [], []
 
 
@@ -128,49 +126,96 @@ class _Embeds:
 def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSummary:
     """Analyse ``cfg.plate`` into the store in ``cfg.shot``; frames already stored are skipped.
 
-    Raises FaceNotFoundError (after storing every frame) when the range holds no face at all.
+    ``cfg.frames`` wholly outside the plate: ConfigError; partly outside: a ``UserWarning`` (``warnings.warn``)
+    and the frames the plate has. A shot already holding every frame, finalized alike, is only read (no writer
+    lock: render-farm chunks all call extract). Raises FaceNotFoundError (after storing every frame) when the
+    range holds no face at all.
     """
     t0 = time.perf_counter()
     sw = Stopwatch()
     with open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate:
-        asked = cfg.frame_range()
-        rng = plate.info.frames if asked is None else asked.clip(plate.info.frames)
-        store = ShotStore.create(cfg.shot, plate.info)
+        rng = frames_to_extract(cfg.frame_range(), plate.info)
+        fin = FinalizeSettings(
+            float(plate.info.fps), cfg.link_gap_s, min_cutoff=cfg.smooth_min_cutoff, beta=cfg.smooth_beta
+        )
+        store = _finished_store(cfg.shot, plate, rng, fin) or ShotStore.create(cfg.shot, plate)
         try:
-            runs = missing_runs(rng, store.stored_frames())
-            todo = sum(len(r) for r in runs)
-            analysed = 0
-            if runs:
-                big = plate.info.width * plate.info.height > PIN_MAX_PIXELS
-                pin = cfg.pin_cores if cfg.pin_cores is not None else not big
-                with split_cores(pin) as io_cpus, single_thread_blas():
-                    analysed = _analyse(cfg, plate, store, runs, todo, progress, sw, io_cpus)
-            fin = FinalizeSettings(
-                float(plate.info.fps), cfg.link_gap_s, min_cutoff=cfg.smooth_min_cutoff, beta=cfg.smooth_beta
-            )
-            # nothing new and same settings: leave the store alone (render-farm chunks all call extract)
-            if analysed or store.meta("finalized", "0") != "1" or store.meta("finalize_settings", "") != repr(fin):
-                with sw("finalize"):
-                    finalize(store, fin)
+            analysed, skipped = _update(cfg, plate, store, rng, fin, progress, sw)
             faces = store.conn.execute(
                 "SELECT COUNT(*) FROM faces WHERE frame BETWEEN ? AND ? AND source != 'interp'", (rng.first, rng.last)
             ).fetchone()[0]
-            summary = ExtractSummary(
-                cfg.shot,
-                rng,
-                analysed,
-                len(rng) - todo,
-                int(faces),
-                len(store.tracks()),
-                len(store.shots()),
-                time.perf_counter() - t0,
-                sw.seconds,
-            )
+            summary = ExtractSummary(cfg.shot, rng, analysed, skipped, int(faces), len(store.tracks()),
+                                     len(store.shots()), time.perf_counter() - t0, sw.seconds)  # fmt: skip
+        except sqlite3.DatabaseError as err:
+            raise store_error(store.path, err) from None
         finally:
             store.close()
     if summary.faces == 0:
         raise FaceNotFoundError(f"no face found in frames {rng} of {cfg.plate} ({len(rng)} frames stored)")
     return summary
+
+
+def frames_to_extract(asked: FrameRange | None, plate: PlateInfo) -> FrameRange:
+    """``asked`` (all frames when None) within the plate's frames: ConfigError when it lies wholly outside
+    them, a UserWarning when partly."""
+    have = plate.frames
+    if asked is None:
+        return have
+    if asked.last < have.first or asked.first > have.last:
+        raise ConfigError(f"frames {asked} are outside the plate {plate.path}, which has frames {have}")
+    rng = asked.clip(have)
+    if rng != asked:
+        warnings.warn(f"frames {asked} reach past the plate {plate.path} (frames {have}): extracting {rng}",
+                      stacklevel=3)  # fmt: skip
+    return rng
+
+
+def _finalized(store: ShotStore, fin: FinalizeSettings) -> bool:
+    return store.meta("finalized", "0") == "1" and store.meta("finalize_settings", "") == repr(fin)
+
+
+def _finished_store(shot: Path, plate: Plate, rng: FrameRange, fin: FinalizeSettings) -> ShotStore | None:
+    """The shot's store opened to read when it holds every frame of ``rng`` finalized with ``fin``, else None."""
+    if not (Path(shot) / STORE_NAME).is_file():
+        return None
+    store = ShotStore.open(shot)
+    try:
+        if not missing_runs(rng, store.stored_frames()) and _finalized(store, fin):
+            store.check_plate(plate)
+            return store
+    except sqlite3.DatabaseError as err:
+        store.close()
+        raise store_error(store.path, err) from None
+    except BaseException:
+        store.close()
+        raise
+    store.close()
+    return None
+
+
+def _update(
+    cfg: ExtractConfig,
+    plate: Plate,
+    store: ShotStore,
+    rng: FrameRange,
+    fin: FinalizeSettings,
+    progress: ProgressFn | None,
+    sw: Stopwatch,
+) -> tuple[int, int]:
+    """Analyse the frames of ``rng`` not stored yet, finalize when needed: (frames analysed, already stored)."""
+    runs = missing_runs(rng, store.stored_frames())
+    todo = sum(len(r) for r in runs)
+    analysed = 0
+    if runs:
+        big = plate.info.width * plate.info.height > PIN_MAX_PIXELS
+        pin = cfg.pin_cores if cfg.pin_cores is not None else not big
+        with split_cores(pin) as io_cpus, single_thread_blas():
+            analysed = _analyse(cfg, plate, store, runs, todo, progress, sw, io_cpus)
+    # nothing new and same settings: leave the store alone
+    if analysed or not _finalized(store, fin):
+        with sw("finalize"):
+            finalize(store, fin)
+    return analysed, len(rng) - todo
 
 
 @dataclass
@@ -216,17 +261,36 @@ class RunAnalyser:
         max_track, max_shot = store.max_ids()
         settings = TrackerSettings(detect_every=cfg.detect_every, max_miss=cfg.max_miss)
         self.tracker = Tracker(models.detect, models.landmarker, settings, next_id=max_track + 1)
-        self.cuts = CutDetector()
+        self.cuts = CutDetector(window=CUT_WINDOW)
         self.hands_due = _Cadence(cfg.detect_every)
         self.embeds = _Embeds(store, cfg.embed_every, cfg.embed_max)
         self.batch = _Batch()
         self.shot = max_shot + 1
         self.first_decoded = run.first
         prev = store.frame_row(run.first - 1)
-        if prev is not None:  # continue the shot and its tracks from the stored previous frame
+        if prev is not None:  # continue the shot, its tracks and cadences from the stored previous frame
             self.shot = prev[0]
-            self.tracker.resume([Track(f.track, f.landmarks, f.frame) for f in store.faces_in_frame(run.first - 1)])
-            self.first_decoded = run.first - 1  # decoded only to prime the cut detector
+            self._resume(run.first - 1)
+
+    def _resume(self, frame: int) -> None:
+        """Restore the state after stored ``frame`` (stored with it, else derived from its faces)."""
+        end = self.store.run_end(frame) or self.store.derived_run_end(frame, self.cfg.max_miss)
+        tracks = [(lost, Track(t, lm, f)) for lost, t, f, lm in end.tracks]
+        live, lost = tuple(t for x, t in tracks if not x), tuple(t for x, t in tracks if x)
+        c = end.counters
+        self.tracker.restore(TrackerState(live, lost, c.get("since_detect", 10**9), c.get("next_id", 0)))
+        self.hands_due.since = c.get("hands_since", 10**9)
+        self.hands_due.present = bool(c.get("hands_present", 0))
+        # the stored frames before the run are decoded only to prime the cut detector as it was
+        self.first_decoded = self.store.stored_run_start(frame, CUT_WINDOW)
+
+    def _run_end(self, frame: int) -> RunEnd:
+        s = self.tracker.state()
+        tracks = [(False, t.id, t.last_frame, t.landmarks) for t in s.live]
+        tracks += [(True, t.id, t.last_frame, t.landmarks) for t in s.lost]
+        counters = {"since_detect": s.since_detect, "next_id": s.next_id, "hands_since": self.hands_due.since,
+                    "hands_present": int(self.hands_due.present)}  # fmt: skip
+        return RunEnd(frame, counters, tracks)
 
     def step(self, frame: int, rgb: NDArray[np.uint8], thumb: NDArray[np.float32]) -> Analysed | None:
         """Analyse decoded frame ``frame`` (uint8 RGB (H, W, 3), its cut-detector thumbnail); None for a
@@ -253,6 +317,7 @@ class RunAnalyser:
                     self.batch.embeddings.append((o.track, frame, self.models.embedder(rgb, o.landmarks)))
                 self.embeds.taken(o.track, frame)
         self.batch.add(frame, self.shot, score, obs, checked)
+        self.batch.end = self._run_end(frame)
         if len(self.batch.frames) >= self.cfg.commit_every:
             with self.sw("store"):
                 self.batch.flush(self.store)
@@ -280,12 +345,13 @@ def _analyse(
     sw: Stopwatch,
     io_cpus: set[int] | None,
 ) -> int:
-    with sw("model load"):
-        models = Models.load(cfg)
+    models: Models | None = None
     done = 0
     last_frame = None
     an: RunAnalyser | None = None
     try:
+        with sw("model load"):
+            models = Models.load(cfg)
         for run in runs:
             an = RunAnalyser(cfg, store, models, run, sw)
             # decode, convert and thumbnail on the other core
@@ -301,10 +367,13 @@ def _analyse(
     except KeyboardInterrupt:
         if an is not None:
             an.flush()
+        if last_frame is None:
+            raise Interrupted("interrupted before the first frame was analysed; nothing new stored") from None
         raise Interrupted(
             f"interrupted after frame {last_frame}; {done} frame(s) of this run are stored; "
             "run the same command to resume"
         ) from None
     finally:
-        models.close()
+        if models is not None:
+            models.close()
     return done

@@ -22,6 +22,7 @@ from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular, landmark_box
 from faceplate.analysis.pose import head_pose
 from faceplate.errors import ConfigError, FaceNotFoundError, StoreError, WriterError
+from faceplate.fileio import atomic_write, atomic_write_text
 from faceplate.media.plate import IMAGE_EXTS, open_plate
 from faceplate.review import ReferenceFace, match_reference, open_shot_plate, reference_face, write_png
 from faceplate.store import ShotStore
@@ -104,17 +105,8 @@ def save(fs: Faceset) -> None:
         "identity": None if fs.identity is None else [float(v) for v in fs.identity],
         "faces": [asdict(f) for f in fs.faces],
     }
-    _atomic(fs.path / "landmarks.npy", lambda p: np.save(p, fs.landmarks.astype(np.float32), allow_pickle=False))
-    _atomic(fs.path / "faceset.json", lambda p: p.write_text(json.dumps(meta, indent=1)))
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
-    try:
-        write(tmp)
-        tmp.replace(path)
-    except OSError as err:
-        raise WriterError(f"cannot write {path}: {err.strerror}") from None
+    atomic_write(fs.path / "landmarks.npy", lambda p: np.save(p, fs.landmarks.astype(np.float32), allow_pickle=False))
+    atomic_write_text(fs.path / "faceset.json", json.dumps(meta, indent=1))
 
 
 def sharpness(crop: NDArray[np.uint8], lm: NDArray[np.floating]) -> float:
@@ -285,7 +277,7 @@ def _identity_vectors(fs: Faceset) -> F32:
     for i, f in enumerate(fs.faces):
         k = int(f.file.split(".")[0])
         vec[k] = emb(fs.image(i), fs.landmarks[k])
-    _atomic(cache, lambda p: np.save(p, vec, allow_pickle=False))
+    atomic_write(cache, lambda p: np.save(p, vec, allow_pickle=False))
     return vec
 
 
@@ -378,8 +370,8 @@ def coverage_plot(fs: Faceset, out: Path, compare: Faceset | None = None) -> Pat
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right")
     ax.set_title("pose coverage")
-    tmp = out.with_name(f".{out.stem}.partial.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        atomic_write(out, lambda p: fig.savefig(p))
+    finally:
+        plt.close(fig)
     return out

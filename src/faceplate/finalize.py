@@ -1,5 +1,8 @@
 """After extraction: link tracks of the same person across short gaps, group tracks into identities,
 fill gaps and smooth landmarks over time, measure jitter. Deterministic and re-runnable (one transaction).
+
+Tracks still open at the end of a partly extracted range (``ShotStore.open_tracks``) are neither dropped
+nor linked yet: a resumed extract continues them, and the next finalize decides as an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ def finalize(store: ShotStore, s: FinalizeSettings) -> None:
     with store.transaction() as c:
         c.execute("DELETE FROM faces WHERE source = 'interp'")
         c.execute("UPDATE faces SET smoothed = NULL")
-        _drop_blips(c, store, s)
-        _link(c, store, s)
+        keep = store.open_tracks()
+        _drop_blips(c, store, s, keep)
+        _link(c, store, s, keep)
         _identities(c, store, s)
         for t in store.tracks():
             _smooth(c, store, t.id, s)
@@ -44,18 +48,23 @@ def finalize(store: ShotStore, s: FinalizeSettings) -> None:
 
 
 def _mean_embeddings(store: ShotStore) -> dict[int, F32]:
+    return {t: m for t, (m, _) in _embedding_means(store).items()}
+
+
+def _embedding_means(store: ShotStore) -> dict[int, tuple[F32, int]]:
+    """track → (mean embedding, number of samples)."""
     by: dict[int, list[F32]] = {}
     for t, _, v in store.embeddings():
         by.setdefault(t, []).append(v)
-    return {t: np.mean(vs, axis=0).astype(np.float32) for t, vs in by.items()}
+    return {t: (np.mean(vs, axis=0).astype(np.float32), len(vs)) for t, vs in by.items()}
 
 
-def _drop_blips(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
+def _drop_blips(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings, keep: set[int]) -> None:
     """Delete tracks seen in fewer than ``min_faces`` frames when their shot is longer than that."""
     shot_len = {shot: last - first + 1 for shot, first, last in store.shots()}
     for t in store.tracks():
         n = c.execute("SELECT COUNT(*) FROM faces WHERE track = ?", (t.id,)).fetchone()[0]
-        if n < s.min_faces and shot_len.get(t.shot, 0) > n:
+        if n < s.min_faces and shot_len.get(t.shot, 0) > n and t.id not in keep:
             for table, col in (("faces", "track"), ("embeddings", "track"), ("tracks", "id")):
                 c.execute(f"DELETE FROM {table} WHERE {col} = ?", (t.id,))
 
@@ -69,12 +78,14 @@ def _near(store: ShotStore, a: int, b: int, frames_apart: int, fps: float) -> bo
     return bool(shift <= size * (0.5 + frames_apart / fps))
 
 
-def _link(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
-    """Merge a track into an earlier one of the same shot that it follows closely in time, place and looks."""
+def _link(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings, keep: set[int]) -> None:
+    """Merge a track into an earlier one of the same shot that it follows closely in time, place and looks
+    (tracks in ``keep`` are left alone)."""
     gap = max(1, round(s.link_gap_s * s.fps))
-    emb = _mean_embeddings(store)
+    means = _embedding_means(store)
+    emb, count = {t: m for t, (m, _) in means.items()}, {t: n for t, (_, n) in means.items()}
     tracks = sorted(store.tracks(), key=lambda t: t.first_frame)
-    ends: dict[int, tuple[int, int]] = {t.id: (t.shot, t.last_frame) for t in tracks}
+    ends: dict[int, tuple[int, int]] = {t.id: (t.shot, t.last_frame) for t in tracks if t.id not in keep}
     for b in tracks:
         if b.id not in ends or b.id not in emb:
             continue
@@ -95,7 +106,10 @@ def _link(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:
         c.execute("DELETE FROM tracks WHERE id = ?", (b.id,))
         ends[best] = (b.shot, b.last_frame)
         del ends[b.id]
-        emb[best] = ((emb[best] + emb.pop(b.id)) / 2).astype(np.float32)
+        # the mean of both tracks' samples, as a later finalize computes it from the store
+        n_a, n_b = count[best], count.pop(b.id)
+        emb[best] = ((emb[best] * n_a + emb.pop(b.id) * n_b) / (n_a + n_b)).astype(np.float32)
+        count[best] = n_a + n_b
 
 
 def _identities(c: sqlite3.Connection, store: ShotStore, s: FinalizeSettings) -> None:

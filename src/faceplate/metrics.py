@@ -107,3 +107,10 @@ def demo_paint(rgb: F32, lm: NDArray[np.floating]) -> F32:
     brow = (lm[105, :2] + lm[334, :2]) / 2 - np.array([0.0, 0.35 * iod])
     out = out + blob(brow, 0.6 * iod, 0.2 * iod) * np.array([0.04, 0.015, -0.02], np.float32)
     return np.clip(out, 0, 1).astype(np.float32)
+
+
+def psnr(a: F32, b: F32, mask: F32) -> float:
+    """PSNR in dB between ``a`` and ``b`` (values in [0, 1]) over pixels where ``mask`` > 0.5."""
+    sel = mask > 0.5
+    mse = float(((a - b) ** 2)[sel].mean())
+    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
@@ -20,6 +21,7 @@ class Registry(Generic[T]):
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._items: dict[str, T] = {}
+        self._lazy: dict[str, str] = {}  # name → module that registers it when imported
 
     def register(self, name: str) -> Callable[[T], T]:
         def deco(obj: T) -> T:
@@ -30,18 +32,23 @@ class Registry(Generic[T]):
 
         return deco
 
+    def lazy(self, name: str, module: str) -> None:
+        """Announce ``name`` without importing its (heavy) module: ``get`` imports ``module`` first."""
+        self._lazy[name] = module
+
     def get(self, name: str) -> T:
+        if name not in self._items and name in self._lazy:
+            importlib.import_module(self._lazy[name])
         try:
             return self._items[name]
         except KeyError:
-            valid = ", ".join(sorted(self._items))
-            raise RegistryError(f"unknown {self.kind} {name!r}; valid: {valid}") from None
+            raise RegistryError(f"unknown {self.kind} {name!r}; valid: {', '.join(self.names())}") from None
 
     def names(self) -> list[str]:
-        return sorted(self._items)
+        return sorted(set(self._items) | set(self._lazy))
 
     def __contains__(self, name: object) -> bool:
-        return name in self._items
+        return name in self._items or name in self._lazy
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())

@@ -104,14 +104,15 @@ def contact_sheet(store: ShotStore, out: Path, tile: int = 192, plate_path: str 
             crop = align_image(rgb, align_matrix(face.best, tile, "whole_face"), tile)
             y, x = (k // cols) * (tile + cap), (k % cols) * tile
             sheet[y : y + tile, x : x + tile] = crop
-            _caption(sheet, x + 4, y + tile + 14, f"track {t.id}  id {t.identity}")
-            _caption(sheet, x + 4, y + tile + 29, f"{t.first_frame}-{t.last_frame}  shot {t.shot}")
+            caption(sheet, x + 4, y + tile + 14, f"track {t.id}  id {t.identity}")
+            caption(sheet, x + 4, y + tile + 29, f"{t.first_frame}-{t.last_frame}  shot {t.shot}")
     write_png(out, sheet)
     return out
 
 
-def _caption(img: NDArray[np.uint8], x: int, y: int, text: str) -> None:
-    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (235, 235, 235), 1, cv2.LINE_AA)
+def caption(img: NDArray[np.uint8], x: int, y: int, text: str, scale: float = 0.42) -> None:
+    """Draw light ``text`` with its baseline at (x, y) onto an RGB uint8 image, in place."""
+    cv2.putText(img, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
 
 
 def write_png(path: Path, rgb: NDArray[np.generic]) -> None:

@@ -1,28 +1,43 @@
 """The shot store: one versioned SQLite file (WAL) per shot with frames, faces, tracks and embeddings.
 
 Extraction commits whole frames in batches, so a killed run leaves a consistent prefix and resumes from
-the first frame not yet stored. Arrays are stored as raw little-endian float32 blobs (never pickle).
+the first frame not yet stored, exactly where it stopped (the tracker's state is stored with each batch).
+Arrays are stored as raw little-endian float32 blobs (never pickle).
+
+A store is bound to its plate by size, length and picture (:func:`plate_fingerprint`). One process at a
+time writes to it (:meth:`ShotStore.create` holds ``shot.lock`` until closed); readers
+(:meth:`ShotStore.open`) never wait for a writer.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from faceplate import __version__
 from faceplate.errors import StoreError
-from faceplate.media.plate import PlateInfo
+from faceplate.media.plate import Plate, PlateInfo
 
 SCHEMA_VERSION = 1
 STORE_NAME = "shot.sqlite"
+LOCK_NAME = "shot.lock"
+LOCK_WAIT_S = 3.0  # a writer that only checks the store holds the lock for milliseconds: wait that long for it
+FINGERPRINT_SIZE = (64, 36)  # thumbnail (w, h) of each sampled frame
+FINGERPRINT_TOLERANCE = 8  # largest thumbnail difference (0..255) of one plate decoded by different builds
 F32 = NDArray[np.float32]
 
 _SCHEMA = """
@@ -70,6 +85,24 @@ CREATE TABLE hands (
 ) WITHOUT ROWID;
 """
 
+# added to stores of any age when opened for writing (older faceplates ignore them)
+_SCHEMA_ADDED = """
+CREATE TABLE IF NOT EXISTS run_ends (
+    frame INTEGER PRIMARY KEY,      -- last frame of a stored run whose next frame is not stored yet
+    counters TEXT NOT NULL          -- JSON: the analysis counters after it (detector and hand cadence, next id)
+);
+CREATE TABLE IF NOT EXISTS run_end_tracks (
+    frame INTEGER NOT NULL,
+    idx INTEGER NOT NULL,           -- order in the tracker's lists
+    lost INTEGER NOT NULL,          -- 0: live, 1: lost (may be revived within max_miss frames)
+    track INTEGER NOT NULL,
+    last_frame INTEGER NOT NULL,
+    landmarks BLOB NOT NULL,        -- float32 (478, 3) where the track was last seen
+    PRIMARY KEY (frame, idx)
+) WITHOUT ROWID;
+"""
+_SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
+
 
 def to_blob(a: NDArray[Any]) -> bytes:
     return np.ascontiguousarray(a, dtype="<f4").tobytes()
@@ -97,6 +130,15 @@ class FaceRow:
 
 
 @dataclass(frozen=True)
+class RunEnd:
+    """The analysis state after ``frame``, the last stored frame of a run: what a resume continues from."""
+
+    frame: int
+    counters: dict[str, int]
+    tracks: list[tuple[bool, int, int, F32]]  # (lost, track id, last frame seen, landmarks (478, 3))
+
+
+@dataclass(frozen=True)
 class TrackRow:
     id: int
     shot: int
@@ -108,12 +150,136 @@ class TrackRow:
     jitter_smooth: float | None
 
 
+# ---------------------------------------------------------------------------------------- plate binding
+def plate_fingerprint(plate: Plate, frames: Sequence[int] | None = None) -> str:
+    """The plate's picture: 64x36 thumbnails of its first, middle and last keyframes (or of ``frames``) as
+    decoded, before any colour conversion. Compare two with :func:`same_picture`."""
+    if frames is None:
+        keys = plate.keyframes()
+        frames = (keys[0], keys[len(keys) // 2], keys[-1])
+    picks = sorted(set(frames))
+    thumbs = np.stack([_thumb(plate.read(f, native=True)) for f in picks])
+    return json.dumps({"frames": picks, "thumbs": base64.b64encode(thumbs.tobytes()).decode("ascii")})
+
+
+def same_picture(a: str, b: str) -> bool:
+    """Are two :func:`plate_fingerprint` strings of one plate? Tolerates the few code values by which decoder
+    builds differ; another picture differs by far more."""
+    (fa, ta), (fb, tb) = _parse_fingerprint(a), _parse_fingerprint(b)
+    return fa == fb and ta.shape == tb.shape and int(np.abs(ta.astype(np.int16) - tb).max()) <= FINGERPRINT_TOLERANCE
+
+
+def _parse_fingerprint(fp: str) -> tuple[list[int], NDArray[np.uint8]]:
+    try:
+        d = json.loads(fp)
+        return [int(f) for f in d["frames"]], np.frombuffer(base64.b64decode(d["thumbs"]), np.uint8)
+    except (ValueError, KeyError, TypeError) as err:
+        raise StoreError(f"unreadable plate fingerprint ({err})") from None
+
+
+def _thumb(img: NDArray[Any]) -> NDArray[np.uint8]:
+    """Thumbnail of a native frame: code values of video, the square root of float pixels (darks spread)."""
+    step = max(1, min(img.shape[:2]) // (4 * FINGERPRINT_SIZE[1]))
+    v = np.asarray(img[::step, ::step], np.float32)
+    if img.dtype == np.uint8:
+        v /= 255
+    elif img.dtype == np.uint16:
+        v /= 65535
+    else:
+        v = np.sqrt(np.clip(np.nan_to_num(v), 0.0, 1.0))
+    small = cv2.resize(np.ascontiguousarray(v), FINGERPRINT_SIZE, interpolation=cv2.INTER_AREA)
+    return np.rint(np.clip(small, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------- writer lock
+_LOCKS: dict[str, tuple[int, int, int]] = {}  # resolved shot folder → (pid, lock file fd, stores sharing it)
+_LOCKS_GUARD = threading.Lock()
+
+
+def _acquire(folder: Path) -> str:
+    """Hold ``folder``'s writer lock (shared by this process's stores of it); returns the key to release."""
+    key = str(folder.resolve())
+    with _LOCKS_GUARD:
+        held = _LOCKS.get(key)
+        if held is not None and held[0] == os.getpid():
+            _LOCKS[key] = (held[0], held[1], held[2] + 1)
+        else:  # none, or inherited through fork: the lock belongs to the parent
+            _LOCKS[key] = (os.getpid(), _flock(folder), 1)
+    return key
+
+
+def _release(key: str) -> None:
+    with _LOCKS_GUARD:
+        pid, fd, users = _LOCKS.pop(key)
+        if users > 1:
+            _LOCKS[key] = (pid, fd, users - 1)
+            return
+    os.close(fd)  # drops the flock (the OS drops it too when the process dies)
+
+
+def _flock(folder: Path) -> int:
+    """The open lock file of ``folder``, flocked; StoreError naming the holder when it stays held."""
+    try:
+        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise StoreError(f"cannot lock shot folder {folder}: {err.strerror}") from None
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StoreError(
+                f"shot folder {folder} is in use by another faceplate process (pid {pid}); "
+                "wait for it or use another --shot"
+            ) from None
+        except OSError as err:
+            os.close(fd)
+            raise StoreError(f"cannot lock shot folder {folder}: {err.strerror}") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+# ---------------------------------------------------------------------------------------- corruption
+def store_error(path: Path, err: sqlite3.Error, doing: str = "use") -> StoreError:
+    """The one-line StoreError for an SQLite error on the store file ``path``: what to do when it is corrupt."""
+    if getattr(err, "sqlite_errorcode", 0) & 0xFF in (_SQLITE_CORRUPT, _SQLITE_NOTADB):
+        return corrupt(path, str(err))
+    return StoreError(f"cannot {doing} shot store {path}: {err}")
+
+
+def corrupt(path: Path, why: str) -> StoreError:
+    return StoreError(f"{path} is corrupt: {why}; delete the shot folder and run `faceplate extract` again")
+
+
+def _check_file(path: Path) -> None:
+    """Cheap checks SQLite leaves for later: the file is SQLite and, with no write-ahead log to replay, whole."""
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(100)
+    if not head.startswith(b"SQLite format 3\x00") or len(head) < 100:
+        raise corrupt(path, "not an SQLite database" if size >= 100 else f"only {size} bytes")
+    page = int.from_bytes(head[16:18], "big")
+    need = (65536 if page == 1 else page) * int.from_bytes(head[28:32], "big")
+    wal = path.with_name(path.name + "-wal")
+    logged = wal.exists() and wal.stat().st_size > 0
+    if head[92:96] == head[24:28] and not logged and size < need:  # the header's page count is valid
+        raise corrupt(path, f"truncated ({size} of {need} bytes)")
+
+
 class ShotStore:
-    """Open with :meth:`create` (new or matching plate) or :meth:`open` (existing). Not thread-safe."""
+    """Open with :meth:`create` (write: new or matching plate, locked) or :meth:`open` (read). Not thread-safe."""
 
     def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
         self.path = path
         self.conn = conn
+        self._lock: str | None = None  # writer lock key while this store holds the folder's lock
 
     # ------------------------------------------------------------------ open / create
     @staticmethod
@@ -124,49 +290,73 @@ class ShotStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
         except sqlite3.Error as err:
-            raise StoreError(f"cannot open shot store {path}: {err}") from None
+            raise store_error(path, err, "open") from None
         return conn
 
     @classmethod
     def open(cls, shot_dir: str | Path) -> ShotStore:
+        """Open the shot's store to read it: never waits for a writer (WAL), takes no lock."""
         path = Path(shot_dir) / STORE_NAME
         if not path.is_file():
             raise StoreError(f"{shot_dir} is not a shot folder (no {STORE_NAME}); run `faceplate extract` first")
+        _check_file(path)
         store = cls(path, cls._connect(path))
         try:
+            if not store._has_table("meta"):
+                raise corrupt(path, "no faceplate tables in it")
             version = int(store.meta("schema_version", "0"))
-        except sqlite3.DatabaseError as err:
-            raise StoreError(f"{path} is not a faceplate store or is corrupt: {err}") from None
+        except sqlite3.Error as err:
+            store.close()
+            raise store_error(path, err, "read") from None
+        except StoreError:
+            store.close()
+            raise
         if version != SCHEMA_VERSION:
+            store.close()
             raise StoreError(f"{path} has store version {version}; this faceplate reads version {SCHEMA_VERSION}")
         return store
 
     @classmethod
-    def create(cls, shot_dir: str | Path, plate: PlateInfo) -> ShotStore:
-        """Open the shot's store, creating it for ``plate``; refuse a store made for another plate."""
+    def create(cls, shot_dir: str | Path, plate: Plate | PlateInfo) -> ShotStore:
+        """Open the shot's store to write it, creating it for ``plate``; this process holds the shot folder's
+        lock until :meth:`close`.
+
+        Pass the open :class:`Plate`: its picture is checked against the store's (and recorded in a store made
+        before fingerprints); a :class:`PlateInfo` only checks size and length. StoreError when the store is
+        another plate's, is corrupt, or another process writes to it.
+        """
         folder = Path(shot_dir)
+        fp = plate_fingerprint(plate) if isinstance(plate, Plate) else None  # before locking: keep the lock short
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise StoreError(f"cannot create shot folder {folder}: {err.strerror}") from None
-        path = folder / STORE_NAME
-        if path.exists():
+        key = _acquire(folder)
+        try:
+            if not (folder / STORE_NAME).exists():
+                cls._new(folder, plate.info if isinstance(plate, Plate) else plate, fp)
             store = cls.open(folder)
-            stored = PlateInfo.from_dict(json.loads(store.meta("plate")))
-            if (stored.width, stored.height, stored.frame_count, stored.first_frame) != (
-                plate.width,
-                plate.height,
-                plate.frame_count,
-                plate.first_frame,
-            ):
-                raise StoreError(f"{folder} belongs to another plate ({stored.path}); use a new --shot folder")
-            return store
+        except BaseException:
+            _release(key)
+            raise
+        store._lock = key
+        try:
+            store.check_plate(plate, fp)
+            store._add_tables()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def _new(cls, folder: Path, plate: PlateInfo, fingerprint: str | None) -> None:
+        """Write an empty store for ``plate`` (complete or not at all)."""
         try:
             tmp = folder / f".{STORE_NAME}.new"
             tmp.unlink(missing_ok=True)
             conn = cls._connect(tmp)
             conn.execute("BEGIN")
-            for stmt in _SCHEMA.split(";"):
+            for stmt in (_SCHEMA + _SCHEMA_ADDED).split(";"):
                 if stmt.strip():
                     conn.execute(stmt)
             meta = {
@@ -175,18 +365,61 @@ class ShotStore:
                 "plate": json.dumps(plate.to_dict()),
                 "finalized": "0",
             }
+            if fingerprint is not None:
+                meta["plate_fingerprint"] = fingerprint
             conn.executemany("INSERT INTO meta VALUES (?, ?)", meta.items())
             conn.execute("COMMIT")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             conn.close()
-            tmp.replace(path)
+            tmp.replace(folder / STORE_NAME)
         except (OSError, sqlite3.Error) as err:
             raise StoreError(f"cannot create shot store in {folder}: {err}") from None
-        return cls.open(folder)
+
+    def check_plate(self, plate: Plate | PlateInfo, fingerprint: str | None = None) -> None:
+        """StoreError unless ``plate`` is the store's plate: same size and length and, for a :class:`Plate`,
+        the same picture. A writer records the picture in a store made before fingerprints."""
+        info = plate.info if isinstance(plate, Plate) else plate
+        stored = self.plate
+        other = f"{self.path.parent} belongs to another plate ({stored.path}"
+        if (stored.width, stored.height, stored.frame_count, stored.first_frame) != (
+            info.width,
+            info.height,
+            info.frame_count,
+            info.first_frame,
+        ):
+            raise StoreError(f"{other}); use a new --shot folder")
+        if not isinstance(plate, Plate):
+            return
+        fp = fingerprint or plate_fingerprint(plate)
+        known = self.meta("plate_fingerprint", "")
+        if not known:
+            if self._lock is not None:
+                with self.transaction() as c:
+                    self.set_meta(c, "plate_fingerprint", fp)
+            return
+        frames = _parse_fingerprint(known)[0]
+        if frames != _parse_fingerprint(fp)[0]:  # the same picture encoded again has other keyframes
+            fp = plate_fingerprint(plate, frames)
+        if not same_picture(known, fp):
+            raise StoreError(f"{other}: same size and length, another picture); use a new --shot folder")
+
+    def _has_table(self, name: str) -> bool:
+        q = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        return self.conn.execute(q, (name,)).fetchone() is not None
+
+    def _add_tables(self) -> None:
+        if not self._has_table("run_ends"):
+            with self.transaction() as c:
+                for stmt in _SCHEMA_ADDED.split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
+        if self._lock is not None:
+            _release(self._lock)
+            self._lock = None
 
     def __enter__(self) -> ShotStore:
         return self
@@ -200,17 +433,18 @@ class ShotStore:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:
-            raise StoreError(f"shot store {self.path} is busy or read-only: {err}") from None
+            raise store_error(self.path, err, "write") from None
         try:
             yield self.conn
         except BaseException:
-            self.conn.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a corrupt file may fail this too: the first error wins
+                self.conn.execute("ROLLBACK")
             raise
         else:
             try:
                 self.conn.execute("COMMIT")
             except sqlite3.Error as err:
-                raise StoreError(f"cannot write shot store {self.path}: {err}") from None
+                raise store_error(self.path, err, "write") from None
 
     # ------------------------------------------------------------------ meta
     def meta(self, key: str, default: str | None = None) -> str:
@@ -300,9 +534,14 @@ class ShotStore:
         tracks: Iterable[tuple[int, int, int, int]],
         embeddings: Iterable[tuple[int, int, F32]],
         hands: Iterable[tuple[int, int, F32]] = (),
+        run_end: RunEnd | None = None,
     ) -> None:
-        """Commit finished frames with their faces, track extents and embeddings in one transaction."""
+        """Commit finished frames with their faces, track extents and embeddings in one transaction, and the
+        analysis state after the last of them (``run_end``, kept while the frame after it is not stored)."""
+        frames = list(frames)
         with self.transaction() as c:
+            if frames:
+                self._write_run_end(c, min(f[0] for f in frames), max(f[0] for f in frames), run_end)
             c.executemany(
                 "INSERT INTO tracks (id, shot, first_frame, last_frame) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET first_frame = MIN(first_frame, excluded.first_frame), "
@@ -318,8 +557,64 @@ class ShotStore:
                 [(t, f, to_blob(v)) for t, f, v in embeddings],
             )
             c.executemany("INSERT INTO hands VALUES (?, ?, ?)", [(f, i, to_blob(h)) for f, i, h in hands])
-            c.executemany("INSERT INTO frames VALUES (?, ?, ?, ?, ?)", list(frames))
+            c.executemany("INSERT INTO frames VALUES (?, ?, ?, ?, ?)", frames)
             self.set_meta(c, "finalized", "0")
+
+    # ------------------------------------------------------------------ resume state
+    def _write_run_end(self, c: sqlite3.Connection, first: int, last: int, end: RunEnd | None) -> None:
+        """Frames ``first..last`` are being stored: drop the run ends they continue, add ``end`` (after ``last``)."""
+        for table in ("run_ends", "run_end_tracks"):
+            c.execute(f"DELETE FROM {table} WHERE frame BETWEEN ? AND ?", (first - 1, last - 1))
+        if end is None or end.frame != last:
+            return
+        c.execute("INSERT OR REPLACE INTO run_ends VALUES (?, ?)", (end.frame, json.dumps(end.counters)))
+        c.execute("DELETE FROM run_end_tracks WHERE frame = ?", (end.frame,))
+        rows = [(end.frame, i, int(lost), t, f, to_blob(lm)) for i, (lost, t, f, lm) in enumerate(end.tracks)]
+        c.executemany("INSERT INTO run_end_tracks VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def run_end(self, frame: int) -> RunEnd | None:
+        """The analysis state stored after ``frame`` (the end of a run), None when there is none."""
+        if not self._has_table("run_ends"):
+            return None
+        row = self.conn.execute("SELECT counters FROM run_ends WHERE frame = ?", (frame,)).fetchone()
+        if row is None:
+            return None
+        q = "SELECT lost, track, last_frame, landmarks FROM run_end_tracks WHERE frame = ? ORDER BY idx"
+        tracks = [(bool(a), int(t), int(f), from_blob(b, (-1, 3))) for a, t, f, b in self.conn.execute(q, (frame,))]
+        return RunEnd(frame, {k: int(v) for k, v in json.loads(row[0]).items()}, tracks)
+
+    def derived_run_end(self, frame: int, max_miss: int) -> RunEnd:
+        """An approximate :meth:`run_end` for ``frame`` from the faces stored (stores made before run ends):
+        the faces measured there are live, tracks last measured in the ``max_miss`` frames before are lost."""
+        shot = self.conn.execute("SELECT shot FROM frames WHERE frame = ?", (frame,)).fetchone()[0]
+        q = "SELECT track, MAX(frame) FROM faces JOIN frames USING (frame) WHERE shot = ? AND source != 'interp' "
+        q += "AND frame BETWEEN ? AND ? GROUP BY track ORDER BY track"
+        tracks = []
+        for track, last in self.conn.execute(q, (shot, frame - max_miss, frame)).fetchall():
+            lm = self.conn.execute("SELECT landmarks FROM faces WHERE track = ? AND frame = ?", (track, last))
+            tracks.append((last != frame, int(track), int(last), from_blob(lm.fetchone()[0], (-1, 3))))
+        q = "SELECT MAX(frame) FROM faces JOIN frames USING (frame) WHERE shot = ? AND source = 'detect' AND frame <= ?"
+        detected = self.conn.execute(q, (shot, frame)).fetchone()[0]
+        since = 10**9 if detected is None else frame - int(detected)
+        return RunEnd(frame, {"since_detect": since, "next_id": self.max_ids()[0] + 1}, tracks)
+
+    def stored_run_start(self, frame: int, most: int) -> int:
+        """First frame of the consecutive stored frames that end at ``frame``, at most ``most`` frames before it."""
+        q = "SELECT frame FROM frames WHERE frame BETWEEN ? AND ? ORDER BY frame DESC"
+        start = frame
+        for (f,) in self.conn.execute(q, (frame - most, frame)):
+            if f < start - 1:
+                break
+            start = f
+        return start
+
+    def open_tracks(self) -> set[int]:
+        """Tracks a resumed extract may continue: live or lost at the end of a stored run before the plate's end
+        (finalize leaves them whole)."""
+        if not self._has_table("run_ends"):
+            return set()
+        q = "SELECT DISTINCT track FROM run_end_tracks WHERE frame < ?"
+        return {int(t) for (t,) in self.conn.execute(q, (self.plate.last_frame,))}
 
 
 def face_box(lm: F32) -> tuple[float, float, float, float]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.cpu import threads_configured, usable_cores
 from faceplate.errors import ModelError
 
 
@@ -104,6 +105,8 @@ class _Graph:
     def __init__(self, config: str, output: str, side: dict[str, Any] | None = None) -> None:
         _, text_format, calculator_pb2, self._pc, self._pg, calculator_graph, self._if = _mp()
         cfg = text_format.Parse(config, calculator_pb2.CalculatorGraphConfig())
+        if threads_configured():  # the default executor has one thread per core of the machine, not of the process
+            cfg.num_threads = usable_cores()
         try:
             self._graph = calculator_graph.CalculatorGraph(graph_config=cfg)
             self._out: list[Any] = []

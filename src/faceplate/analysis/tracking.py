@@ -39,6 +39,16 @@ class Track:
 
 
 @dataclass(frozen=True)
+class TrackerState:
+    """What a :class:`Tracker` carries from one frame to the next (stored with each commit: exact resumes)."""
+
+    live: tuple[Track, ...]
+    lost: tuple[Track, ...]
+    since_detect: int  # frames since the detector last ran (10**9: run it on the next frame)
+    next_id: int
+
+
+@dataclass(frozen=True)
 class Observation:
     """A face measured in one frame."""
 
@@ -71,6 +81,16 @@ class Tracker:
         """Continue tracks restored from the store (faces of the previous frame)."""
         self.live = list(tracks)
         self.next_id = max([self.next_id, *[t.id + 1 for t in tracks]])
+
+    def state(self) -> TrackerState:
+        """A copy of the state after the last frame stepped (restore it with :meth:`restore`)."""
+        return TrackerState(_copy(self.live), _copy(self.lost), self._since_detect, self.next_id)
+
+    def restore(self, state: TrackerState) -> None:
+        """Continue exactly where a :meth:`state` was taken: live and lost tracks, detector cadence, ids."""
+        self.live, self.lost = list(_copy(state.live)), list(_copy(state.lost))
+        self._since_detect = state.since_detect
+        self.next_id = max([self.next_id, state.next_id, *[t.id + 1 for t in self.live + self.lost]])
 
     def step(self, frame: int, rgb: U8) -> list[Observation]:
         """Observations of every face in ``rgb`` (uint8 RGB, H x W x 3) at plate frame ``frame``."""
@@ -133,3 +153,7 @@ class Tracker:
         if best is not None:
             self.lost.remove(best)
         return best
+
+
+def _copy(tracks: list[Track] | tuple[Track, ...]) -> tuple[Track, ...]:
+    return tuple(Track(t.id, t.landmarks, t.last_frame) for t in tracks)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,7 +25,8 @@ class AlignedFace:
 
     ``image`` (R, R, 3) float32 encoded RGB in [0, 1] (the plate converted to an sRGB-like encoding when it
     is scene-linear); ``landmarks`` (478, 3) in crop pixels (temporally smoothed); ``iod`` eye distance in
-    crop pixels.
+    crop pixels. ``history``: the same track's faces of the frames just before, oldest first (as many as
+    the effect's ``history`` asks for and the track has), each aligned by its own landmarks.
     """
 
     frame: int
@@ -30,6 +34,7 @@ class AlignedFace:
     image: F32
     landmarks: F32
     iod: float
+    history: tuple[AlignedFace, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,13 +47,24 @@ class EffectResult:
 
 class Effect(ABC):
     """An effect on the render path. ``prepare`` sees sample faces of a track and returns that track's
-    context (e.g. a skin-colour model); ``apply`` is then called per frame with it. Effects hold settings
-    only, so they pickle to farm workers."""
+    context (e.g. a skin-colour model, a loaded model); ``apply`` is then called per frame with it.
+
+    The contract: ``apply`` is pure per frame: no I/O and no state carried from one frame to the next (the
+    context is read-only), so a frame renders the same whatever chunk of the shot it is in. An effect that
+    looks at earlier frames asks for them with ``history`` and gets them in ``AlignedFace.history``.
+    Effects hold settings only, so they pickle to farm workers.
+    """
 
     name: ClassVar[str]
     face_type: ClassVar[str] = "whole_face"
     max_resolution: ClassVar[int] = 768
     streams: ClassVar[bool] = False  # needs no identity: a fresh shot can be analysed and rendered in one pass
+    history: ClassVar[int] = 0  # earlier frames of the track that ``apply`` needs (AlignedFace.history)
+
+    def record(self) -> dict[str, Any]:
+        """What makes this effect's output: its name, settings and model fingerprint (JSON-able; resumes
+        reuse only frames made by an equal record)."""
+        return {"effect": self.name, "settings": _jsonable(self)}
 
     def resolution(self, plate_iod: float) -> int:
         """Aligned working size for a track whose eye distance on the plate is ``plate_iod`` px.
@@ -68,3 +84,29 @@ class Effect(ABC):
 
 
 EFFECTS: Registry[Callable[..., Effect]] = Registry("effect")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Dataclass settings → plain JSON values (paths as strings, tuples as lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: _jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: Path) -> str:
+    """sha256 of a model file's bytes (first 16 hex digits), cached per file size and mtime."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        with path.open("rb") as f:
+            _DIGESTS[key] = hashlib.file_digest(f, "sha256").hexdigest()[:16]
+    return _DIGESTS[key]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from faceplate.analysis.identity import SAME_PERSON, distance
-from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
+from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult, file_digest
 from faceplate.errors import ConfigError, ModelError
 from faceplate.ops.augment import face_mask
 from faceplate.ops.colour_transfer import COLOUR_TRANSFER
@@ -33,7 +33,7 @@ class MergeSettings:
     blur: float = 4.0  # feather, px at model resolution
     poisson: bool = False  # seamless (Poisson) blend of the face into the plate
     sharpen: float = 0.0  # unsharp amount on the swapped face, 0..1
-    temporal: float = 0.0  # 0..0.9: blend with the track's previous output where it barely changed
+    temporal: float = 0.0  # 0..0.9: blend with the track's earlier outputs where it barely changed
 
     def __post_init__(self) -> None:
         COLOUR_TRANSFER.get(self.colour)
@@ -45,13 +45,15 @@ class MergeSettings:
             raise ConfigError(f"--temporal {self.temporal} is outside 0..0.9")
 
 
-@dataclass
+TEMPORAL_FRAMES = 2  # earlier frames the temporal blend looks at (each costs one more model pass)
+
+
+@dataclass(frozen=True)
 class _Loaded:
-    """Per-track context: the model, and the previous frame's output for temporal smoothing."""
+    """Per-track context (read-only while rendering): the model and the identity it was trained for."""
 
     model: SwapModel
     identity: np.ndarray | None
-    previous: np.ndarray | None = None
 
 
 @EFFECTS.register("swap")
@@ -66,6 +68,15 @@ class SwapEffect(Effect):
     @property
     def face_type(self) -> str:  # type: ignore[override]
         return str(checkpoint.read_meta(self.model_dir)["arch"]["face_type"])
+
+    @property
+    def history(self) -> int:  # type: ignore[override]
+        """Earlier frames ``apply`` needs: TEMPORAL_FRAMES with temporal smoothing, else none."""
+        return TEMPORAL_FRAMES if self.merge.temporal > 0 else 0
+
+    def record(self) -> dict[str, Any]:
+        gen = checkpoint.read_meta(self.model_dir)["generation"]
+        return {**super().record(), "model": file_digest(self.model_dir / f"weights-{gen}.safetensors")}
 
     def resolution(self, plate_iod: float) -> int:
         return int(checkpoint.read_meta(self.model_dir)["arch"]["res"])
@@ -89,12 +100,10 @@ class SwapEffect(Effect):
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         loaded: _Loaded = context
         img = np.ascontiguousarray(face.image, np.float32)
-        dev = next(loaded.model.parameters()).device
-        x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev, loaded.model.dtype)
-        rgb_t, mask_t = loaded.model.swap(x.contiguous(memory_format=torch.channels_last))
-        rgb = rgb_t[0].permute(1, 2, 0).float().cpu().numpy()
-        learned = mask_t[0, 0].float().cpu().numpy()
-        rgb = _temporal(rgb, loaded, self.merge.temporal)
+        rgb, learned = _swap(loaded.model, img)
+        if self.merge.temporal > 0 and face.history:
+            earlier = [_swap(loaded.model, np.ascontiguousarray(h.image, np.float32))[0] for h in face.history]
+            rgb = temporal_blend([*earlier, rgb], self.merge.temporal)
         res = img.shape[0]
         hull = face_mask(face.landmarks, res)
         m = self.merge
@@ -113,15 +122,25 @@ class SwapEffect(Effect):
         return EffectResult(np.asarray(rgb, np.float32), np.asarray(mask, np.float32))
 
 
-def _temporal(rgb: np.ndarray, loaded: _Loaded, amount: float) -> np.ndarray:
-    """Aligned frames of one track share the canonical face's place, so the previous output can be blended
-    in directly; the weight falls off where the face really changed (no ghosting on motion)."""
-    prev, loaded.previous = loaded.previous, rgb
-    if amount <= 0 or prev is None or prev.shape != rgb.shape:
-        return rgb
-    w = amount * np.exp(-np.abs(rgb - prev).mean(axis=2, keepdims=True) / 0.04)
-    out = (1 - w) * rgb + w * prev
-    loaded.previous = out
+def _swap(model: SwapModel, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(swapped face (R, R, 3), learned mask (R, R)) of an aligned face ``img`` (R, R, 3) in [0, 1]."""
+    dev = next(model.parameters()).device
+    x = torch.from_numpy(img).permute(2, 0, 1)[None].to(dev, model.dtype)
+    rgb_t, mask_t = model.swap(x.contiguous(memory_format=torch.channels_last))
+    return rgb_t[0].permute(1, 2, 0).float().cpu().numpy(), mask_t[0, 0].float().cpu().numpy()
+
+
+def temporal_blend(outputs: list[np.ndarray], amount: float) -> np.ndarray:
+    """Blend a track's swapped faces (R, R, 3) of consecutive frames, oldest first, into the last one.
+
+    Aligned frames of one track share the canonical face's place, so earlier outputs can be blended in
+    directly (each step: ``(1 - w) * current + w * blended so far``); the weight ``amount * exp(-|change| /
+    0.04)`` falls off where the face really changed (no ghosting on motion).
+    """
+    out = outputs[0]
+    for cur in outputs[1:]:
+        w = amount * np.exp(-np.abs(cur - out).mean(axis=2, keepdims=True) / 0.04)
+        out = (1 - w) * cur + w * out
     return np.asarray(out, np.float32)
 
 

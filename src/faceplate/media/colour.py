@@ -124,3 +124,16 @@ def to_uint8(rgb: NDArray[np.floating]) -> NDArray[np.uint8]:
 def to_uint16(rgb: NDArray[np.floating]) -> NDArray[np.uint16]:
     """Quantise float values in [0, 1] to uint16 (round to nearest, clipped). Shape kept."""
     return _scale_to(rgb, 65535.0, cv2.CV_16U)
+
+
+def finite_mask(img: NDArray[Any]) -> NDArray[np.bool_]:
+    """True where a pixel is finite (every channel of an (H, W, C) image; each value of an (H, W) one)."""
+    ok = np.isfinite(img)
+    return ok.all(axis=-1) if img.ndim == 3 else ok
+
+
+def count_nonfinite(img: NDArray[Any]) -> int:
+    """Number of pixels holding NaN or ±Inf in any channel (0 for integer images)."""
+    if img.dtype.kind != "f":
+        return 0
+    return int(img.shape[0] * img.shape[1] - np.count_nonzero(finite_mask(img)))

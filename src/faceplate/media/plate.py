@@ -2,11 +2,15 @@
 
 Frames come out as ``(frame_number, image)``. ``image`` is float32 RGB, shape (H, W, 3), in the plate's
 own colour space (``PlateInfo.colorspace``; [0, 1] for encoded spaces, scene-linear may exceed 1), or,
-with ``display=True``, uint8 RGB (H, W, 3) in ANALYSIS_SPACE for the face detectors.
+with ``display=True``, uint8 RGB (H, W, 3) in ANALYSIS_SPACE for the face detectors. A plate's own alpha
+(``PlateInfo.has_alpha``) comes only when asked for: ``frames(alpha=True)`` gives RGBA, and
+:meth:`Plate.read_alpha` one frame's alpha. NaN / Inf pixels of float plates are passed on untouched and
+counted in :attr:`Plate.nonfinite` (the ``display`` copy for the detectors has them zeroed / clipped).
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from abc import ABC, abstractmethod
@@ -71,27 +75,39 @@ class PlateInfo:
 
 
 class Plate(ABC):
-    """A plate opened for reading. Use as a context manager; stream with :meth:`frames`."""
+    """A plate opened for reading. Use as a context manager; stream with :meth:`frames`.
+
+    ``nonfinite`` maps each decoded frame of a float plate that held NaN or ±Inf pixels to their count.
+    """
 
     info: PlateInfo
 
     def __init__(self, colorspace: str | None = None) -> None:
         self._cs_override = colorspace
         self._to_display: Any = None
+        self.nonfinite: dict[int, int] = {}
+        self._held: tuple[int, Any] | None = None  # (frame, its alpha source) of the last decoded frame
 
     @abstractmethod
     def _iter(self, frames: FrameRange, mode: str) -> Iterator[tuple[int, Image]]: ...
 
     def frames(
-        self, frames: FrameRange | None = None, *, display: bool = False, native: bool = False
+        self, frames: FrameRange | None = None, *, display: bool = False, native: bool = False, alpha: bool = False
     ) -> Iterator[tuple[int, Image]]:
         """Stream frames in order (all, or ``frames`` clipped to the plate). Holds one frame at a time.
 
         ``native=True`` skips the float conversion: uint8 / uint16 RGB for 8-bit / deeper video (values
-        as decoded), float32 for image sequences. See the module docstring for the other modes.
+        as decoded), float32 for image sequences. ``alpha=True``: plates with alpha give RGBA (H, W, 4), the
+        alpha as stored, in the frame's dtype (not with ``display``). See the module docstring for the rest.
         """
         rng = self.info.frames if frames is None else frames.clip(self.info.frames)
-        return self._iter(rng, "display" if display else "native" if native else "float")
+        it = self._iter(rng, "display" if display else "native" if native else "float")
+        return self._with_alpha(it) if alpha and self.info.has_alpha and not display else it
+
+    def _with_alpha(self, it: Iterator[tuple[int, Image]]) -> Iterator[tuple[int, Image]]:
+        for n, img in it:
+            assert self._held is not None and self._held[0] == n
+            yield n, np.dstack([img, colour.as_dtype(self._alpha_of(self._held[1]), img.dtype)])
 
     def frames_yuv(self, frames: FrameRange | None = None) -> Iterator[tuple[int, Yuv420 | Image]]:
         """Like ``frames(native=True)``; video plates give 8-bit 4:2:0 frames as :class:`Yuv420` (see there)."""
@@ -108,6 +124,26 @@ class Plate(ABC):
     def keyframes(self) -> list[int]:
         """Frames that decode on their own (cheap to seek to): every frame of a sequence."""
         return list(range(self.info.first_frame, self.info.last_frame + 1))
+
+    def read_alpha(self, frame: int) -> NDArray[np.float32] | None:
+        """The plate's own alpha of ``frame``, (H, W) float32 [0, 1] as stored (never premultiplied); None
+        when the plate has no alpha. Cheap for the frame decoded last; other frames are decoded on their
+        own (safe while another thread streams :meth:`frames`, but slow: prefer ``frames(alpha=True)``)."""
+        if not self.info.has_alpha:
+            return None
+        held = self._held
+        if held is not None and held[0] == frame:
+            return self._alpha_of(held[1])
+        if frame not in self.info.frames:
+            raise PlateError(f"frame {frame} is outside {self.info.path} (frames {self.info.frames})")
+        return self._read_alpha(frame)
+
+    def _alpha_of(self, held: Any) -> NDArray[np.float32]:
+        """Alpha from what decoding kept (sequences keep the alpha array itself)."""
+        return np.asarray(held, dtype=np.float32)
+
+    @abstractmethod
+    def _read_alpha(self, frame: int) -> NDArray[np.float32]: ...
 
     def _display8(self, rgb: NDArray[np.float32]) -> NDArray[np.uint8]:
         """float RGB in the plate's space → uint8 sRGB for analysis."""
@@ -230,13 +266,33 @@ class VideoPlate(Plate):
                         continue
                     if i > last_i:
                         return
+                    if self.info.has_alpha:
+                        self._held = (i + self.info.first_frame, frame)
                     yield i + self.info.first_frame, self._convert(frame, mode)
                     if i == last_i:
                         return
         except av.FFmpegError as err:
             raise PlateError(f"{self.path}: decoding failed near frame {frames.first}: {_ffmpeg_reason(err)}") from None
 
+    def _alpha_of(self, held: Any) -> NDArray[np.float32]:
+        rgba = held.reformat(format="rgba64le", threads=1).to_ndarray()
+        return rgba[..., 3].astype(np.float32) / np.float32(65535)
+
+    def _read_alpha(self, frame: int) -> NDArray[np.float32]:
+        """Decode ``frame`` with a container of its own, leaving the plate's stream where it is."""
+        other = copy.copy(self)
+        other._container, other._held, other.nonfinite = None, None, {}
+        try:
+            other.read(frame, native=True)
+            held = other._held
+        finally:
+            other.close()
+        if held is None:
+            raise PlateError(f"frame {frame} of {self.path} could not be decoded")
+        return self._alpha_of(held[1])
+
     def close(self) -> None:
+        self._held = None
         if self._container is not None:
             self._container.close()
             self._container = None
@@ -297,6 +353,14 @@ def _rgb(px: NDArray[np.float32], spec: oiio.ImageSpec) -> NDArray[np.float32]:
     return np.ascontiguousarray(np.repeat(px[..., :1], 3, axis=2))
 
 
+def _alpha_index(spec: oiio.ImageSpec) -> int | None:
+    """Channel index of the image's alpha, None without one."""
+    names = list(spec.channelnames)
+    if "A" in names:
+        return names.index("A")
+    return int(spec.alpha_channel) if 0 <= spec.alpha_channel < spec.nchannels else None
+
+
 def _bits(spec: oiio.ImageSpec) -> int:
     """Bits per channel as stored (a 10-bit DPX reads as uint16 with oiio:BitsPerSample = 10)."""
     stored = spec.get_int_attribute("oiio:BitsPerSample", 0)
@@ -327,7 +391,8 @@ class SequencePlate(Plate):
         first = files[numbers[0]]
         spec = _read_spec(first)
         cs = self._cs_override or _default_colorspace(first, spec)
-        kind = "image" if len(files) == 1 and not is_pattern(pattern) else "sequence"
+        still = not is_pattern(pattern) or os.path.isfile(pattern)  # a file named take#1.png is a still
+        kind = "image" if len(files) == 1 and still else "sequence"
         self.info = PlateInfo(
             pattern,
             kind,
@@ -340,11 +405,16 @@ class SequencePlate(Plate):
             _bits(spec),
             str(spec.format),
             False,
-            "A" in list(spec.channelnames),
+            _alpha_index(spec) is not None,
         )
 
     def path_of(self, frame: int) -> str:
         return self._files[frame]
+
+    def _read_alpha(self, frame: int) -> NDArray[np.float32]:
+        px, spec = _read_image(self._files[frame])
+        a = _alpha_index(spec)
+        return np.ones(px.shape[:2], np.float32) if a is None else np.ascontiguousarray(px[..., a])
 
     def _iter(self, frames: FrameRange, mode: str) -> Iterator[tuple[int, Image]]:
         for n in range(frames.first, frames.last + 1):
@@ -353,7 +423,16 @@ class SequencePlate(Plate):
                 size = f"{self.info.width}x{self.info.height}"
                 raise PlateError(f"{self._files[n]} is {spec.width}x{spec.height}, the sequence is {size}")
             rgb = _rgb(px, spec)
-            yield n, (self._display8(rgb) if mode == "display" else rgb)
+            bad = colour.count_nonfinite(rgb) if str(spec.format) in ("half", "float", "double") else 0
+            if bad:
+                self.nonfinite[n] = bad
+            if self.info.has_alpha:
+                a = _alpha_index(spec)
+                self._held = (n, np.ones(px.shape[:2], np.float32) if a is None else px[..., a].copy())
+            if mode != "display":
+                yield n, rgb
+            else:  # the detectors' copy only: NaN → 0, ±Inf → the largest half float / 0
+                yield n, self._display8(np.nan_to_num(rgb, nan=0.0, posinf=65504.0, neginf=0.0) if bad else rgb)
 
 
 def _scan_sequence(pattern: str) -> dict[int, str]:
@@ -388,14 +467,15 @@ def _scan_folder(folder: Path) -> tuple[dict[int, str], str]:
 
 
 def open_plate(path: str | os.PathLike[str], *, colorspace: str | None = None, first_frame: int = 0) -> Plate:
-    """Open a video, an image sequence (pattern or folder) or a still.
+    """Open a video, an image sequence (pattern or folder) or a still. A file or folder whose name looks
+    like a pattern (``take#1.mp4``, ``take_%d.mov``) but exists is opened as what it is.
 
     ``colorspace`` overrides the guess (video → Rec.709 gamma 2.4, EXR → linear Rec.709, other images →
     sRGB); aliases like ``linear`` or ``acescg`` are accepted. ``first_frame`` numbers video frames.
     """
     p = str(path)
     cs = colour.resolve(colorspace) if colorspace else None
-    if is_pattern(Path(p).name):
+    if is_pattern(Path(p).name) and not os.path.exists(p):  # take#1.mp4 that exists is a file, not a pattern
         return SequencePlate(_scan_sequence(p), p, cs)
     if os.path.isdir(p):
         files, pattern = _scan_folder(Path(p))

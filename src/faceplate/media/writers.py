@@ -3,12 +3,15 @@
 Every writer takes RGB (H, W, 3) or a grey matte (H, W) as uint8, uint16 or float32 code values (so 8-bit
 video can go from decoder to encoder without a float round trip), plus an optional matte as alpha. Files appear
 atomically (written under a temporary name, then renamed), so a killed render never leaves a half frame,
-and sequence writers report frames that already exist so renders resume frame by frame.
+and sequence writers report frames that already exist so renders resume frame by frame. Leftover partial
+files of killed runs are removed when a writer opens; a video output is locked while it is written; a full
+disk is reported as such (see faceplate.fileio).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -26,15 +29,25 @@ import OpenImageIO as oiio
 from numpy.typing import NDArray
 
 from faceplate.errors import ConfigError, WriterError
+from faceplate.fileio import (
+    FileLock,
+    atomic_write,
+    atomic_write_text,
+    partial_path,
+    partial_regex,
+    remove_stale_partials,
+    write_error,
+)
 from faceplate.media import colour
-from faceplate.media.frames import pattern_path
+from faceplate.media.frames import is_pattern, pattern_path, pattern_regex
 from faceplate.media.yuv import Yuv420, to_rgb
 from faceplate.registry import Registry
 
 
 @dataclass(frozen=True)
 class WriterSpec:
-    """Where and how to write. ``path`` is a video file or a sequence pattern (``comp.####.exr``)."""
+    """Where and how to write. ``path`` is a video file or a sequence pattern (``comp.####.exr``); a
+    single-frame output (``frame_count == 1``) may also be one plain image file (``still.png``)."""
 
     path: str
     width: int
@@ -42,7 +55,7 @@ class WriterSpec:
     fps: Fraction = Fraction(24)
     format: str | None = None  # registry name; None → from the extension
     colorspace: str = colour.VIDEO_709
-    alpha: bool = False  # write the matte as alpha where the format allows it
+    alpha: bool = False  # write the matte as alpha where the format allows it (an RGBA frame keeps its own)
     audio: tuple[str, float] | None = None  # (source file, source time of the first written frame)
     frame_count: int | None = None  # frames to be written (bounds the copied audio)
     options: dict[str, str] = field(default_factory=dict)  # codec options, e.g. {"crf": "10"}
@@ -71,9 +84,11 @@ class FrameWriter(ABC):
 
     @abstractmethod
     def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
-        """Write frame ``frame``: RGB (H, W, 3) or a grey matte (H, W); uint8, uint16 or float32 [0, 1]
-        (scene-linear floats may exceed 1 in float formats), or an 8-bit :class:`Yuv420` video frame (video
-        writers take its planes as they are; others its RGB). ``alpha`` (H, W) rides along where supported."""
+        """Write frame ``frame``: RGB (H, W, 3), RGBA (H, W, 4) or a grey matte (H, W); uint8, uint16 or
+        float32 [0, 1] (scene-linear floats may exceed 1 in float formats), or an 8-bit :class:`Yuv420` video
+        frame (video writers take its planes as they are; others its RGB). ``alpha`` (H, W), the matte, rides
+        along where supported and ``spec.alpha`` is set; an RGBA frame keeps its own alpha (the plate's)
+        instead, written where the format has alpha and dropped elsewhere."""
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Finish the output (flush, rename into place)."""
@@ -98,11 +113,6 @@ class FrameWriter(ABC):
 WRITERS: Registry[type[FrameWriter]] = Registry("writer")
 
 
-def _partial(path: Path) -> Path:
-    """Temporary sibling name that keeps the extension (OIIO and FFmpeg pick the format from it)."""
-    return path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
-
-
 def _check_dir(path: Path) -> None:
     folder = path.parent if str(path.parent) else Path(".")
     try:
@@ -116,8 +126,13 @@ def _check_dir(path: Path) -> None:
 # ---------------------------------------------------------------------------------------- sequences
 
 
+STALE_SECONDS = 120.0  # a partial frame of a process not running here, unchanged this long, is a leftover
+_CHANNELS = {1: ("Y",), 2: ("Y", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
+
+
 class SequenceWriter(FrameWriter):
-    """Numbered image files via OpenImageIO. Subclasses set the pixel type and channels."""
+    """Numbered image files via OpenImageIO (or one file for a single-frame output). Subclasses set the
+    pixel type and channels."""
 
     pixel: ClassVar[Any] = oiio.HALF
     compression: ClassVar[str] = "none"
@@ -126,15 +141,33 @@ class SequenceWriter(FrameWriter):
 
     def __init__(self, spec: WriterSpec) -> None:
         super().__init__(spec)
-        try:
-            self.path_of(0)
-        except ConfigError as err:
-            raise WriterError(str(err)) from None
-        _check_dir(Path(spec.path))
+        path = Path(spec.path)
+        self._single = spec.frame_count == 1 and not is_pattern(path.name)
+        if not self._single and not is_pattern(path.name):
+            raise WriterError(
+                f"{spec.path} is not a sequence pattern: write {path.stem}.####{path.suffix} "
+                "(a plain file name is only for a single-frame output)"
+            )
+        _check_dir(path)
         self._written: list[Path] = []
+        rx = self._partials()
+        if rx is not None:
+            remove_stale_partials(path.parent, rx, STALE_SECONDS)
 
     def path_of(self, frame: int) -> Path:
-        return pattern_path(self.spec.path, frame)
+        """File of plate frame ``frame`` (a single-frame output: its one file, whatever the number)."""
+        return Path(self.spec.path) if self._single else pattern_path(self.spec.path, frame)
+
+    def _partials(self) -> re.Pattern[str] | None:
+        """Partial names of this output's files, of any process (None: the frame number is in the extension)."""
+        p = Path(self.spec.path)
+        if self._single:
+            return partial_regex(re.escape(p.stem), p.suffix)
+        try:
+            _, rx = pattern_regex(p.stem)
+        except ConfigError:
+            return None
+        return partial_regex(rx.pattern[1:-1], p.suffix)
 
     def exists(self, frame: int) -> bool:
         return self.path_of(frame).is_file()
@@ -142,38 +175,44 @@ class SequenceWriter(FrameWriter):
     dtype: ClassVar[Any] = np.float32  # what we hand OIIO (it converts to ``pixel`` exactly)
 
     def _pixels(self, rgb: NDArray[Any], alpha: NDArray[Any] | None) -> NDArray[Any]:
-        px = rgb if alpha is None or not self.spec.alpha else np.dstack([rgb, colour.as_dtype(alpha, rgb.dtype)])
+        """(H, W, C) pixels: the frame's own channels, plus the matte as alpha when asked and it has none."""
+        own_alpha = rgb.shape[2] in (2, 4)
+        if alpha is None or not self.spec.alpha or own_alpha:
+            px = rgb
+        else:
+            px = np.dstack([rgb, colour.as_dtype(alpha, rgb.dtype)])
         return np.ascontiguousarray(colour.as_dtype(px, self.dtype))
 
     def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
         if isinstance(rgb, Yuv420):
             rgb = to_rgb(rgb)
         path = self.path_of(frame)
-        tmp = _partial(path)
         px = self._pixels(rgb if rgb.ndim == 3 else rgb[..., None], alpha)
         px = px.reshape(rgb.shape[0], rgb.shape[1], -1)  # OpenCV drops a single channel axis
+        atomic_write(path, lambda tmp: self._write_file(tmp, path, px))
+        self._written.append(path)
+
+    def _write_file(self, tmp: Path, path: Path, px: NDArray[Any]) -> None:
+        """Write ``px`` (H, W, C) to ``tmp`` with OIIO; errors name ``path``, the file it becomes."""
         h, w, c = px.shape
         spec = oiio.ImageSpec(w, h, c, self.pixel)
-        spec.channelnames = ("Y",) if c == 1 else ("R", "G", "B", "A")[:c]
-        if c == 4:
-            spec.alpha_channel = 3
+        spec.channelnames = _CHANNELS[c]
+        if c in (2, 4):
+            spec.alpha_channel = c - 1
         spec.attribute("compression", self.compression)
         spec.attribute("oiio:UnassociatedAlpha", 1)  # the matte is a separate channel: never premultiply
         spec.attribute("oiio:ColorSpace", self.spec.colorspace)
         out = oiio.ImageOutput.create(str(tmp))
         if out is None:
-            raise WriterError(f"cannot write {path}: {oiio.geterror()}")
+            raise write_error(path, oiio.geterror() or "no image writer for this extension")
+        ok = False
         try:
-            ok = out.open(str(tmp), spec) and out.write_image(px)
+            ok = bool(out.open(str(tmp), spec) and out.write_image(px))
             err = out.geterror()
         finally:
-            out.close()
+            ok = bool(out.close()) and ok
         if not ok:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise WriterError(f"cannot write {path}: {err or 'disk full or not writable?'}")
-        os.replace(tmp, path)
-        self._written.append(path)
+            raise write_error(path, err or out.geterror() or "disk full or not writable?")
 
     def discard(self) -> None:
         self.abort()
@@ -254,6 +293,52 @@ class _Codec:
 
 
 SEGMENT_SECONDS = 2.0  # a stopped video render loses at most the frames not yet in a closed segment (none on Ctrl-C)
+SHOWN_OPTIONS = 30  # valid codec option names listed when an unknown one is refused
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
+                 "placebo")  # fmt: skip
+_CHOICES: dict[tuple[str, str], tuple[str, ...]] = {  # checked here: x264/x265 print their own error otherwise
+    ("libx264", "preset"): _X26X_PRESETS,
+    ("libx265", "preset"): _X26X_PRESETS,
+    ("libx264", "tune"): ("film", "animation", "grain", "stillimage", "psnr", "ssim", "fastdecode", "zerolatency"),
+    ("libx265", "tune"): ("psnr", "ssim", "grain", "zerolatency", "fastdecode", "animation"),
+}
+
+
+@functools.cache
+def codec_option_names(codec: str) -> tuple[str, ...]:
+    """Encoding options FFmpeg encoder ``codec`` takes: its private ones (sorted), then the generic video ones."""
+    so = av.codec.CodecContext.create(codec, "w").supported_options
+    flags = av.codec.context.OptionFlags
+    video = flags.ENCODING_PARAM | flags.VIDEO_PARAM
+    own = sorted(o.name for o in so.private if o.flags & flags.ENCODING_PARAM)
+    generic = sorted(o.name for o in so.generic if o.flags & video == video and o.name not in own)
+    return tuple(own + generic)
+
+
+def _probe_codec(codec: str, pix_fmt: str, spec: WriterSpec, options: dict[str, str]) -> str | None:
+    """Open encoder ``codec`` with ``options`` for ``spec``'s size and rate; FFmpeg's complaint, None if fine.
+
+    Option values FFmpeg cannot parse fail the open; a bad key inside x264-params / x265-params only logs a
+    warning (and is ignored), so warnings about options count as failures too."""
+    cc: Any = av.codec.CodecContext.create(codec, "w")
+    cc.width, cc.height, cc.pix_fmt = spec.width, spec.height, pix_fmt
+    cc.time_base, cc.framerate = 1 / Fraction(spec.fps), Fraction(spec.fps)
+    cc.options = dict(options)
+    level, skip = av.logging.get_level(), av.logging.get_skip_repeated()
+    av.logging.set_level(av.logging.WARNING)
+    av.logging.set_skip_repeated(False)
+    try:
+        with av.logging.Capture() as logs:
+            try:
+                cc.open()
+                failed = False
+            except av.FFmpegError:
+                failed = True
+    finally:
+        av.logging.set_level(level)
+        av.logging.set_skip_repeated(skip)
+    msgs = [m.strip() for lvl, _, m in logs if lvl <= av.logging.WARNING and (failed or "option" in m.lower())]
+    return (msgs[-1] if msgs else "FFmpeg refused it") if failed or msgs else None
 
 
 @dataclass
@@ -293,9 +378,70 @@ class VideoWriter(FrameWriter):
         self._parts = self._path.with_name(f".{self._path.name}.parts")
         tuning = {} if "preset" in spec.options else self.codec.tuning
         self._options = {**self.codec.options, **tuning, **spec.options}
+        quiet = self.codec.options.get("x265-params", "")  # keep x265 quiet with the user's own x265-params
+        if "log-level" in quiet and "log-level" not in self._options["x265-params"]:
+            self._options["x265-params"] = ":".join(filter(None, (self._options["x265-params"], "log-level=error")))
+        if spec.options:
+            self._check_options()
         self._per_segment = max(1, round(float(spec.fps) * SEGMENT_SECONDS))
         self._seg: _Segment | None = None
-        self._done = self._existing_segments()
+        self._lock = self._take_lock()
+        try:
+            self._done = self._existing_segments()
+            self._remove_stale()
+        except BaseException:
+            self._lock.release()
+            raise
+
+    # safety -----------------------------------------------------------------------------------
+    @property
+    def _label(self) -> str:
+        name = next((n for n in WRITERS if WRITERS.get(n) is type(self)), self.codec.name)
+        return f"{name} ({self.codec.name})"
+
+    def _check_options(self) -> None:
+        """Refuse unknown codec option names and values FFmpeg (or x264 / x265) cannot use, naming the option."""
+        valid = codec_option_names(self.codec.name)
+        for key, value in self.spec.options.items():
+            if key not in valid:
+                ours = [k for k in {**self.codec.options, **self.codec.tuning} if k in valid]
+                names = ours + [n for n in valid if n not in ours]
+                shown = ", ".join(names[:SHOWN_OPTIONS]) + (", …" if len(names) > SHOWN_OPTIONS else "")
+                raise WriterError(f"unknown codec option {key!r} for {self._label}; valid: {shown}")
+            choices = _CHOICES.get((self.codec.name, key))
+            if choices and not all(v in choices for v in re.split(r"[,./]", value)):
+                valid_values = ", ".join(choices)
+                raise WriterError(f"codec option {key}={value} is invalid for {self._label}; valid: {valid_values}")
+        if _probe_codec(self.codec.name, self.codec.pix_fmt, self.spec, self._options) is None:
+            return
+        for key, value in self.spec.options.items():
+            alone = {**self.codec.options, key: self._options[key]}
+            problem = _probe_codec(self.codec.name, self.codec.pix_fmt, self.spec, alone)
+            if problem is not None:
+                raise WriterError(f"codec option {key}={value} is invalid for {self._label}: {problem}")
+        given = " ".join(f"{k}={v}" for k, v in self.spec.options.items())
+        raise WriterError(f"codec options {given} do not work together for {self._label}; drop some of them")
+
+    def _take_lock(self) -> FileLock:
+        """Lock the output against other writers (the lock file sits beside the parts folder)."""
+        lock = FileLock(self._path.with_name(f".{self._path.name}.lock"))
+        try:
+            free = lock.acquire()
+        except OSError as err:
+            raise write_error(lock.path, err) from None
+        if not free:
+            pid = lock.holder()
+            raise WriterError(
+                f"{self._path} is being written by another faceplate process (pid {pid or '?'}); "
+                "wait for it or choose another -o"
+            )
+        return lock
+
+    def _remove_stale(self) -> None:
+        """Remove partial segments and joins of earlier runs that were killed."""
+        suffix = self._path.suffix
+        remove_stale_partials(self._parts, partial_regex(r"seg\.-?\d+", suffix))
+        remove_stale_partials(self._path.parent, partial_regex(re.escape(self._path.stem), suffix))
 
     # segments ---------------------------------------------------------------------------------
     def _manifest(self) -> str:
@@ -322,15 +468,27 @@ class VideoWriter(FrameWriter):
     def exists(self, frame: int) -> bool:
         return any(a <= frame <= b for a, b in self._done.items())
 
+    def _segment_path(self, first: int, last: int) -> Path:
+        return self._parts / f"seg.{first}_{last}{self._path.suffix}"
+
+    def _error(self, err: BaseException) -> WriterError:
+        """One-line error for a failed encode or write, naming the user's codec options if any."""
+        werr = write_error(self._path, err)
+        if self.spec.options and not str(werr).startswith("disk full"):
+            given = " ".join(f"{k}={v}" for k, v in self.spec.options.items())
+            return WriterError(f"{werr} (codec options {given})")
+        return werr
+
     def _open_segment(self, frame: int) -> _Segment:
         try:
             self._parts.mkdir(exist_ok=True)
-            (self._parts / "render.json").write_text(self._manifest())
-            tmp = self._parts / f".seg.{frame}.partial-{os.getpid()}{self._path.suffix}"
+            if not (self._parts / "render.json").is_file():
+                atomic_write_text(self._parts / "render.json", self._manifest())
+            tmp = partial_path(self._parts / f"seg.{frame}{self._path.suffix}")
             out = av.open(str(tmp), "w")
             st: Any = out.add_stream(self.codec.name, rate=self.spec.fps, options=self._options)
         except (av.FFmpegError, OSError, ValueError) as err:
-            raise WriterError(f"cannot write {self._path}: {err}") from None
+            raise self._error(err) from None
         st.width, st.height, st.pix_fmt = self.spec.width, self.spec.height, self.codec.pix_fmt
         cc = st.codec_context
         cc.color_range, cc.colorspace, cc.color_primaries, cc.color_trc = 1, 1, 1, 1  # limited, BT.709
@@ -344,15 +502,17 @@ class VideoWriter(FrameWriter):
             for pkt in seg.stream.encode(None):
                 seg.container.mux(pkt)
             seg.container.close()
+            if seg.last >= seg.first:
+                os.replace(seg.tmp, self._segment_path(seg.first, seg.last))
+                self._done[seg.first] = seg.last
+            else:
+                seg.tmp.unlink()
         except (av.FFmpegError, OSError) as err:
+            with contextlib.suppress(Exception):
+                seg.container.close()
             with contextlib.suppress(OSError):
                 seg.tmp.unlink()
-            raise WriterError(f"cannot write {self._path}: {err}") from None
-        if seg.last >= seg.first:
-            os.replace(seg.tmp, self._parts / f"seg.{seg.first}_{seg.last}{self._path.suffix}")
-            self._done[seg.first] = seg.last
-        else:
-            seg.tmp.unlink()
+            raise self._error(err) from None
 
     @property
     def wants_alpha(self) -> bool:
@@ -363,11 +523,15 @@ class VideoWriter(FrameWriter):
         if isinstance(rgb, Yuv420):  # 8-bit 4:2:0 Rec.709 limited, as decoded: straight to the encoder
             frame = av.VideoFrame.from_ndarray(rgb.data, format="yuv420p")
             return frame if self.codec.pix_fmt == "yuv420p" else frame.reformat(format=self.codec.pix_fmt)
+        if rgb.ndim == 3 and rgb.shape[2] == 4:  # RGBA: its own alpha, not the matte (dropped without alpha)
+            rgb, alpha = rgb[..., :3], rgb[..., 3]
+        elif not self.spec.alpha:
+            alpha = None  # the matte goes into alpha only when asked for
         deep = self.codec.bits > 8
         if rgb.ndim == 2:  # a matte: grey
             px, fmt = colour.as_dtype(rgb, np.uint16 if deep else np.uint8), "gray16le" if deep else "gray"
         elif self.codec.alpha:
-            a = np.ones(rgb.shape[:2], np.uint16) if alpha is None else colour.as_dtype(alpha, np.uint16)
+            a = np.full(rgb.shape[:2], 65535, np.uint16) if alpha is None else colour.as_dtype(alpha, np.uint16)
             px, fmt = np.dstack([colour.as_dtype(rgb, np.uint16), a]), "rgba64le"
         else:
             px, fmt = colour.as_dtype(rgb, np.uint16 if deep else np.uint8), "rgb48le" if deep else "rgb24"
@@ -398,11 +562,17 @@ class VideoWriter(FrameWriter):
             for pkt in seg.stream.encode(vf):
                 seg.container.mux(pkt)
         except (av.FFmpegError, OSError) as err:
-            raise WriterError(f"cannot write {self._path}: {err}") from None
+            raise self._error(err) from None
         seg.last = frame
 
     def close(self) -> None:
-        """Close the last segment; when every frame is there, join the segments into the output."""
+        """Close the last segment; when every frame is there, join the segments into the output. Unlocks."""
+        try:
+            self._finish()
+        finally:
+            self._lock.release()
+
+    def _finish(self) -> None:
         self._close_segment()
         first = self.spec.first_frame
         count = self.spec.frame_count
@@ -412,30 +582,32 @@ class VideoWriter(FrameWriter):
         if count <= 0 or not all(self.exists(f) for f in range(first, first + count)):
             return  # partial (a stopped render): the segments wait for the next run
         try:
-            self._join(first, count)
-        except (av.FFmpegError, OSError) as err:
-            raise WriterError(f"cannot finish {self._path}: {err}") from None
+            atomic_write(self._path, lambda tmp: self._join(tmp, first, count))
+        except av.FFmpegError as err:
+            raise write_error(self._path, err) from None
         shutil.rmtree(self._parts, ignore_errors=True)
 
     def abort(self) -> None:
-        """Keep what was encoded: the open segment is closed with the frames it has."""
+        """Keep what was encoded: the open segment is closed with the frames it has. Unlocks."""
         with contextlib.suppress(Exception):
             self._close_segment()
+        self._lock.release()
 
     def discard(self) -> None:
-        self.abort()
+        with contextlib.suppress(Exception):
+            self._close_segment()
         shutil.rmtree(self._parts, ignore_errors=True)
+        self._lock.release()
 
-    def _join(self, first: int, count: int) -> None:
-        """Output = the segments covering ``first``.. in order (packets copied, not re-encoded) + audio."""
-        tmp = _partial(self._path)
+    def _join(self, tmp: Path, first: int, count: int) -> None:
+        """Write to ``tmp`` the segments covering ``first``.. in order (packets copied, not re-encoded) + audio."""
         order = sorted(a for a in self._done if a <= first + count - 1 and self._done[a] >= first)
         out = av.open(str(tmp), "w")
         audio = None
         try:
             vout = None
             for a in order:
-                with av.open(str(self._parts / f"seg.{a}_{self._done[a]}{self._path.suffix}")) as seg:
+                with av.open(str(self._segment_path(a, self._done[a]))) as seg:
                     vin: Any = seg.streams.video[0]
                     if vout is None:
                         vout = out.add_stream_from_template(vin)
@@ -457,13 +629,10 @@ class VideoWriter(FrameWriter):
         except BaseException:
             with contextlib.suppress(Exception):
                 out.close()
-            with contextlib.suppress(OSError):
-                tmp.unlink()
             raise
         finally:
             if audio is not None:
                 audio.close()
-        os.replace(tmp, self._path)
 
 
 class _AudioCopy:

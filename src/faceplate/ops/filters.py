@@ -68,3 +68,21 @@ def luma(rgb: F32) -> F32:
     """Rec.709 luma of encoded RGB (H, W, 3) → (H, W)."""
     flat = np.ascontiguousarray(rgb, np.float32).reshape(-1, 1, 3)  # OpenCV, not BLAS: no spinning BLAS threads
     return np.asarray(cv2.transform(flat, _LUMA709), np.float32).reshape(rgb.shape[:-1])
+
+
+def fill_nonfinite(img: F32, sigma: float = 2.0) -> F32:
+    """``img`` (H, W, C) with NaN/Inf pixels replaced by a blur of their finite neighbours (a copy).
+
+    A pixel with any non-finite channel counts as missing in all channels; holes wider than a few
+    ``sigma`` get the mean of the finite pixels.
+    """
+    ok = np.isfinite(img).all(axis=2)
+    if ok.all():
+        return img
+    clean = np.where(ok[..., None], img, 0.0).astype(np.float32)
+    w = ok.astype(np.float32)
+    near = gauss(w, sigma)
+    filled = gauss(clean, sigma) / np.maximum(near, 1e-6)[..., None]
+    mean = clean[ok].mean(axis=0) if ok.any() else np.zeros(img.shape[2], np.float32)
+    filled = np.where((near > 1e-3)[..., None], filled, mean)
+    return np.asarray(np.where(ok[..., None], img, filled), np.float32)

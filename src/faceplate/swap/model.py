@@ -16,7 +16,10 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from faceplate.cpu import configure_threads
 from faceplate.errors import ConfigError
+
+configure_threads()  # torch is loaded now: size its intra- and inter-op pools (faceplate.cpu)
 
 Arch = Literal["df", "liae"]
 

@@ -26,11 +26,11 @@ from numpy.typing import NDArray
 
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.smoothing import StreamSmoother, lookahead
-from faceplate.config import ExtractConfig, RenderConfig
+from faceplate.config import RenderConfig
 from faceplate.cpu import single_thread_blas
 from faceplate.effects.base import Effect
-from faceplate.errors import FaceNotFoundError
-from faceplate.extract import Analysed, Interrupted, Models, ProgressFn, RunAnalyser, thumbnails
+from faceplate.errors import FaceNotFoundError, Interrupted
+from faceplate.extract import Analysed, Models, ProgressFn, RunAnalyser, thumbnails
 from faceplate.finalize import FinalizeSettings, finalize
 from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate, VideoPlate
@@ -50,6 +50,7 @@ def can_stream(cfg: RenderConfig, plate: Plate, effect: Effect, store: ShotStore
         cfg.track is None
         and cfg.face is None
         and type(effect).streams
+        and not effect.history
         and isinstance(plate, VideoPlate)  # 8-bit video decodes to uint8 RGB: analysed as rendered
         and info.bit_depth <= 8
         and not store.stored_frames()  # a fresh shot (a partly analysed one continues its tracks: two passes)
@@ -172,13 +173,12 @@ def stream_render(
     """Analyse ``rng`` into ``store`` and render it as it goes; returns the ids of the tracks rendered.
 
     ``prepare(track, faces, images)`` builds a track's effect context from its faces in its first second
-    and their decoded images (see render.track_context); ``render_one(frame, img, faces, contexts, hands)``
+    and their decoded images (see render.tracks.track_context); ``render_one(frame, img, faces, contexts, hands)``
     renders one frame (or queues it).
     """
     fps = float(plate.info.fps)
     window = lookahead(fps)
-    ecfg = ExtractConfig(plate=cfg.plate, shot=store.path.parent, frames=cfg.frames, colorspace=cfg.colorspace,
-                         first_frame=cfg.first_frame)  # fmt: skip
+    ecfg = cfg.extract
     fin = FinalizeSettings(fps, ecfg.link_gap_s, min_cutoff=ecfg.smooth_min_cutoff, beta=ecfg.smooth_beta)
     shot = _Shot(fps, window, fin)
     written = 0  # frames handed to render_one
@@ -200,7 +200,7 @@ def stream_render(
             lm = line.smoother.value(slot.frame, shot.final(line))
             rows.append(FaceRow(t, slot.frame, "stream", None, lm, lm))
             seen.add(t)
-        hands = shot.hands_near(0) if rows and cfg.hands else []
+        hands = shot.hands_near(0) if rows and cfg.extract.hands else []
         render_one(slot.frame, slot.img, rows, {t: line.context for t, line in on}, hands)
         shot.pop()
         written += 1
@@ -221,7 +221,9 @@ def stream_render(
             an.flush()
     except KeyboardInterrupt:
         an.flush()
-        raise Interrupted(f"interrupted after {written} frame(s); run the same command to resume") from None
+        raise Interrupted(
+            f"interrupted after {written} frame(s), which are kept; run the same command to resume"
+        ) from None
     except BaseException:
         with contextlib.suppress(Exception):  # keep what was analysed; the original error wins
             an.flush()

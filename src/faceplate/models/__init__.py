@@ -1,0 +1,1 @@
+"""Network architectures and their files on disk (no training, no rendering)."""

@@ -1,0 +1,299 @@
+"""``render``: the one render path every effect runs on.
+
+plate → (extract: detect, landmarks, track, smooth) → per frame, per chosen face: align → effect (result +
+matte, aligned space) → un-align the *change* and the matte → composite onto the untouched plate → write
+comp (+ matte, + delta). Renders are idempotent per frame: frames already on disk (made by the same
+settings) are skipped, so a stopped render resumes and a farm can split the shot by frame range.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.config import RenderConfig
+from faceplate.cpu import single_thread_blas
+from faceplate.effects.base import Effect
+from faceplate.errors import FaceNotFoundError, Interrupted
+from faceplate.export import select_tracks
+from faceplate.extract import ProgressFn, extract
+from faceplate.media import colour
+from faceplate.media.frames import FrameRange
+from faceplate.media.plate import Plate, open_plate
+from faceplate.media.prefetch import Background, prefetch
+from faceplate.media.writers import FrameWriter
+from faceplate.media.yuv import Yuv420, to_rgb
+from faceplate.render.composite import Change, composite, face_changes
+from faceplate.render.outputs import (
+    check_outputs,
+    claim_outputs,
+    comp_alpha,
+    frames_to_do,
+    open_outputs,
+    release_outputs,
+)
+from faceplate.render.stream import can_stream, stream_render
+from faceplate.render.tracks import ColourPath, TrackContext, prepare_tracks, track_context
+from faceplate.store import F32, FaceRow, ShotStore
+from faceplate.timing import Stopwatch
+
+
+@dataclass(frozen=True)
+class RenderSummary:
+    """What a render did: frames written and skipped (already on disk), faces changed, tracks, timings."""
+
+    out: str
+    frames: FrameRange
+    written: int
+    skipped: int
+    faces: int
+    tracks: list[int]
+    seconds: float
+    stages: dict[str, float] = field(default_factory=dict)
+    nonfinite: int = 0  # NaN/Inf plate pixels seen (left as they are where no face was changed)
+
+    @property
+    def fps(self) -> float:
+        return self.written / self.seconds if self.seconds > 0 else 0.0
+
+
+def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None) -> RenderSummary:
+    """Run ``effect`` over the chosen faces of the plate and write comp (+ matte, + delta)."""
+    t0 = time.perf_counter()
+    sw = Stopwatch()
+    ext = cfg.extract
+    with open_plate(ext.plate, colorspace=ext.colorspace, first_frame=ext.first_frame) as plate:
+        rng = cfg.frames_in(plate.info.frames)
+        check_outputs(cfg, plate, rng)
+        col = ColourPath(plate.info.colorspace)
+        with ShotStore.create(ext.shot, plate.info) as store:
+            if col.identity and can_stream(cfg, plate, effect, store, rng):
+                claim_outputs(cfg, effect, rng)
+                return _render_streamed(cfg, effect, plate, store, rng, col, sw, t0, progress)
+    with sw("extract"):
+        extract(ext)
+    with (
+        ShotStore.open(ext.shot) as store,
+        open_plate(ext.plate, colorspace=ext.colorspace, first_frame=ext.first_frame) as plate,
+        single_thread_blas(),
+    ):
+        rng = cfg.frames_in(plate.info.frames)
+        ids = _tracks_in(store, cfg, rng)
+        col = ColourPath(plate.info.colorspace)
+        with sw("prepare"):
+            tracks = prepare_tracks(store, plate, effect, ids, col)
+        claim_outputs(cfg, effect, rng)
+        writers = open_outputs(cfg, plate, rng)
+        runs = frames_to_do(writers, rng)
+        counts = _run_frames(cfg, effect, plate, store, runs, tracks, col, writers, sw, progress)
+    _warn_nonfinite(counts.nonfinite)
+    return RenderSummary(cfg.out, rng, counts.frames, len(rng) - sum(len(r) for r in runs), counts.faces, ids,
+                         time.perf_counter() - t0, sw.seconds, counts.nonfinite)  # fmt: skip
+
+
+def _tracks_in(store: ShotStore, cfg: RenderConfig, rng: FrameRange) -> list[int]:
+    ids = select_tracks(store, cfg.track, cfg.face, allow_all=True)
+    ids = [t for t in ids if (tr := store.track(t)).last_frame >= rng.first and tr.first_frame <= rng.last]
+    if not ids:
+        raise FaceNotFoundError(f"the chosen face is not in frames {rng}")
+    return ids
+
+
+@dataclass
+class _Counts:
+    frames: int = 0
+    faces: int = 0
+    nonfinite: int = 0
+
+
+def _with_earlier(plate: Plate, run: FrameRange, n: int, yuv: bool) -> Iterator[tuple[int, Any]]:
+    """Decoded frames of ``run``, preceded by up to ``n`` frames before it (for effects with history)."""
+    first = max(run.first - n, plate.info.first_frame)
+    rng = FrameRange(first, run.last)
+    return plate.frames_yuv(rng) if yuv else plate.frames(rng, native=True)
+
+
+def _run_frames(
+    cfg: RenderConfig,
+    effect: Effect,
+    plate: Plate,
+    store: ShotStore,
+    runs: list[FrameRange],
+    tracks: dict[int, TrackContext],
+    col: ColourPath,
+    writers: dict[str, FrameWriter],
+    sw: Stopwatch,
+    progress: ProgressFn | None,
+) -> _Counts:
+    """Effect on this thread, composite + encode on a writer thread, for every frame of ``runs``."""
+    c = _Counts()
+    todo = sum(len(r) for r in runs)
+    in_place = "delta" not in writers and not effect.history  # history frames must stay as decoded
+    behind = Background(lambda *a: _timed_write(sw, writers, plate, in_place, *a), depth=2)
+    yuv = col.identity and "delta" not in writers and writers["comp"].takes_yuv  # 8-bit video: stay in Y'CbCr
+    try:
+        for run in runs:
+            earlier: deque[tuple[NDArray[Any], list[FaceRow]]] = deque(maxlen=max(effect.history, 1))
+            for frame, img in sw.iterate("decode (wait)", prefetch(_with_earlier(plate, run, effect.history, yuv))):
+                rgb = img.rgb if isinstance(img, Yuv420) else img
+                faces = [f for f in store.faces_in_frame(frame) if f.track in tracks]
+                if frame < run.first:  # history only
+                    earlier.append((rgb, faces))
+                    continue
+                c.nonfinite += _nonfinite(rgb)
+                hands = store.hands_near(frame) if faces and cfg.extract.hands else []
+                with sw("effect"):
+                    changes = face_changes(rgb, faces, tracks, effect, col, hands, list(earlier))
+                if effect.history:
+                    earlier.append((rgb, faces))
+                with sw("write (wait)"):
+                    behind.submit(frame, img, changes)
+                c.frames += 1
+                c.faces += len(faces)
+                if progress:
+                    progress(c.frames, todo)
+        behind.join()
+    except KeyboardInterrupt:
+        _stop(behind, writers)
+        raise Interrupted(_kept(c.frames)) from None
+    except BaseException:
+        _stop(behind, writers)
+        raise
+    with sw("write (wait)"):
+        for w in writers.values():
+            w.close()
+    return c
+
+
+def _nonfinite(rgb: NDArray[Any]) -> int:
+    """Pixels of a decoded float frame with a NaN or Inf channel (0 for integer frames)."""
+    if rgb.dtype.kind != "f":
+        return 0
+    return int((~np.isfinite(rgb)).any(axis=2).sum())
+
+
+def _kept(frames: int) -> str:
+    return f"interrupted after {frames} frame(s), which are kept; run the same command to resume"
+
+
+def _warn_nonfinite(n: int) -> None:
+    if n:
+        warnings.warn(
+            f"the plate has {n} NaN/Inf pixel value(s): left as they are outside the changed faces, "
+            "filled from their neighbours where a face was changed",
+            stacklevel=3,
+        )
+
+
+def _render_streamed(
+    cfg: RenderConfig,
+    effect: Effect,
+    plate: Plate,
+    store: ShotStore,
+    rng: FrameRange,
+    col: ColourPath,
+    sw: Stopwatch,
+    t0: float,
+    progress: ProgressFn | None,
+) -> RenderSummary:
+    """``render`` of a fresh shot in one pass (render.stream): analysis on this thread, the effect on a
+    worker thread, compositing and encoding on the writer thread."""
+    writers = open_outputs(cfg, plate, rng)
+    resumable = all(w.resumable for w in writers.values())
+    done = {f for f in range(rng.first, rng.last + 1) if resumable and all(w.exists(f) for w in writers.values())}
+    yuv = col.identity and "delta" not in writers and writers["comp"].takes_yuv  # 8-bit video: stay in Y'CbCr
+    behind = Background(lambda *a: _timed_write(sw, writers, plate, "delta" not in writers, *a), depth=2)
+
+    def effect_step(
+        frame: int, img: Any, faces: list[FaceRow], tracks: dict[int, TrackContext], hands: list[F32]
+    ) -> None:
+        with sw("effect (background)"):
+            changes = face_changes(img.rgb if isinstance(img, Yuv420) else img, faces, tracks, effect, col, hands)
+        behind.submit(frame, img, changes)
+
+    worker = Background(effect_step, depth=2)
+    counts = [0, 0]  # frames written, faces rendered
+
+    def render_one(frame: int, img: Any, faces: list[FaceRow], tracks: dict[int, Any], hands: list[F32]) -> None:
+        if frame in done:
+            return
+        with sw("effect (wait)"):
+            worker.submit(frame, img, faces, tracks, hands)
+        counts[0] += 1
+        counts[1] += len(faces)
+
+    def prepare(track: int, early: list[FaceRow], images: dict[int, Any]) -> TrackContext:
+        with sw("prepare"):
+            return track_context(effect, col, track, early, images)
+
+    try:
+        ids = stream_render(cfg, plate, store, rng, yuv, prepare, render_one, sw, progress)
+        worker.join()
+        behind.join()
+    except FaceNotFoundError:  # the plate was copied frame by frame for nothing: leave no output
+        with contextlib.suppress(BaseException):
+            worker.join()
+        _stop(behind, writers)
+        for w in writers.values():
+            w.discard()
+        release_outputs(cfg)
+        raise
+    except BaseException:
+        with contextlib.suppress(BaseException):  # the original error wins
+            worker.join()
+        _stop(behind, writers)
+        raise
+    with sw("write (wait)"):
+        for w in writers.values():
+            w.close()
+    return RenderSummary(cfg.out, rng, counts[0], len(done), counts[1], ids, time.perf_counter() - t0, sw.seconds)
+
+
+def _stop(behind: Background, writers: dict[str, FrameWriter]) -> None:
+    """Finish what was queued (whole frames only), then drop unfinished outputs."""
+    with contextlib.suppress(BaseException):  # the original error wins
+        behind.join()
+    for w in writers.values():
+        w.abort()
+
+
+def _timed_write(
+    sw: Stopwatch,
+    writers: dict[str, FrameWriter],
+    plate: Plate,
+    in_place: bool,
+    frame: int,
+    img: Any,
+    changes: list[Change],
+) -> None:
+    """Composite and write one frame (on the writer thread, beside the next frame's effect)."""
+    with_matte = "matte" in writers or "delta" in writers or writers["comp"].wants_alpha
+    with sw("composite (background)"):
+        comp, matte = composite(img, changes, in_place, with_matte)
+    with sw("write (encode, background)"):
+        _write(writers, plate, frame, img, comp, matte)
+
+
+def _write(
+    writers: dict[str, FrameWriter],
+    plate: Plate,
+    frame: int,
+    img: NDArray[Any],
+    comp: NDArray[Any] | Yuv420,
+    matte: F32 | None,
+) -> None:
+    writers["comp"].write(frame, comp, comp_alpha(writers["comp"], plate, frame, matte))
+    if "matte" in writers:
+        assert matte is not None  # see _timed_write
+        writers["matte"].write(frame, matte)
+    if "delta" in writers:
+        rgb = to_rgb(comp) if isinstance(comp, Yuv420) else comp
+        writers["delta"].write(frame, colour.to_float(rgb) - colour.to_float(img), matte)

@@ -1,0 +1,121 @@
+"""Per-track render context and aligned faces: the plate side of the effect contract.
+
+A track's working size and effect context come from its measured faces of its first second, so every
+render path (streamed, two-pass, any farm chunk) gives a frame the same context.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.analysis.faces import interocular
+from faceplate.analysis.smoothing import lookahead
+from faceplate.effects.base import AlignedFace, Effect
+from faceplate.geometry import F64
+from faceplate.media import colour
+from faceplate.media.frames import FrameRange
+from faceplate.media.plate import Plate
+from faceplate.ops.filters import fill_nonfinite
+from faceplate.store import FaceRow, ShotStore
+
+F32 = NDArray[np.float32]
+SAMPLES_PER_TRACK = 6
+
+
+class ColourPath:
+    """Plate space ↔ the encoded space effects work in (identity for video and sRGB plates)."""
+
+    def __init__(self, plate_space: str) -> None:
+        self.identity = colour.is_display_like(plate_space)
+        if not self.identity:
+            self._to = colour.converter(plate_space, colour.ANALYSIS_SPACE)
+            self._back = colour.converter(colour.ANALYSIS_SPACE, plate_space)
+
+    def encode(self, rgb: F32) -> F32:
+        """Plate-space float RGB (H, W, 3) → the effects' encoded RGB."""
+        if self.identity:
+            return rgb
+        out = np.ascontiguousarray(rgb, np.float32).copy()
+        self._to(out)
+        return out
+
+    def decode(self, rgb: F32) -> F32:
+        """The effects' encoded RGB (H, W, 3) → plate-space float RGB."""
+        if self.identity:
+            return rgb
+        out = np.ascontiguousarray(rgb, np.float32).copy()
+        self._back(out)
+        return out
+
+
+@dataclass
+class TrackContext:
+    """One track's working resolution (aligned px) and its effect context (``Effect.prepare``)."""
+
+    id: int
+    res: int
+    context: Any
+
+
+def aligned_face(
+    img: NDArray[Any], face: FaceRow, res: int, ftype: str, col: ColourPath
+) -> tuple[AlignedFace, F32, F64]:
+    """(face for the effect, the plate-space float crop, plate→crop matrix) of one face of a plate frame.
+
+    ``img`` is a frame as decoded (uint8, uint16 or float32 RGB (H, W, 3) in plate space). Non-finite plate
+    pixels (NaN/Inf in EXR) are filled from their neighbours in the crop, so they cannot spread through the effect.
+    """
+    lm = face.best
+    m = align_matrix(lm, res, ftype)
+    crop = colour.to_float(align_image(img, m, res, cv2.INTER_LINEAR))
+    if not np.isfinite(crop).all():
+        crop = fill_nonfinite(crop)
+    alm = to_aligned(m, lm).astype(np.float32)
+    return AlignedFace(face.frame, face.track, col.encode(crop), alm, interocular(alm)), crop, m
+
+
+def sample_picks(early: list[FaceRow]) -> list[FaceRow]:
+    """Up to SAMPLES_PER_TRACK faces spread evenly over ``early`` (a track's measured faces of its first second)."""
+    return [early[i] for i in np.linspace(0, len(early) - 1, min(SAMPLES_PER_TRACK, len(early))).astype(int)]
+
+
+def track_context(
+    effect: Effect,
+    col: ColourPath,
+    track: int,
+    early: list[FaceRow],
+    images: dict[int, NDArray[Any]],
+    identity: F32 | None = None,
+) -> TrackContext:
+    """A track's working resolution and effect context from its measured faces in its first second.
+
+    ``early`` in frame order; ``images`` the decoded plate frames of at least ``sample_picks(early)``. Both
+    render paths pass the same faces, so a streamed first render and a re-render of the analysed shot agree.
+    """
+    res = effect.resolution(float(np.median([interocular(f.best) for f in early])))
+    samples = [aligned_face(images[f.frame], f, res, effect.face_type, col)[0] for f in sample_picks(early)]
+    return TrackContext(track, res, effect.prepare(samples, identity))
+
+
+def prepare_tracks(
+    store: ShotStore, plate: Plate, effect: Effect, ids: list[int], col: ColourPath
+) -> dict[int, TrackContext]:
+    """Working resolution and effect context per track, from sample frames of its first second."""
+    tracks = {}
+    window = lookahead(float(plate.info.fps))
+    for t in ids:
+        faces = [f for f in store.track_faces(t) if f.source != "interp"]
+        early = [f for f in faces if f.frame < faces[0].frame + window]
+        picks = {f.frame for f in sample_picks(early)}
+        decoded = plate.frames(FrameRange(early[0].frame, early[-1].frame), native=True)
+        imgs = {f: img for f, img in decoded if f in picks}
+        vectors = [v for _, _, v in store.embeddings(t)]
+        identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
+        tracks[t] = track_context(effect, col, t, early, imgs, identity)
+    return tracks

@@ -1,0 +1,1 @@
+"""Training and data preparation: keyframe pairs, facesets, reference de-age."""
