@@ -27,20 +27,20 @@ MEDIA = REPO.parent / "shared" / "media"
 
 
 def quality(work: Path, minutes: float) -> None:
-    from faceplate.config import TrainConfig
-    from faceplate.faceset import BuildConfig, build, load
+    from faceplate.config import FacesetConfig, TrainConfig
     from faceplate.swap.train import train
+    from faceplate.training.faceset import build, load
 
     a_dir, b_dir, model = work / "A", work / "B", work / "model"
     a = (
         load(a_dir)
         if (a_dir / "faceset.json").exists()
-        else build(BuildConfig(a_dir, [str(MEDIA / "lp_driving_d18.mp4")], res=128))
+        else build(FacesetConfig(name=a_dir, sources=[str(MEDIA / "lp_driving_d18.mp4")], res=128))
     )
     b = (
         load(b_dir)
         if (b_dir / "faceset.json").exists()
-        else build(BuildConfig(b_dir, [str(MEDIA / "lp_driving_d0.mp4")], res=128))
+        else build(FacesetConfig(name=b_dir, sources=[str(MEDIA / "lp_driving_d0.mp4")], res=128))
     )
     print(f"facesets: A {len(a)} faces, B {len(b)} faces")
     s = train(TrainConfig(src=a_dir, dst=b_dir, model=model, res=64, ae_dims=128, e_dims=32, d_dims=16, d_mask_dims=8,
@@ -131,16 +131,16 @@ def _train_step(m: object, opt: object, x: object, mk: object, bf16: bool) -> No
 
 def merge_speed(work: Path) -> None:
     """Merge fps at 1080p with a res-128 model (trained a few iterations on the bench plate's own actor)."""
-    from faceplate.config import RenderConfig, TrainConfig
+    from faceplate.config import FacesetConfig, RenderConfig, TrainConfig
     from faceplate.effects.swap import SwapEffect
-    from faceplate.faceset import BuildConfig, build, load
     from faceplate.render import render
     from faceplate.swap.train import train
+    from faceplate.training.faceset import build, load
 
     plate = make("1080p", 1)
     dst = work / "s32"
     if not (dst / "faceset.json").exists():
-        build(BuildConfig(dst, [str(plate)], res=128, every=10))
+        build(FacesetConfig(name=dst, sources=[str(plate)], res=128, every=10))
     model = work / "model128"
     if not (model / "model.json").exists():
         train(TrainConfig(src=dst, dst=dst, model=model, res=128, iters=2, batch=2))

@@ -106,11 +106,14 @@ def test_deage_cli_bad_input(tmp_path: Path, d18_shot: Path) -> None:
 def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: Path, d18_shot: Path) -> None:
     import shutil
 
-    from faceplate.deage_ref import ReferenceDeage, reference_deage
-    from faceplate.faceset import BuildConfig, build
+    from faceplate.config import FacesetConfig
+    from faceplate.training.faceset import build
+    from faceplate.training.reference_deage import ReferenceDeage, reference_deage
 
-    same = build(BuildConfig(tmp_path / "young", [str(media("lp_driving_d19.jpg"))], res=128))  # d18's man
-    other = build(BuildConfig(tmp_path / "other", [str(media("lp_driving_d9.jpg"))], res=128))
+    same = build(
+        FacesetConfig(name=tmp_path / "young", sources=[str(media("lp_driving_d19.jpg"))], res=128)
+    )  # d18's man
+    other = build(FacesetConfig(name=tmp_path / "other", sources=[str(media("lp_driving_d9.jpg"))], res=128))
     shot = tmp_path / "shot"
     shutil.copytree(d18_shot, shot)
     r = run_cli("deage", media(D18), "-o", tmp_path / "o.mp4", "--shot", shot, "--reference", other.path,

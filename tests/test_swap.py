@@ -12,14 +12,14 @@ import pytest
 import torch
 
 from conftest import assert_one_line_error, media, run_cli
-from faceplate.config import TrainConfig
+from faceplate.config import FacesetConfig, TrainConfig
 from faceplate.errors import ConfigError, ModelError, StoreError
-from faceplate.faceset import BuildConfig, build, contact_sheet, coverage_plot, curate, load
 from faceplate.media import open_plate
 from faceplate.ops.augment import face_mask
 from faceplate.ops.colour_transfer import COLOUR_TRANSFER
 from faceplate.swap import checkpoint
 from faceplate.swap.train import train
+from faceplate.training.faceset import build, contact_sheet, coverage_plot, curate, load
 
 TINY = {"res": 64, "ae_dims": 32, "e_dims": 8, "d_dims": 8, "d_mask_dims": 4, "lr": 5e-4, "batch": 4,
         "preview_every": 10}  # fmt: skip
@@ -28,8 +28,8 @@ TINY = {"res": 64, "ae_dims": 32, "e_dims": 8, "d_dims": 8, "d_mask_dims": 4, "l
 @pytest.fixture(scope="module")
 def facesets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("facesets")
-    a = build(BuildConfig(root / "A", [str(media("lp_driving_d18.mp4"))], res=96, every=6))
-    b = build(BuildConfig(root / "B", [str(media("lp_driving_d0.mp4"))], res=96, every=3))
+    a = build(FacesetConfig(name=root / "A", sources=[str(media("lp_driving_d18.mp4"))], res=96, every=6))
+    b = build(FacesetConfig(name=root / "B", sources=[str(media("lp_driving_d0.mp4"))], res=96, every=3))
     return a.path, b.path
 
 
@@ -164,7 +164,9 @@ def test_swap_bad_input(model: tuple[Path, object], facesets: tuple[Path, Path],
     np.save(empty / "landmarks.npy", np.zeros((0, 478, 3), np.float32))
     with pytest.raises(StoreError, match="empty"):
         load(empty)
-    heads = build(BuildConfig(tmp_path / "heads", [str(media("lp_driving_d19.jpg"))], res=96, face_type="head"))
+    heads = build(
+        FacesetConfig(name=tmp_path / "heads", sources=[str(media("lp_driving_d19.jpg"))], res=96, face_type="head")
+    )
     with pytest.raises(ConfigError, match="source faceset is head but destination is whole_face"):
         train(TrainConfig(src=heads.path, dst=facesets[1], model=tmp_path / "x", iters=1, **TINY))
     with pytest.raises(ConfigError, match="needs faces of at least 128 px"):

@@ -24,41 +24,9 @@ from numpy.typing import NDArray
 
 from faceplate.errors import ConfigError
 from faceplate.geometry import F64, invert, transform, umeyama
+from faceplate.landmarks import ALIGN_POINTS
 
 FaceType = Literal["face", "whole_face", "head"]
-
-#: Landmarks used for the similarity fit: eye corners and lids, brows, nose, mouth corners, upper lip.
-ALIGN_POINTS = np.array(
-    [
-        33,
-        133,
-        159,
-        145,
-        362,
-        263,
-        386,
-        374,  # eyes
-        70,
-        105,
-        107,
-        336,
-        334,
-        300,  # brows
-        168,
-        6,
-        197,
-        195,
-        5,
-        4,
-        1,
-        2,
-        98,
-        327,  # nose
-        61,
-        291,
-        0,
-    ]  # mouth corners, upper lip
-)
 
 
 @dataclass(frozen=True)

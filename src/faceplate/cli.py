@@ -340,7 +340,7 @@ def deage(
     settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone, hair)
     cfg = _render_config(plate, output, _shared(locals()))
     if reference is not None:
-        from faceplate.deage_ref import ReferenceDeage, reference_deage
+        from faceplate.training.reference_deage import ReferenceDeage, reference_deage
 
         with _progress("deage") as progress:
             s = reference_deage(ReferenceDeage(cfg, reference, model, train_minutes, train_iters), progress)
@@ -365,14 +365,12 @@ def faceset_build(
     every: Annotated[int, typer.Option(help="Keep every Nth frame of plates.")] = 1,
 ) -> None:
     """Aligned crops of one person from plates, stills and folders of stills."""
-    from faceplate.faceset import BuildConfig, build
+    from faceplate.config import FacesetConfig
+    from faceplate.training.faceset import build as build_faceset
 
-    if res < 64 or res > 2048:
-        raise ConfigError(f"--res {res} must be within 64..2048")
-    if every < 1:
-        raise ConfigError("--every must be at least 1")
+    cfg = build(FacesetConfig, name=name, sources=list(sources), face=face, res=res, face_type=face_type, every=every)
     with _progress("faceset") as progress:
-        fs = build(BuildConfig(name, list(sources), face, res, face_type, every), progress)
+        fs = build_faceset(cfg, progress)
     out.print(f"{fs.path}: {len(fs)} faces at {fs.res} px ({fs.face_type})")
 
 
@@ -385,7 +383,7 @@ def faceset_sort(
     compare: Annotated[Path | None, typer.Option(help="Another faceset to show in the pose plot.")] = None,
 ) -> None:
     """Sort and clean a faceset; writes contact_sheet.png and coverage.png (yaw/pitch) beside it."""
-    from faceplate.faceset import contact_sheet, coverage_plot, curate, load, save
+    from faceplate.training.faceset import contact_sheet, coverage_plot, curate, load, save
 
     fs = load(name)
     before = len(fs)

@@ -146,7 +146,7 @@ class TrainConfig(_Config):
     @model_validator(mode="after")
     def _budget(self) -> TrainConfig:
         if self.iters is None and self.minutes is None:
-            raise ValueError("say how long to train: iters (--iters N) or minutes (--minutes M)")
+            raise ValueError("say how long to train: --iters N or --minutes M")
         return self
 
 

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import interocular
+from faceplate.landmarks import EYE_OUTER_R, LOWER_LID_L, LOWER_LID_R, MOUTH_R
 from faceplate.media.plate import Plate
 from faceplate.ops.regions import region_mask
 from faceplate.ops.retouch import MID, band_energy
@@ -98,10 +99,10 @@ def demo_paint(rgb: F32, lm: NDArray[np.floating]) -> F32:
 
     out = rgb.copy()
     soft = cv2.GaussianBlur(out, (0, 0), 0.06 * iod)
-    for eye in (374, 145):
+    for eye in (LOWER_LID_L, LOWER_LID_R):
         b = blob(lm[eye, :2] + np.array([0.0, 0.25 * iod]), 0.3 * iod, 0.15 * iod)
         out = out * (1 - b) + soft * b
-    cheek = (lm[33, :2] + lm[61, :2]) / 2
+    cheek = (lm[EYE_OUTER_R, :2] + lm[MOUTH_R, :2]) / 2
     flush = np.array([-0.06, 0.01, 0.02], np.float32) - 0.1 * (out - out.mean(2, keepdims=True))
     out = out + blob(cheek, 0.35 * iod, 0.3 * iod) * flush
     brow = (lm[105, :2] + lm[334, :2]) / 2 - np.array([0.0, 0.35 * iod])

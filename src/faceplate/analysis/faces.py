@@ -11,15 +11,13 @@ from numpy.typing import NDArray
 
 from faceplate.analysis.mp_graphs import FullRangeDetector, MeshLandmarker
 from faceplate.geometry import Roi, box_of, invert, iou, roi_from_points, transform
+from faceplate.landmarks import EYE_INNER_L, EYE_INNER_R, EYE_OUTER_L, EYE_OUTER_R, MESH_POINTS
 from faceplate.registry import Registry
 
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
 
 # MediaPipe mesh indices used throughout (subject's right = image left on a frontal face).
-EYE_OUTER_R, EYE_OUTER_L = 33, 263
-EYE_INNER_R, EYE_INNER_L = 133, 362
-IRIS_R, IRIS_L = 468, 473
 NOSE_TIP, NOSE_BOTTOM, CHIN = 1, 2, 152
 MOUTH_R, MOUTH_L = 61, 291
 N_LANDMARKS = 478
@@ -130,11 +128,11 @@ class Landmarker:
 
 def roi_from_landmarks(lm: F32) -> Roi:
     """Next-frame ROI from this frame's landmarks (MediaPipe's tracking rule)."""
-    return roi_from_points(lm[:468], EYE_OUTER_R, EYE_OUTER_L, ROI_SCALE)
+    return roi_from_points(lm[:MESH_POINTS], EYE_OUTER_R, EYE_OUTER_L, ROI_SCALE)
 
 
 def landmark_box(lm: F32) -> NDArray[np.float64]:
-    return box_of(lm[:468])
+    return box_of(lm[:MESH_POINTS])
 
 
 def interocular(lm: NDArray[np.floating]) -> float:

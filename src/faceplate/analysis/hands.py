@@ -11,7 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.analysis.faces import shrink
-from faceplate.analysis.mp_graphs import _Graph, _mp
+from faceplate.analysis.mp_graphs import Graph, mediapipe_module
 
 F32 = NDArray[np.float32]
 HAND_INPUT = 640  # long side of the image the hand graph sees (its models run at 192-224 px anyway)
@@ -39,13 +39,13 @@ class HandLandmarker:
     """Up to ``max_hands`` hands per frame, tracked from frame to frame (feed frames in order)."""
 
     def __init__(self, max_hands: int = 4) -> None:
-        pc = _mp()[3]
+        pc = mediapipe_module()[3]
         side = {
             "num_hands": pc.create_int(max_hands),
             "model_complexity": pc.create_int(1),
             "use_prev_landmarks": pc.create_bool(True),
         }
-        self._graph = _Graph(_HANDS, "hand_landmarks", side)
+        self._graph = Graph(_HANDS, "hand_landmarks", side)
 
     def __call__(self, rgb: NDArray[np.uint8]) -> list[F32]:
         """Hands in uint8 RGB (H, W, 3): each (21, 3) float32, x/y in plate pixels, z relative."""

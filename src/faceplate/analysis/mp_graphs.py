@@ -77,7 +77,7 @@ def _light_package() -> Any:
     return pkg
 
 
-def _mp() -> Any:
+def mediapipe_module() -> Any:
     os.environ.setdefault("GLOG_minloglevel", "2")
     try:
         mp = _light_package()
@@ -99,11 +99,11 @@ def _mp() -> Any:
     return mp, text_format, calculator_pb2, packet_creator, packet_getter, calculator_graph, image_frame
 
 
-class _Graph:
+class Graph:
     """One running CalculatorGraph: feed an image (+ side inputs), wait, collect one output list."""
 
     def __init__(self, config: str, output: str, side: dict[str, Any] | None = None) -> None:
-        _, text_format, calculator_pb2, self._pc, self._pg, calculator_graph, self._if = _mp()
+        _, text_format, calculator_pb2, self._pc, self._pg, calculator_graph, self._if = mediapipe_module()
         cfg = text_format.Parse(config, calculator_pb2.CalculatorGraphConfig())
         if threads_configured():  # the default executor has one thread per core of the machine, not of the process
             cfg.num_threads = usable_cores()
@@ -158,7 +158,7 @@ node {
 """
 
 
-class FullRangeDetector(_Graph):
+class FullRangeDetector(Graph):
     """MediaPipe full-range BlazeFace (192x192 input, faces up to ~5 m)."""
 
     def __init__(self) -> None:
@@ -182,11 +182,11 @@ class FullRangeDetector(_Graph):
         return faces
 
 
-class MeshLandmarker(_Graph):
+class MeshLandmarker(Graph):
     """MediaPipe face mesh with attention: 478 points (468 mesh + 10 iris) on a face crop."""
 
     def __init__(self) -> None:
-        mp = _mp()
+        mp = mediapipe_module()
         super().__init__(_LANDMARKS, "landmarks", {"with_attention": mp[3].create_bool(True)})
         from mediapipe.framework.formats import rect_pb2
 

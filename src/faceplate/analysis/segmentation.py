@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.analysis.mp_graphs import _Graph, _mp
+from faceplate.analysis.mp_graphs import Graph, mediapipe_module
 
 _SEGMENT = """
 input_stream: "IMAGE:image"
@@ -27,8 +27,8 @@ class PersonSegmenter:
     """Soft person mask of an image; one graph per object (create one per worker)."""
 
     def __init__(self) -> None:
-        pc = _mp()[3]
-        self._graph = _Graph(_SEGMENT, "mask", {"model_selection": pc.create_int(0)})
+        pc = mediapipe_module()[3]
+        self._graph = Graph(_SEGMENT, "mask", {"model_selection": pc.create_int(0)})
 
     def __call__(self, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
         """uint8 RGB (H, W, 3) → float32 (H, W) in [0, 1], 1 on the person (hair and clothes included)."""

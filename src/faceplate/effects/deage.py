@@ -32,14 +32,16 @@ from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
+from faceplate.landmarks import LIFT_ANCHORS
 from faceplate.ops.augment import face_mask
 from faceplate.ops.filters import blur, gauss, normalized_blur
-from faceplate.ops.regions import _iod, dilate, mesh_regions
-from faceplate.ops.retouch import RGB_FROM_YCBCR, RetouchSettings
+from faceplate.ops.regions import dilate, eye_distance, mesh_regions
+from faceplate.ops.retouch import RetouchSettings
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
 from faceplate.ops.warp import apply_field, rbf_field
+from faceplate.rec709 import RGB_FROM_YCBCR
 
-ANCHORS = [33, 133, 362, 263, 1, 2, 61, 291, 0, 17, 168]  # eyes, nose, mouth: never moved
+ANCHORS = list(LIFT_ANCHORS)  # eyes, nose, mouth: never moved
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class DeageSettings:
 
 def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.ndarray:
     """Displacement field (H, W, 2) of the facelift for aligned landmarks ``lm`` (upright face)."""
-    iod, k = _iod(lm), s.k
+    iod, k = eye_distance(lm), s.k
     pts, moves = [], []
     oval = np.asarray(lm[mesh_regions()["oval"], :2], np.float64)
     mouth_y = float(lm[[61, 291], 1].mean())

@@ -15,20 +15,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.rec709 import YCBCR_LIMITED
+
 U8 = NDArray[np.uint8]
 F32 = NDArray[np.float32]
 
-# full-range R'G'B' code-value change → limited-range (16-235 / 16-240) Rec.709 Y'CbCr code-value change
-_KR, _KB = 0.2126, 0.0722
-_KG = 1.0 - _KR - _KB
-YCBCR709_LIMITED = np.array(
-    [
-        [_KR * 219 / 255, _KG * 219 / 255, _KB * 219 / 255],
-        [-_KR / (2 * (1 - _KB)) * 224 / 255, -_KG / (2 * (1 - _KB)) * 224 / 255, 0.5 * 224 / 255],
-        [0.5 * 224 / 255, -_KG / (2 * (1 - _KR)) * 224 / 255, -_KB / (2 * (1 - _KR)) * 224 / 255],
-    ],
-    np.float32,
-)
+YCBCR709_LIMITED = YCBCR_LIMITED  # full-range R'G'B' code-value change → limited-range Y'CbCr change
 
 
 @dataclass(frozen=True)

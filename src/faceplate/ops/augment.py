@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 
 from faceplate.geometry import transform
 from faceplate.ops.filters import gauss
-from faceplate.ops.regions import _iod, dilate, polygon_mask, region_mask
+from faceplate.ops.regions import dilate, eye_distance, polygon_mask, region_mask
 
 F32 = NDArray[np.float32]
 
@@ -51,7 +51,7 @@ def priority_mask(lm: NDArray[np.floating], res: int) -> F32:
     m = np.zeros((res, res), np.float32)
     for name in ("eye_r", "eye_l", "lips"):
         m = np.maximum(m, region_mask(lm, (res, res), name))
-    return dilate(m, 0.06 * _iod(lm))
+    return dilate(m, 0.06 * eye_distance(lm))
 
 
 def _grid_warp(rng: np.random.Generator, img: F32, amount: float) -> F32:

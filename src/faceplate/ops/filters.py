@@ -6,6 +6,8 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.rec709 import LUMA
+
 F32 = NDArray[np.float32]
 
 
@@ -61,13 +63,10 @@ def normalized_blur(img: F32, weight: F32, sigma: float) -> F32:
     return blur(img * weight, sigma) / w
 
 
-_LUMA709 = np.array([[0.2126, 0.7152, 0.0722]], np.float32)
-
-
 def luma(rgb: F32) -> F32:
     """Rec.709 luma of encoded RGB (H, W, 3) → (H, W)."""
     flat = np.ascontiguousarray(rgb, np.float32).reshape(-1, 1, 3)  # OpenCV, not BLAS: no spinning BLAS threads
-    return np.asarray(cv2.transform(flat, _LUMA709), np.float32).reshape(rgb.shape[:-1])
+    return np.asarray(cv2.transform(flat, LUMA), np.float32).reshape(rgb.shape[:-1])
 
 
 def fill_nonfinite(img: F32, sigma: float = 2.0) -> F32:

@@ -10,15 +10,22 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.landmarks import (
+    ALAR_L,
+    ALAR_R,
+    EYE_INNER_L,
+    EYE_INNER_R,
+    EYE_OUTER_L,
+    EYE_OUTER_R,
+    MOUTH_L,
+    MOUTH_R,
+    NOSE_BOTTOM,
+)
 from faceplate.ops.filters import gauss
 
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
 
-# Mesh indices used beyond MediaPipe's named connection sets.
-NOSE_BOTTOM, ALAR_R, ALAR_L = 2, 98, 327
-EYE_OUTER_R, EYE_INNER_R, EYE_OUTER_L, EYE_INNER_L = 33, 133, 263, 362
-MOUTH_R, MOUTH_L = 61, 291
 # Kept out of skin retouch, grown by a margin in eye-distance units (a closing eye must not shrink its guard).
 KEEP_EYES = (("eye_r", "eye_l"), 0.14)
 KEEP_BROWS = (("brow_r", "brow_l"), 0.07)
@@ -101,7 +108,7 @@ def skin_region(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift:
     oval[above, 1] -= forehead_lift * (chin - top) * (eye_y - oval[above, 1]) / max(eye_y - top, 1e-6)
     m = polygon_mask(shape, oval, hull=False)
     keep_out = np.zeros(shape, np.float32)
-    iod = _iod(lm)
+    iod = eye_distance(lm)
     for names, margin in (KEEP_EYES, KEEP_BROWS, KEEP_LIPS):
         part = np.zeros(shape, np.float32)
         for name in names:
@@ -133,7 +140,8 @@ def feather(mask: F32, sigma: float) -> F32:
     return np.clip(gauss(mask, sigma), 0.0, 1.0)
 
 
-def _iod(lm: NDArray[np.floating]) -> float:
+def eye_distance(lm: NDArray[np.floating]) -> float:
+    """Distance between the eye centres (mid eye corners) of landmarks (478, >=2), in their pixels."""
     r = (lm[EYE_OUTER_R, :2] + lm[EYE_INNER_R, :2]) / 2
     left = (lm[EYE_OUTER_L, :2] + lm[EYE_INNER_L, :2]) / 2
     return float(np.linalg.norm(left - r))
@@ -141,7 +149,7 @@ def _iod(lm: NDArray[np.floating]) -> float:
 
 def under_eye(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
     """Band below each eye (H, W): the lower lid moved down by 0.45 eye-distances (upright aligned face)."""
-    iod = _iod(lm)
+    iod = eye_distance(lm)
     out = np.zeros(shape, np.float32)
     for name in ("eye_r", "eye_l"):
         eye = np.asarray(lm[mesh_regions()[name], :2], np.float64)
@@ -156,7 +164,7 @@ def under_eye(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
 
 def sample_patches(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
     """Core skin patches (H, W) for colour sampling: both cheeks and the mid forehead (upright face)."""
-    iod = _iod(lm)
+    iod = eye_distance(lm)
     m = np.zeros(shape, np.uint8)
     mid_eyes = (lm[EYE_OUTER_R, :2] + lm[EYE_OUTER_L, :2]) / 2
     centres = [

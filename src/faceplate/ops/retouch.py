@@ -16,12 +16,9 @@ from numpy.typing import NDArray
 
 from faceplate.ops.filters import blur, gauss, guided, luma, normalized_blur
 from faceplate.ops.skin import colour_matrix, ycbcr
+from faceplate.rec709 import RGB_FROM_YCBCR
 
 F32 = NDArray[np.float32]
-RGB_FROM_YCBCR = np.linalg.inv(
-    np.array([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]])
-).astype(np.float32)
-
 FINE, MID = 0.012, 0.12  # band edges in iod units (for measuring)
 FINE_WORK = 0.8  # px at the working scale: the finest band, kept by ``texture``
 SMOOTH_R, SMOOTH_EPS = 0.06, 0.01  # guided-filter radius (iod units) and edge threshold (luma variance)

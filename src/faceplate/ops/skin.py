@@ -12,13 +12,14 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.rec709 import YCBCR
+
 F32 = NDArray[np.float32]
-_YCBCR = np.array([[0.2126, 0.7152, 0.0722], [-0.1146, -0.3854, 0.5], [0.5, -0.4542, -0.0458]], np.float32)
 
 
 def ycbcr(rgb: F32) -> F32:
     """Encoded RGB (..., 3) in [0, 1] → Rec.709 Y'CbCr (..., 3), chroma centred on 0."""
-    return colour_matrix(rgb, _YCBCR)
+    return colour_matrix(rgb, YCBCR)
 
 
 def colour_matrix(rgb: F32, m: NDArray[np.float32]) -> F32:

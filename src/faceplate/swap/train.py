@@ -17,7 +17,6 @@ from numpy.typing import NDArray
 
 from faceplate.config import TrainConfig
 from faceplate.errors import ConfigError, FaceplateError
-from faceplate.faceset import Faceset, load
 from faceplate.media.prefetch import prefetch
 from faceplate.ops.augment import Augment, sample
 from faceplate.ops.colour_transfer import COLOUR_TRANSFER
@@ -25,6 +24,7 @@ from faceplate.review import write_png
 from faceplate.swap import checkpoint
 from faceplate.swap.losses import mask_loss, reconstruction
 from faceplate.swap.model import PatchDiscriminator, SwapArch, SwapModel, autocast, device, use_bf16
+from faceplate.training.faceset import Faceset, load
 
 ProgressFn = Callable[[int, int, float], None]  # (iteration, target or 0, loss)
 

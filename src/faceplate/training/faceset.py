@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular, landmark_box
 from faceplate.analysis.pose import head_pose
+from faceplate.config import FacesetConfig
 from faceplate.errors import ConfigError, FaceNotFoundError, StoreError, WriterError
 from faceplate.fileio import atomic_write, atomic_write_text
 from faceplate.media.plate import IMAGE_EXTS, open_plate
@@ -125,18 +126,7 @@ def _record(
     )
 
 
-@dataclass(frozen=True)
-class BuildConfig:
-    name: Path
-    sources: list[str]
-    face: Path | None = None
-    res: int = 256
-    face_type: str = "whole_face"
-    every: int = 1
-    min_iod: float = 24.0  # smaller faces teach a model nothing useful
-
-
-def build(cfg: BuildConfig, progress: ProgressFn | None = None) -> Faceset:
+def build(cfg: FacesetConfig, progress: ProgressFn | None = None) -> Faceset:
     """Aligned crops of one person from plates, stills and folders of stills.
 
     Videos and sequences go through the shot store (extracted into ``<faceset>/.shots``); with ``face``
@@ -175,7 +165,7 @@ def build(cfg: BuildConfig, progress: ProgressFn | None = None) -> Faceset:
     return fs
 
 
-def _faces_of(source: str, cfg: BuildConfig, ref: ReferenceFace | None) -> Iterable[tuple[Any, ...]]:
+def _faces_of(source: str, cfg: FacesetConfig, ref: ReferenceFace | None) -> Iterable[tuple[Any, ...]]:
     path = Path(source)
     if path.is_dir() and not any(p.suffix.lower() in IMAGE_EXTS and p.stem[-1:].isdigit() for p in path.iterdir()):
         for p in sorted(path.iterdir()):
@@ -188,7 +178,7 @@ def _faces_of(source: str, cfg: BuildConfig, ref: ReferenceFace | None) -> Itera
     yield from _plate_faces(source, cfg, ref)
 
 
-def _still_faces(source: str, cfg: BuildConfig, ref: ReferenceFace | None) -> Iterable[tuple[Any, ...]]:
+def _still_faces(source: str, cfg: FacesetConfig, ref: ReferenceFace | None) -> Iterable[tuple[Any, ...]]:
     from faceplate.analysis.identity import SAME_PERSON, Embedder, distance
 
     with open_plate(source) as plate:
@@ -207,7 +197,7 @@ def _still_faces(source: str, cfg: BuildConfig, ref: ReferenceFace | None) -> It
         yield align_image(rgb, m, cfg.res), lm, to_aligned(m, lm).astype(np.float32), 0, 0, rgb
 
 
-def _plate_faces(source: str, cfg: BuildConfig, ref: ReferenceFace | None) -> Iterable[tuple[Any, ...]]:
+def _plate_faces(source: str, cfg: FacesetConfig, ref: ReferenceFace | None) -> Iterable[tuple[Any, ...]]:
     from faceplate.config import ExtractConfig
     from faceplate.extract import extract
 

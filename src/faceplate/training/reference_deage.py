@@ -10,15 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from faceplate.analysis.identity import SAME_PERSON, distance
-from faceplate.config import RenderConfig, TrainConfig
+from faceplate.config import FacesetConfig, RenderConfig, TrainConfig
 from faceplate.effects.swap import MergeSettings, SwapEffect
 from faceplate.errors import ConfigError, FaceNotFoundError
 from faceplate.export import select_tracks
 from faceplate.extract import extract
-from faceplate.faceset import BuildConfig, Faceset, build, load
 from faceplate.render import RenderSummary, render
 from faceplate.store import ShotStore
 from faceplate.swap.train import train
+from faceplate.training.faceset import Faceset, build, load
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ def reference_deage(cfg: ReferenceDeage, progress: Callable[[int, int], None] | 
             raise ConfigError("the reference model is new: say how long to train it (--train-minutes or --train-iters)")
         dst = Path(shot) / "faceset_plate"
         if not (dst / "faceset.json").exists():
-            build(BuildConfig(dst, [r.plate], face=r.face, res=max(cfg.res, ref.res), face_type=ref.face_type))
+            build(
+                FacesetConfig(
+                    name=dst, sources=[r.plate], face=r.face, res=max(cfg.res, ref.res), face_type=ref.face_type
+                )
+            )
         train(TrainConfig(src=cfg.reference, dst=dst, model=model, res=cfg.res, iters=cfg.iters, minutes=cfg.minutes))
     return render(r, SwapEffect(model, cfg.merge), progress)
