@@ -18,3 +18,11 @@ problems=$(.venv/bin/python -m pip check 2>&1 \
   | grep -v -E "^mediapipe 0\.10\.21 requires jax(lib)?, which is not installed\.$" | grep -v "^No broken" || true)
 if [ -n "$problems" ]; then echo "$problems"; echo "install.sh: pip check found broken dependencies (above)"; exit 1; fi
 echo "faceplate installed in .venv ($(.venv/bin/faceplate --version))"
+# 5. the main job on the example plate that ships in the repo (skip with FACEPLATE_NO_EXAMPLE=1).
+if [ -z "${FACEPLATE_NO_EXAMPLE:-}" ]; then
+  echo "example: beauty fix of examples/d18.mp4 (216 frames, 480x480) ..."
+  .venv/bin/faceplate beauty examples/d18.mp4 -o out/example/d18_beauty.mp4 --matte out/example/d18_matte.mp4 \
+    --delta "out/example/d18_delta.####.exr" --overwrite
+  echo "example results: out/example/d18_beauty.mp4 (comp), out/example/d18_matte.mp4 (matte)," \
+    "out/example/d18_delta.####.exr (comp - plate), out/example/d18.faceplate/ (the shot folder)"
+fi

@@ -209,3 +209,19 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path, d18_shot: Path) -> None:
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], (args, err)
         assert "kept" in lines[0] or "stored" in lines[0] or "nothing" in lines[0], lines[0]
+
+
+def test_still_plate_to_a_single_file_and_face_errors(tmp_path: Path) -> None:
+    """A one-frame plate renders to ``-o still.png`` (no #### needed), keeping no matte in its alpha."""
+    r = run_cli("beauty", media("lp_driving_d19.jpg"), "-o", tmp_path / "still.png")
+    assert r.returncode == 0, r.stderr
+    with open_plate(tmp_path / "still.png") as comp, open_plate(media("lp_driving_d19.jpg")) as plate:
+        assert not comp.info.has_alpha  # the matte goes to the sidecar, the comp keeps the plate's (no) alpha
+        diff = np.abs(comp.read(0) - plate.read(0)).max(axis=2)
+    with open_plate(tmp_path / "still_matte.png") as m:
+        matte = m.read(0)[..., 0]
+    assert diff[matte > 0.5].mean() > 1e-3 and diff[matte == 0].max() < 1e-3  # retouched inside the matte only
+    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "c.mp4", "--face", tmp_path),
+                          "is a folder", "reference image")  # fmt: skip
+    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "c.mp4", "--face", tmp_path / "nope.jpg"),
+                          "reference image", "does not exist")  # fmt: skip

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 from faceplate.align import align_image, align_matrix
 from faceplate.analysis.faces import DETECTORS, Landmarker, landmark_box
 from faceplate.analysis.identity import SAME_PERSON, Embedder, distance
-from faceplate.errors import FaceNotFoundError, WriterError
+from faceplate.errors import ConfigError, FaceNotFoundError, PlateError, WriterError
 from faceplate.media.plate import Plate, open_plate
 from faceplate.store import F32, FaceRow, ShotStore
 
@@ -28,9 +28,17 @@ class ReferenceFace:
 
 
 def reference_face(path: str | os.PathLike[str]) -> ReferenceFace:
-    """Analyse a reference photo ("the actor in this photo"); FaceNotFoundError when it shows no face."""
-    with open_plate(path) as plate:
-        rgb = plate.read(plate.info.first_frame, display=True)
+    """Analyse a reference image ("the actor in this photo"); FaceNotFoundError when it shows no face."""
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"--face {p} is a folder; give one reference image of the person (e.g. --face actor.jpg)")
+    if not p.is_file():
+        raise ConfigError(f"reference image {p} does not exist (--face)")
+    try:
+        with open_plate(path) as plate:
+            rgb = plate.read(plate.info.first_frame, display=True)
+    except PlateError as err:
+        raise ConfigError(f"reference image {p} cannot be read: {err}") from None
     detect = DETECTORS.get("mediapipe")(1, 0.5)
     landmarker = Landmarker()
     faces = []
@@ -41,7 +49,7 @@ def reference_face(path: str | os.PathLike[str]) -> ReferenceFace:
             faces.append(((b[2] - b[0]) * (b[3] - b[1]), lm))
     landmarker.close()
     if not faces:
-        raise FaceNotFoundError(f"no face found in the reference photo {path}")
+        raise FaceNotFoundError(f"no face found in the reference image {path}")
     lm = max(faces, key=lambda f: f[0])[1]
     return ReferenceFace(str(path), lm, Embedder()(rgb, lm))
 
