@@ -106,13 +106,11 @@ def test_deage_cli_bad_input(tmp_path: Path, d18_shot: Path) -> None:
 def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: Path, d18_shot: Path) -> None:
     import shutil
 
-    from faceplate.config import FacesetConfig
+    from faceplate.config import FacesetConfig, ReferenceDeageConfig
     from faceplate.training.faceset import build
-    from faceplate.training.reference_deage import ReferenceDeage, reference_deage
+    from faceplate.training.reference_deage import reference_deage
 
-    same = build(
-        FacesetConfig(name=tmp_path / "young", sources=[str(media("lp_driving_d19.jpg"))], res=128)
-    )  # d18's man
+    same = build(FacesetConfig(name=tmp_path / "young", sources=[str(media("lp_driving_d19.jpg"))], res=128))  # d18
     other = build(FacesetConfig(name=tmp_path / "other", sources=[str(media("lp_driving_d9.jpg"))], res=128))
     shot = tmp_path / "shot"
     shutil.copytree(d18_shot, shot)
@@ -121,7 +119,9 @@ def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: 
     assert_one_line_error(r, "shows another person")
     cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "d.####.png"), shot=shot, frames="10-13",
                        format="png16")  # fmt: skip
-    s = reference_deage(ReferenceDeage(cfg, same.path, tmp_path / "model", iters=2, res=64))
+    s = reference_deage(
+        ReferenceDeageConfig(render=cfg, reference=same.path, model=tmp_path / "model", iters=2, res=64)
+    )
     assert s.written == 4 and s.faces == 4
     assert (tmp_path / "model" / "model.json").is_file()
 

@@ -179,6 +179,8 @@ def test_a_second_writer_is_refused_readers_are_not(
         assert_one_line_error(cli, f"is in use by another faceplate process (pid {proc.pid})", "--shot")
         with ShotStore.open(done) as store:  # readers go on while a writer is mid-transaction
             assert store.stored_frames() == set(range(216))
+            with pytest.raises(StoreError, match="is open to read"), store.transaction():
+                pass
         assert extract(ExtractConfig(plate=plate, shot=done)).analysed == 0  # a finished shot is only read
         proc.kill()  # a killed writer leaves its lock file behind: it does not block
         proc.wait(timeout=30)

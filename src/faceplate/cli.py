@@ -340,10 +340,13 @@ def deage(
     settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone, hair)
     cfg = _render_config(plate, output, _shared(locals()))
     if reference is not None:
-        from faceplate.training.reference_deage import ReferenceDeage, reference_deage
+        from faceplate.config import ReferenceDeageConfig
+        from faceplate.training.reference_deage import reference_deage
 
+        ref = build(ReferenceDeageConfig, render=cfg, reference=reference, model=model, minutes=train_minutes,
+                    iters=train_iters)  # fmt: skip
         with _progress("deage") as progress:
-            s = reference_deage(ReferenceDeage(cfg, reference, model, train_minutes, train_iters), progress)
+            s = reference_deage(ref, progress)
         out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) from the reference; {s.fps:.1f} fps")
         return
     _run_render("deage", cfg, EFFECTS.get("deage")(settings), f"de-aged by {years:g} years")

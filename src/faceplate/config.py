@@ -202,6 +202,17 @@ class FacesetConfig(_Config):
     min_iod: float = Field(24.0, gt=0)  # smaller faces teach a model nothing useful
 
 
+class ReferenceDeageConfig(_Config):
+    """``faceplate deage --reference``: younger footage of the same actor → a swap model → the render."""
+
+    render: RenderConfig
+    reference: Path  # faceset of the younger actor
+    model: Path | None = None  # default: beside the output
+    minutes: float | None = Field(None, gt=0)  # training budget when the model is new or should train more
+    iters: int | None = Field(None, ge=1)
+    res: int = Field(128, ge=64, le=512, multiple_of=16)
+
+
 C = TypeVar("C", bound=BaseModel)
 
 

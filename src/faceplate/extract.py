@@ -211,8 +211,8 @@ def _update(
         pin = cfg.pin_cores if cfg.pin_cores is not None else not big
         with split_cores(pin) as io_cpus, single_thread_blas():
             analysed = _analyse(cfg, plate, store, runs, todo, progress, sw, io_cpus)
-    # nothing new and same settings: leave the store alone
-    if analysed or not _finalized(store, fin):
+    # nothing new and same settings (or only reading): leave the store alone
+    if store.writable and (analysed or not _finalized(store, fin)):
         with sw("finalize"):
             finalize(store, fin)
     return analysed, len(rng) - todo

@@ -14,6 +14,7 @@ from faceplate.align import align_image, align_matrix
 from faceplate.analysis.faces import DETECTORS, Landmarker, landmark_box
 from faceplate.analysis.identity import SAME_PERSON, Embedder, distance
 from faceplate.errors import ConfigError, FaceNotFoundError, PlateError, WriterError
+from faceplate.fileio import atomic_write_bytes
 from faceplate.media.plate import Plate, open_plate
 from faceplate.store import F32, FaceRow, ShotStore
 
@@ -129,9 +130,4 @@ def write_png(path: Path, rgb: NDArray[np.generic]) -> None:
     ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
     if not ok:
         raise WriterError(f"cannot encode {path}")
-    tmp = path.with_name(f".{path.name}.partial")
-    try:
-        tmp.write_bytes(buf.tobytes())
-        tmp.replace(path)
-    except OSError as err:
-        raise WriterError(f"cannot write {path}: {err.strerror}") from None
+    atomic_write_bytes(path, buf.tobytes())

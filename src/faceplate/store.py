@@ -381,7 +381,7 @@ class ShotStore:
             return
         fp = fingerprint or plate_fingerprint(plate)
         known = self.meta("plate_fingerprint", "")
-        if not known and self._lock is not None:
+        if not known and self.writable:
             with self.transaction() as c:
                 self.set_meta(c, "plate_fingerprint", fp)
         elif known and known != fp:
@@ -398,6 +398,11 @@ class ShotStore:
                     if stmt.strip():
                         c.execute(stmt)
 
+    @property
+    def writable(self) -> bool:
+        """Opened with :meth:`create`: this store may write (it holds the folder's lock)."""
+        return self._lock is not None
+
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):
             self.conn.close()
@@ -413,7 +418,10 @@ class ShotStore:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """All-or-nothing write; a crash or Ctrl-C inside leaves the store as it was."""
+        """All-or-nothing write; a crash or Ctrl-C inside leaves the store as it was. Only for a store opened
+        with :meth:`create` (the writer: holds the folder's lock)."""
+        if not self.writable:
+            raise StoreError(f"{self.path} is open to read (ShotStore.open); write through ShotStore.create")
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as err:

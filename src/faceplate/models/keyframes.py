@@ -7,7 +7,6 @@ After Disney's production re-aging network: predict an RGB delta and a matte, ad
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from faceplate import __version__
-from faceplate.errors import ModelError, WriterError
+from faceplate.errors import ConfigError, ModelError, WriterError
+from faceplate.fileio import atomic_write, atomic_write_text
 from faceplate.ops.torch_filters import bands
 from faceplate.swap.model import device
 
@@ -123,6 +123,16 @@ class KeyframeSettings:
     # (models before version 3).
     face_locked: bool = True
 
+    def __post_init__(self) -> None:
+        if not 64 <= self.res <= 1024 or self.res % 16:
+            raise ConfigError(f"res {self.res} must be a multiple of 16 in 64..1024")
+        if self.face_type not in ("face", "whole_face", "head"):
+            raise ConfigError(f"face_type {self.face_type!r} must be face, whole_face or head")
+        if not 4 <= self.width <= 256 or self.iters < 1 or self.batch < 1 or not 0 < self.lr < 1:
+            raise ConfigError("width (4..256), iters, batch (>= 1) or lr (0..1) out of range")
+        if self.static_grid is not None and not 2 <= self.static_grid <= 256:
+            raise ConfigError(f"static_grid {self.static_grid} must be within 2..256")
+
     def net(self) -> ResidualUNet:
         sig = None if self.bands is None else tuple(b * self.res for b in self.bands)
         return ResidualUNet(self.width, band_sigmas=sig, static_grid=self.static_grid)
@@ -142,19 +152,17 @@ def predict(
 
 
 def save_model(folder: Path, net: ResidualUNet, s: KeyframeSettings, info: dict[str, Any]) -> None:
+    """Write the weights, then ``keyframes.json`` (each atomically)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / ".weights.partial.safetensors"
-        save_file({k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}, str(tmp))
-        os.replace(tmp, folder / WEIGHTS)
-        # 2: local linear head and static map; 3: face-locked coordinates
-        version = 3 if s.face_locked else 1 if s.bands is None and s.static_grid is None else 2
-        meta = {"version": version, "faceplate_version": __version__, "settings": asdict(s), **info}
-        jtmp = folder / f".{MODEL_JSON}.partial"
-        jtmp.write_text(json.dumps(meta, indent=1))
-        os.replace(jtmp, folder / MODEL_JSON)
     except OSError as err:
         raise WriterError(f"cannot save the keyframe model in {folder}: {err.strerror}") from None
+    weights = {k: v.detach().contiguous().cpu() for k, v in net.state_dict().items()}
+    atomic_write(folder / WEIGHTS, lambda tmp: save_file(weights, str(tmp)))
+    # 2: local linear head and static map; 3: face-locked coordinates
+    version = 3 if s.face_locked else 1 if s.bands is None and s.static_grid is None else 2
+    meta = {"version": version, "faceplate_version": __version__, "settings": asdict(s), **info}
+    atomic_write_text(folder / MODEL_JSON, json.dumps(meta, indent=1))
 
 
 def load_model(folder: Path) -> tuple[ResidualUNet, KeyframeSettings]:
@@ -166,6 +174,8 @@ def load_model(folder: Path) -> tuple[ResidualUNet, KeyframeSettings]:
         s = KeyframeSettings.from_json(meta["settings"])
         net = s.net()
         net.load_state_dict(load_file(str(folder / WEIGHTS)))
+    except ConfigError as err:
+        raise ModelError(f"keyframe model {folder} has invalid settings in {MODEL_JSON}: {err}") from None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
         raise ModelError(f"keyframe model {folder} is corrupt: {str(err).splitlines()[0]}") from None
     return net.to(device()).eval(), s

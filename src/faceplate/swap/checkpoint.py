@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -19,7 +19,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from faceplate import __version__
-from faceplate.errors import ModelError, WriterError
+from faceplate.errors import ConfigError, ModelError, WriterError
+from faceplate.fileio import atomic_write_text
 from faceplate.swap.model import SwapArch, SwapModel
 
 MODEL_JSON = "model.json"
@@ -89,9 +90,7 @@ def save(
             "state": asdict(state),
             "optimizer": opt_meta,
         }
-        tmp = folder / f".{MODEL_JSON}.partial"
-        tmp.write_text(json.dumps(meta, indent=1))
-        os.replace(tmp, folder / MODEL_JSON)
+        atomic_write_text(folder / MODEL_JSON, json.dumps(meta, indent=1))
     except OSError as err:
         raise WriterError(f"cannot save the model in {folder}: {err.strerror}") from None
     for old in folder.glob("*.safetensors"):
@@ -119,9 +118,27 @@ def read_meta(folder: Path) -> dict[str, Any]:
         meta: dict[str, Any] = json.loads(path.read_text())
     except (OSError, ValueError) as err:
         raise ModelError(f"swap model {folder} is corrupt: {err}") from None
-    if meta.get("version") != CHECKPOINT_VERSION:
-        raise ModelError(f"swap model {folder} has checkpoint version {meta.get('version')}; need {CHECKPOINT_VERSION}")
+    if not isinstance(meta, dict) or meta.get("version") != CHECKPOINT_VERSION:
+        version = meta.get("version") if isinstance(meta, dict) else None
+        raise ModelError(f"swap model {folder} has checkpoint version {version}; need {CHECKPOINT_VERSION}")
+    _check_meta(folder, meta)
     return meta
+
+
+def _check_meta(folder: Path, meta: dict[str, Any]) -> None:
+    """model.json's values, checked before anything uses them: the architecture and the weights it names."""
+    try:
+        SwapArch(**meta["arch"])
+        gen = meta["generation"]
+        if not isinstance(gen, str) or not re.fullmatch(r"[0-9-]+", gen):
+            raise ValueError(f"generation {gen!r}")
+        TrainState(**meta["state"])
+    except (KeyError, TypeError, ValueError, ConfigError) as err:
+        raise ModelError(
+            f"swap model {folder} has an invalid {MODEL_JSON} ({err}); retrain it or restore a copy"
+        ) from None
+    if not (folder / f"weights-{gen}.safetensors").is_file():
+        raise ModelError(f"swap model {folder} lacks its weights (weights-{gen}.safetensors); retrain or restore it")
 
 
 def load(folder: Path, device: torch.device) -> tuple[SwapModel, dict[str, Any] | None, TrainState]:

@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from faceplate.config import TrainConfig
 from faceplate.errors import ConfigError, FaceplateError
+from faceplate.fileio import atomic_write
 from faceplate.media.prefetch import prefetch
 from faceplate.ops.augment import Augment, sample
 from faceplate.ops.colour_transfer import COLOUR_TRANSFER
@@ -266,10 +267,10 @@ def _loss_plot(folder: Path, state: checkpoint.TrainState) -> None:
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss (mean of the last 50)")
     ax.grid(alpha=0.3)
-    tmp = folder / ".loss.partial.png"
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(folder / "loss.png")
+    try:
+        atomic_write(folder / "loss.png", fig.savefig)
+    finally:
+        plt.close(fig)
 
 
 def summary_dict(s: TrainSummary) -> dict[str, Any]:

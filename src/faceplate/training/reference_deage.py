@@ -4,13 +4,12 @@ training), the plate's own face the destination; refused when the reference is s
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from faceplate.analysis.identity import SAME_PERSON, distance
-from faceplate.config import FacesetConfig, RenderConfig, TrainConfig
+from faceplate.config import FacesetConfig, ReferenceDeageConfig, TrainConfig
 from faceplate.effects.swap import MergeSettings, SwapEffect
 from faceplate.errors import ConfigError, FaceNotFoundError
 from faceplate.export import select_tracks
@@ -19,17 +18,6 @@ from faceplate.render import RenderSummary, render
 from faceplate.store import ShotStore
 from faceplate.swap.train import train
 from faceplate.training.faceset import Faceset, build, load
-
-
-@dataclass(frozen=True)
-class ReferenceDeage:
-    render: RenderConfig
-    reference: Path  # faceset of the younger actor
-    model: Path | None = None  # default: beside the output
-    minutes: float | None = None  # training budget when the model is new or should train more
-    iters: int | None = None
-    res: int = 128
-    merge: MergeSettings = field(default_factory=MergeSettings)
 
 
 def check_same_person(reference: Faceset, shot: Path, tracks: list[int]) -> float:
@@ -49,7 +37,12 @@ def check_same_person(reference: Faceset, shot: Path, tracks: list[int]) -> floa
     return d
 
 
-def reference_deage(cfg: ReferenceDeage, progress: Callable[[int, int], None] | None = None) -> RenderSummary:
+def reference_deage(
+    cfg: ReferenceDeageConfig,
+    progress: Callable[[int, int], None] | None = None,
+    merge: MergeSettings | None = None,
+) -> RenderSummary:
+    """Train (or reuse) a swap model from the younger reference faceset onto the plate's actor, then render it."""
     r = cfg.render
     shot = r.shot
     extract(r.extract)
@@ -69,4 +62,4 @@ def reference_deage(cfg: ReferenceDeage, progress: Callable[[int, int], None] | 
                 )
             )
         train(TrainConfig(src=cfg.reference, dst=dst, model=model, res=cfg.res, iters=cfg.iters, minutes=cfg.minutes))
-    return render(r, SwapEffect(model, cfg.merge), progress)
+    return render(r, SwapEffect(model, merge or MergeSettings()), progress)
