@@ -38,7 +38,9 @@ def _stop_at(frame: int, first: int = 0) -> Callable[[int, int], None]:
     return progress
 
 
-def _faces(shot: Path) -> tuple[list[tuple[int, int, int, int | None]], dict[tuple[int, int], tuple[str, np.ndarray]]]:
+def _faces(
+    shot: Path,
+) -> tuple[list[tuple[int, int, int, int, int | None]], dict[tuple[int, int], tuple[str, np.ndarray]]]:
     """(tracks as (id, shot, first, last, identity), (track, frame) → (source, landmarks) of every measured face)."""
     with ShotStore.open(shot) as store:
         tracks = [(t.id, t.shot, t.first_frame, t.last_frame, t.identity) for t in store.tracks()]
@@ -94,7 +96,7 @@ def _mirrored(src: Path, dst: Path) -> Path:
     return dst
 
 
-def test_store_is_bound_to_its_plates_picture(tmp_path: Path, d18_shot: Path) -> None:
+def test_store_is_bound_to_its_plates_content(tmp_path: Path, d18_shot: Path) -> None:
     plate, other = media(D18), _mirrored(media(D18), tmp_path / "mirrored.mp4")
     with open_plate(plate) as a, open_plate(other) as b:
         assert (a.info.width, a.info.height, a.info.frame_count) == (b.info.width, b.info.height, b.info.frame_count)

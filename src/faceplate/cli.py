@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -531,12 +533,18 @@ def keyframes_apply(
     _run_render("keyframes", cfg, EFFECTS.get("keyframes")(model), "changed")
 
 
+def _warning_line(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:
+    """Warnings print as one line on stderr (no source line)."""
+    err.print(f"faceplate: warning: {message}", soft_wrap=True)
+
+
 INTERRUPTED = "faceplate: interrupted; everything finished before it is kept (run the same command to resume)"
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit non-zero; no tracebacks."""
     args = sys.argv[1:] if argv is None else argv
+    warnings.showwarning = _warning_line
     try:
         code = app(args=args or ["--help"], standalone_mode=False)
     except FaceplateError as e:
@@ -550,6 +558,10 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         err.print(INTERRUPTED)
         sys.exit(130)
+    except sqlite3.DatabaseError as e:
+        err.print(f"faceplate: error: a shot store is corrupt ({e}); delete the shot folder and run "
+                  "`faceplate extract` again")  # fmt: skip
+        sys.exit(2)
     except OSError as e:
         if e.errno == errno.ENOSPC:
             err.print(f"faceplate: error: disk full writing {e.filename or 'an output'}; free space and run the "

@@ -74,7 +74,7 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         rng = cfg.frames_in(plate.info.frames)
         check_outputs(cfg, plate, rng)
         col = ColourPath(plate.info.colorspace)
-        with ShotStore.create(ext.shot, plate.info) as store:
+        with ShotStore.create(ext.shot, plate) as store:
             if col.identity and can_stream(cfg, plate, effect, store, rng):
                 claim_outputs(cfg, effect, rng)
                 return _render_streamed(cfg, effect, plate, store, rng, col, sw, t0, progress)

@@ -16,7 +16,7 @@ import torch
 from numpy.typing import NDArray
 
 from faceplate.config import TrainConfig
-from faceplate.errors import ConfigError, FaceplateError
+from faceplate.errors import ConfigError, Interrupted
 from faceplate.fileio import atomic_write
 from faceplate.media.prefetch import prefetch
 from faceplate.ops.augment import Augment, sample
@@ -30,8 +30,8 @@ from faceplate.training.faceset import Faceset, load
 ProgressFn = Callable[[int, int, float], None]  # (iteration, target or 0, loss)
 
 
-class TrainingInterrupted(FaceplateError):
-    exit_code = 130
+class TrainingInterrupted(Interrupted):
+    """Ctrl-C while training: the model is saved first (a second Ctrl-C keeps the previous checkpoint)."""
 
 
 @dataclass(frozen=True)
