@@ -57,10 +57,12 @@ def test_wide_shot_faces_with_tiles() -> None:
     rgb = open_plate(media("fr_short_hamilton_clip.mp4")).read(10, display=True)
     plain = DETECTORS.get("mediapipe")(1, 0.5)(rgb)
     tiled = DETECTORS.get("mediapipe")(2, 0.5)(rgb)
-    assert len(tiled) == 2 and len(plain) <= len(tiled)
+    assert len(tiled) == 2 and len(plain) == 1  # the whole frame at 192 px misses the pianist; tiles find him
+    assert iou(max(tiled, key=lambda d: d.box[0]).box, plain[0].box) > 0.7  # and the singer either way
     assert min(d.box[0] for d in tiled) < 100  # the pianist at x ~ 35 px
 
 
+@pytest.mark.slow
 def test_hamilton_shots_split_at_cuts(hamilton_shot: Path) -> None:
     with ShotStore.open(hamilton_shot) as store:
         shots = store.shots()
@@ -78,6 +80,7 @@ def test_hamilton_shots_split_at_cuts(hamilton_shot: Path) -> None:
             assert a <= t.first_frame <= t.last_frame <= b  # no track crosses a cut
 
 
+@pytest.mark.slow
 def test_hamilton_tracks_follow_one_person(hamilton_shot: Path) -> None:
     with ShotStore.open(hamilton_shot) as store:
         long_tracks = [t for t in store.tracks() if t.n_faces >= 20]
@@ -105,6 +108,7 @@ def test_hamilton_tracks_follow_one_person(hamilton_shot: Path) -> None:
         assert len({spans[t].identity for t in tracks}) == 1
 
 
+@pytest.mark.slow
 def test_reference_that_matches_nobody(hamilton_shot: Path, tmp_path: Path) -> None:
     with ShotStore.open(hamilton_shot) as store, pytest.raises(FaceNotFoundError, match="nobody in"):
         match_reference(store, reference_face(media("lp_driving_d30.jpg")))

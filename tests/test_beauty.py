@@ -108,6 +108,7 @@ def test_resume_skips_frames_already_written(tmp_path: Path, d18_shot: Path) -> 
         assert seq.info.frames == FrameRange(100, 111) and seq.info.has_alpha
 
 
+@pytest.mark.slow
 def test_video_render_resumes_after_ctrl_c(tmp_path: Path, d18_shot: Path) -> None:
     """Ctrl-C during an H.264 render keeps the frames encoded so far; the same command finishes the rest."""
     cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "c.mp4"), shot=d18_shot, frames="0-79",
@@ -134,6 +135,7 @@ def test_video_render_resumes_after_ctrl_c(tmp_path: Path, d18_shot: Path) -> No
                      ".wm.mp4.faceplate.json", "c.mp4", "m.mp4", "w.mp4", "wm.mp4"]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_fresh_shot_is_analysed_and_rendered_in_one_pass(tmp_path: Path) -> None:
     """A fresh video shot is analysed and rendered in one pass (each frame decoded once): the comp matches the
     two-pass render of the same shot, and the shot store matches what ``extract`` writes."""
@@ -157,6 +159,7 @@ def test_fresh_shot_is_analysed_and_rendered_in_one_pass(tmp_path: Path) -> None
         assert all(np.array_equal(x.best, y.best) for x, y in zip(fa, fb, strict=True))
 
 
+@pytest.mark.slow
 def test_partly_analysed_shot_renders_in_two_passes(tmp_path: Path) -> None:
     """Tracks continue from frames already in the store, so only a fresh shot is rendered in one pass."""
     extract(ExtractConfig(plate=str(media(D18)), shot=tmp_path / "shot", frames="0-29"))
@@ -165,6 +168,7 @@ def test_partly_analysed_shot_renders_in_two_passes(tmp_path: Path) -> None:
     assert "extract" in r.stages and r.written == 30 and r.tracks == [0]  # the track of frames 0-29 goes on
 
 
+@pytest.mark.slow
 def test_one_pass_render_resumes_after_ctrl_c(tmp_path: Path) -> None:
     """Ctrl-C in a one-pass render keeps the analysis and the encoded frames; the same command finishes it."""
     cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "c.mp4"), shot=tmp_path / "shot", frames="0-69")
@@ -219,6 +223,7 @@ def test_linear_exr_plate(tmp_path: Path) -> None:
     assert np.abs(c - lin)[alpha > 0.5].mean() > 1e-3 and np.abs(d).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_preview_writes_before_after_and_sweep(tmp_path: Path, d18_shot: Path) -> None:
     shot = tmp_path / "shot"
     shutil.copytree(d18_shot, shot)
@@ -241,6 +246,7 @@ def test_preview_writes_before_after_and_sweep(tmp_path: Path, d18_shot: Path) -
     assert not (tmp_path / "comp.mov").exists()
 
 
+@pytest.mark.slow
 def test_beauty_bad_input(tmp_path: Path, d18_shot: Path) -> None:
     rgb = open_plate(media("fr_biden.jpg")).read(0)
     wall = tmp_path / "wall.####.png"
@@ -263,6 +269,7 @@ def _render_chunk(cfg: RenderConfig, effect: BeautyEffect) -> int:
     return render(cfg, effect).written
 
 
+@pytest.mark.slow
 def test_farm_chunks_match_a_single_render(tmp_path: Path, d18_shot: Path) -> None:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -285,6 +292,7 @@ def test_farm_chunks_match_a_single_render(tmp_path: Path, d18_shot: Path) -> No
         plan_chunks(whole.model_copy(update={"out": str(tmp_path / "c.mov")}), 5)
 
 
+@pytest.mark.slow
 def test_hand_over_the_face_is_left_alone(tmp_path: Path) -> None:
     import cv2
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import assert_one_line_error, media, run_cli
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.store import ShotStore
 
 
+@pytest.mark.slow
 def test_extract_faces_align_end_to_end(tmp_path: Path) -> None:
     shot = tmp_path / "sh010"
     r = run_cli("extract", media("fr_two_people.jpg"), "--shot", shot)
@@ -36,7 +38,18 @@ def test_extract_faces_align_end_to_end(tmp_path: Path) -> None:
     assert meta["tracks"] != [int(match[0].split()[1])]  # Biden is the other track
     crop = cv2.imread(str(out / meta["faces"][0]["file"]))
     assert crop.shape == (128, 128, 3)
-    assert np.load(out / "landmarks.npy").shape == (1, 478, 3)
+    lm = np.load(out / "landmarks.npy")
+    assert lm.shape == (1, 478, 3)
+    # the crop is aligned: its landmarks sit on the template, and it is Biden's face, not Obama's
+    from faceplate.align import template_in_crop
+    from faceplate.analysis.identity import Embedder, distance
+    from faceplate.review import reference_face
+
+    assert np.linalg.norm(lm[0, :, :2] - template_in_crop(128, "face"), axis=1).mean() < 5.0  # Biden: 3.2 px
+    rgb = cv2.cvtColor(crop, cv2.COLOR_BGR2RGB)
+    crop_id = Embedder()(rgb, lm[0])
+    assert distance(crop_id, reference_face(media("fr_biden.jpg")).descriptor) < 0.45
+    assert distance(crop_id, reference_face(media("fr_obama.jpg")).descriptor) > 0.6
 
 
 def test_align_video_track_resumes(tmp_path: Path, d18_shot: Path) -> None:
@@ -54,6 +67,7 @@ def test_align_video_track_resumes(tmp_path: Path, d18_shot: Path) -> None:
     assert np.abs(a - b).mean() < 6
 
 
+@pytest.mark.slow
 def test_bad_input_one_line_each(tmp_path: Path, d18_shot: Path) -> None:
     assert_one_line_error(run_cli("extract", tmp_path / "nope.mov", "--shot", tmp_path / "s"), "does not exist")
     assert not (tmp_path / "s").exists()

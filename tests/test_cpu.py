@@ -56,6 +56,7 @@ def test_env_override_sets_every_pool_and_keeps_the_users_wait_policy() -> None:
     assert got == {"torch": n, "interop": n, "cv2": n, "pools": [n], "graph_threads": n, "wait": "ACTIVE"}
 
 
+@pytest.mark.slow
 def test_off_leaves_the_libraries_alone() -> None:
     got = _probe(**{THREADS_ENV: "off"})
     assert got["wait"] is None  # nothing set in the environment

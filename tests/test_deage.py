@@ -71,6 +71,7 @@ def test_nasolabial_folds_filled_and_nothing_else() -> None:
     assert band[int(alm[1, 1]), int(alm[1, 0])] == 0  # nor the nose tip
 
 
+@pytest.mark.slow
 def test_deage_reduces_wrinkle_band_keeps_identity_and_background(tmp_path: Path, d18_shot: Path) -> None:
     out = tmp_path / "c.####.png"
     cfg = RenderConfig(plate=str(media(D18)), out=str(out), shot=d18_shot, frames="40-55", format="png16")
@@ -97,12 +98,14 @@ def test_deage_reduces_wrinkle_band_keeps_identity_and_background(tmp_path: Path
     assert xs.min() > x0 - pad and xs.max() < x1 + pad and ys.min() > y0 - pad and ys.max() < y1 + pad
 
 
+@pytest.mark.slow
 def test_deage_cli_bad_input(tmp_path: Path, d18_shot: Path) -> None:
     assert_one_line_error(run_cli("deage", media(D18), "-o", tmp_path / "a.mp4", "--years", "0"), "years")
     assert_one_line_error(run_cli("deage", media(D18), "-o", tmp_path / "a.mp4", "--shot", d18_shot, "--face",
                                   media("fr_biden.jpg")), "nobody in")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: Path, d18_shot: Path) -> None:
     import shutil
 
@@ -123,9 +126,27 @@ def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: 
         ReferenceDeageConfig(render=cfg, reference=same.path, model=tmp_path / "model", iters=2, res=64)
     )
     assert s.written == 4 and s.faces == 4
-    assert (tmp_path / "model" / "model.json").is_file()
+    # the model learnt the young reference onto this shot's actor, and the frames carry its face on his only
+    import json
+
+    from faceplate.ops.augment import face_mask
+
+    state = json.loads((tmp_path / "model" / "model.json").read_text())["state"]
+    assert state["iteration"] == 2 and Path(state["src"]["path"]) == same.path
+    assert Path(state["dst"]["path"]) == shot / "faceset_plate"
+    with ShotStore.open(shot) as store, open_plate(media(D18)) as plate:
+        for n in range(10, 14):
+            with open_plate(tmp_path / f"d.{n:04d}.png") as c:
+                changed = np.abs(c.read(0) - plate.read(n)).max(axis=2) > 1 / 255
+            lm, (h, w) = store.faces_in_frame(n)[0].best, changed.shape
+            assert changed[face_mask(lm, max(h, w))[:h, :w] > 0.5].mean() > 0.5, n  # the face is replaced
+            (x0, y0), (x1, y1) = lm[:, :2].min(0), lm[:, :2].max(0)
+            pad_x, pad_y = 0.5 * (x1 - x0), 0.5 * (y1 - y0)
+            changed[int(y0 - pad_y) : int(y1 + pad_y), int(x0 - pad_x) : int(x1 + pad_x)] = False
+            assert not changed.any(), n  # and nothing away from it
 
 
+@pytest.mark.slow
 def test_hair_darkens_grey_hair_and_nothing_else(tmp_path: Path) -> None:
     plate = media("fr_biden.jpg")  # white hair, a saturated curtain behind
     runs = {}

@@ -113,6 +113,7 @@ def test_swap_temporal_smoothing_uses_the_frames_before(
     assert temporal_blend(moved, 0.9).min() > 0.99
 
 
+@pytest.mark.slow
 def test_outputs_never_overwrite_the_plate_or_each_other(tmp_path: Path) -> None:
     plate = tmp_path / "plate.mp4"
     shutil.copy(media(D18), plate)
@@ -133,6 +134,7 @@ def test_outputs_never_overwrite_the_plate_or_each_other(tmp_path: Path) -> None
     assert {f: f.read_bytes() for f in seq.iterdir()} == frames
 
 
+@pytest.mark.slow
 def test_rerun_with_other_settings_needs_overwrite(d18_shot: Path, tmp_path: Path) -> None:
     out = tmp_path / "c.####.png"
     args = (media(D18), "-o", out, "--shot", d18_shot, "--frames", "0-3")
@@ -197,6 +199,7 @@ def test_render_config_holds_the_extract_config() -> None:
         build(TrainConfig, src="a", dst="b", model="m")
 
 
+@pytest.mark.slow
 def test_ctrl_c_exits_130_with_one_line(tmp_path: Path, d18_shot: Path) -> None:
     """A Ctrl-C anywhere (here: while the analysis models load) exits 130 and says what is kept."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -211,6 +214,7 @@ def test_ctrl_c_exits_130_with_one_line(tmp_path: Path, d18_shot: Path) -> None:
         assert "kept" in lines[0] or "stored" in lines[0] or "nothing" in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_still_plate_to_a_single_file_and_face_errors(tmp_path: Path) -> None:
     """A one-frame plate renders to ``-o still.png`` (no #### needed), keeping no matte in its alpha."""
     r = run_cli("beauty", media("lp_driving_d19.jpg"), "-o", tmp_path / "still.png")

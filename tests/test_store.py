@@ -42,6 +42,7 @@ def test_missing_runs() -> None:
     assert missing_runs(FrameRange(0, 3), {0, 1, 2, 3}) == []
 
 
+@pytest.mark.slow
 def test_resume_extends_and_matches_a_single_run(tmp_path: Path, d18_shot: Path) -> None:
     plate = str(media("lp_driving_d18.mp4"))
     first = extract(ExtractConfig(plate=plate, shot=tmp_path, frames="0-99"))
@@ -85,6 +86,7 @@ def _run_until(shot: Path, frames: int, sig: int, argv: list[str]) -> subprocess
     return proc
 
 
+@pytest.mark.slow
 def test_killed_extract_leaves_a_consistent_store_and_resumes(tmp_path: Path) -> None:
     plate = str(media("lp_driving_d12.mp4"))
     proc = _run_until(tmp_path, 24, signal.SIGKILL, [sys.executable, "-c", _KILL_SCRIPT, plate, str(tmp_path)])
@@ -97,6 +99,7 @@ def test_killed_extract_leaves_a_consistent_store_and_resumes(tmp_path: Path) ->
     assert _consistent(tmp_path) == set(range(183))
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_and_says_how_to_resume(tmp_path: Path) -> None:
     plate = str(media("lp_driving_d12.mp4"))
     argv = [sys.executable, "-m", "faceplate", "extract", plate, "--shot", str(tmp_path), "--detect-every", "1"]

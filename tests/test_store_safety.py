@@ -49,6 +49,7 @@ def _faces(
     return tracks, faces
 
 
+@pytest.mark.slow
 def test_resumed_extract_gives_the_tracks_of_an_uninterrupted_one(tmp_path: Path) -> None:
     """Hamilton: 4 camera shots, 1-3 faces at once, tracks lost and revived, short tracks at the stops. Extract
     0-30 and 0-52 (each finalized), then the whole clip stopped by Ctrl-C at frame 150, then the rest: the
@@ -161,6 +162,7 @@ with open_plate(sys.argv[1]) as plate, contextlib.ExitStack() as stack:
 """
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_readers_are_not(
     tmp_path: Path, d18_shot: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
