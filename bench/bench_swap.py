@@ -28,8 +28,8 @@ MEDIA = REPO.parent / "shared" / "media"
 
 def quality(work: Path, minutes: float) -> None:
     from faceplate.config import FacesetConfig, TrainConfig
-    from faceplate.swap.train import train
     from faceplate.training.faceset import build, load
+    from faceplate.training.swap import train
 
     a_dir, b_dir, model = work / "A", work / "B", work / "model"
     a = (
@@ -93,7 +93,7 @@ def _merge_and_measure(work: Path, model: Path, id_a: object, id_b: object, mask
 def speed(work: Path) -> None:
     import torch
 
-    from faceplate.swap.model import SwapArch, SwapModel, use_bf16
+    from faceplate.models.swap import SwapArch, SwapModel, use_bf16
 
     cpu = torch.device("cpu")
     for res, reps in ((128, 2), (256, 1)):
@@ -117,8 +117,8 @@ def speed(work: Path) -> None:
 def _train_step(m: object, opt: object, x: object, mk: object, bf16: bool) -> None:
     import torch
 
-    from faceplate.swap.losses import mask_loss, reconstruction
-    from faceplate.swap.model import autocast
+    from faceplate.models.swap import autocast
+    from faceplate.training.losses import mask_loss, reconstruction
 
     with autocast(torch.device("cpu"), bf16):
         p, pm = m.reconstruct(x, "src")  # type: ignore[attr-defined]
@@ -134,8 +134,8 @@ def merge_speed(work: Path) -> None:
     from faceplate.config import FacesetConfig, RenderConfig, TrainConfig
     from faceplate.effects.swap import SwapEffect
     from faceplate.render import render
-    from faceplate.swap.train import train
     from faceplate.training.faceset import build, load
+    from faceplate.training.swap import train
 
     plate = make("1080p", 1)
     dst = work / "s32"
@@ -148,7 +148,7 @@ def merge_speed(work: Path) -> None:
     cfg = RenderConfig(plate=str(plate), out=str(work / "merge1080" / "c.mp4"), shot=work / "shot_s32")
     render(cfg, SwapEffect(model))  # extraction once
     r = render(cfg, SwapEffect(model))
-    from faceplate.swap.model import device, use_bf16
+    from faceplate.models.swap import device, use_bf16
 
     print(
         f"merge speed 1080p, res-128 default-dims model ({'bf16' if use_bf16(device()) else 'fp32'} forward), "

@@ -11,13 +11,13 @@ import pytest
 
 from faceplate.cpu import THREADS_ENV, configure_threads, usable_cores
 
-# What a fresh process ends up with after importing faceplate, torch (through faceplate.swap.model),
+# What a fresh process ends up with after importing faceplate, torch (through faceplate.models.swap),
 # numpy, cv2 and building one MediaPipe graph.
 PROBE = """
 import json, os, sys
 if len(sys.argv) > 1:
     os.sched_setaffinity(0, {int(sys.argv[1])})
-import faceplate.swap.model
+import faceplate.models.swap
 import cv2, numpy, torch
 from threadpoolctl import threadpool_info
 from faceplate.analysis.mp_graphs import FullRangeDetector

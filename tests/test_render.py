@@ -23,11 +23,11 @@ from faceplate.errors import ConfigError
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.media.colour import LINEAR_709, converter
 from faceplate.media.frames import FrameRange
+from faceplate.models import swap_checkpoint as checkpoint
 from faceplate.models.keyframes import KeyframeSettings, save_model
+from faceplate.models.swap import SwapArch, SwapModel
 from faceplate.ops.filters import fill_nonfinite
 from faceplate.render import plan_chunks, record_path, render
-from faceplate.swap import checkpoint
-from faceplate.swap.model import SwapArch, SwapModel
 
 D18 = "lp_driving_d18.mp4"
 

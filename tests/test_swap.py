@@ -16,10 +16,9 @@ from conftest import assert_one_line_error, media, run_cli
 from faceplate.config import FacesetConfig, TrainConfig
 from faceplate.errors import ConfigError, ModelError, StoreError
 from faceplate.media import WriterSpec, open_plate, open_writer
+from faceplate.models import swap_checkpoint as checkpoint
 from faceplate.ops.augment import face_mask
 from faceplate.ops.colour_transfer import COLOUR_TRANSFER
-from faceplate.swap import checkpoint
-from faceplate.swap.train import train
 from faceplate.training.faceset import (
     Faceset,
     build,
@@ -30,6 +29,7 @@ from faceplate.training.faceset import (
     reorder,
     sharpness,
 )
+from faceplate.training.swap import train
 
 TINY = {"res": 64, "ae_dims": 32, "e_dims": 8, "d_dims": 8, "d_mask_dims": 4, "lr": 5e-4, "batch": 4,
         "preview_every": 10}  # fmt: skip

@@ -429,7 +429,7 @@ def train_swap(
     """Train (or continue) a DF/LIAE swap model; writes preview.png and loss.png as it goes."""
     from faceplate.config import TrainConfig
     from faceplate.ops.colour_transfer import COLOUR_TRANSFER
-    from faceplate.swap.train import train
+    from faceplate.training.swap import train
 
     COLOUR_TRANSFER.get(ct)
     cfg = build(TrainConfig, src=src, dst=dst, model=model, res=res, arch=arch, iters=iters, minutes=minutes,
@@ -469,7 +469,7 @@ def swap(
 ) -> None:
     """Merge a trained swap model into the plate: comp (+ matte, + delta) on the shared render path."""
     from faceplate.effects.swap import MergeSettings
-    from faceplate.swap.checkpoint import read_meta
+    from faceplate.models.swap_checkpoint import read_meta
 
     read_meta(model)
     settings = MergeSettings(colour, mask, erode, blur, poisson, sharpen, temporal)  # type: ignore[arg-type]

@@ -13,12 +13,12 @@ import torch
 from faceplate.analysis.identity import SAME_PERSON, distance
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult, file_digest
 from faceplate.errors import ConfigError, ModelError
+from faceplate.models import swap_checkpoint as checkpoint
+from faceplate.models.swap import SwapModel, device, use_bf16
 from faceplate.ops.augment import face_mask
 from faceplate.ops.colour_transfer import COLOUR_TRANSFER
 from faceplate.ops.filters import gauss
 from faceplate.ops.regions import dilate
-from faceplate.swap import checkpoint
-from faceplate.swap.model import SwapModel, device, use_bf16
 
 MaskSource = Literal["hull", "learned", "both"]
 

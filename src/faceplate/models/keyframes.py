@@ -20,8 +20,8 @@ from torch import nn
 from faceplate import __version__
 from faceplate.errors import ConfigError, ModelError, WriterError
 from faceplate.fileio import atomic_write, atomic_write_text
+from faceplate.models.swap import device
 from faceplate.ops.torch_filters import bands
-from faceplate.swap.model import device
 
 MODEL_JSON = "keyframes.json"
 WEIGHTS = "keyframes.safetensors"

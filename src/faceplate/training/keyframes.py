@@ -27,9 +27,9 @@ from faceplate.extract import extract
 from faceplate.media import colour
 from faceplate.media.plate import IMAGE_EXTS, open_plate
 from faceplate.models.keyframes import KeyframeSettings, ResidualUNet, predict, save_model
+from faceplate.models.swap import device
 from faceplate.ops.face_coords import face_coords
 from faceplate.store import FaceRow, ShotStore
-from faceplate.swap.model import device
 
 F32 = NDArray[np.float32]
 MIN_KEYFRAMES = 2

@@ -16,8 +16,8 @@ from faceplate.export import select_tracks
 from faceplate.extract import extract
 from faceplate.render import RenderSummary, render
 from faceplate.store import ShotStore
-from faceplate.swap.train import train
 from faceplate.training.faceset import Faceset, build, load
+from faceplate.training.swap import train
 
 
 def check_same_person(reference: Faceset, shot: Path, tracks: list[int]) -> float:

@@ -19,13 +19,13 @@ from faceplate.config import TrainConfig
 from faceplate.errors import ConfigError, Interrupted
 from faceplate.fileio import atomic_write
 from faceplate.media.prefetch import prefetch
+from faceplate.models import swap_checkpoint as checkpoint
+from faceplate.models.swap import PatchDiscriminator, SwapArch, SwapModel, autocast, device, use_bf16
 from faceplate.ops.augment import Augment, sample
 from faceplate.ops.colour_transfer import COLOUR_TRANSFER
 from faceplate.review import write_png
-from faceplate.swap import checkpoint
-from faceplate.swap.losses import mask_loss, reconstruction
-from faceplate.swap.model import PatchDiscriminator, SwapArch, SwapModel, autocast, device, use_bf16
 from faceplate.training.faceset import Faceset, load
+from faceplate.training.losses import mask_loss, reconstruction
 
 ProgressFn = Callable[[int, int, float], None]  # (iteration, target or 0, loss)
 

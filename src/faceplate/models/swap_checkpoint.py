@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from faceplate import __version__
 from faceplate.errors import ConfigError, ModelError, WriterError
 from faceplate.fileio import atomic_write_text
-from faceplate.swap.model import SwapArch, SwapModel
+from faceplate.models.swap import SwapArch, SwapModel
 
 MODEL_JSON = "model.json"
 CHECKPOINT_VERSION = 1

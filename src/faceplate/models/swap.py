@@ -7,19 +7,16 @@ Tensors are float (B, 3, R, R) in [0, 1]; decoders return (image (B, 3, R, R), m
 
 from __future__ import annotations
 
-import contextlib
-import functools
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
-from faceplate.cpu import configure_threads
 from faceplate.errors import ConfigError
+from faceplate.models.device import autocast, device, use_bf16
 
-configure_threads()  # torch is loaded now: size its intra- and inter-op pools (faceplate.cpu)
+__all__ = ["Arch", "SwapArch", "SwapModel", "autocast", "device", "use_bf16"]
 
 Arch = Literal["df", "liae"]
 
@@ -177,35 +174,3 @@ class PatchDiscriminator(nn.Sequential):
             nn.Conv2d(3, ch, 4, 2, 1), _lrelu(), nn.Conv2d(ch, 2 * ch, 4, 2, 1), _lrelu(),
             nn.Conv2d(2 * ch, 4 * ch, 4, 2, 1), _lrelu(), nn.Conv2d(4 * ch, 1, 3, 1, 1),
         )  # fmt: skip
-
-
-def device() -> torch.device:
-    """CUDA when present, else CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-@functools.cache
-def _cpu_has_bf16() -> bool:
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def use_bf16(dev: torch.device, asked: bool | None = None) -> bool:
-    """bf16 autocast when asked, or by default where it is fast: CUDA, or a CPU with native bf16 maths.
-
-    Measured: on an AMD EPYC with AVX2 only, bf16 convolutions ran 10x *slower* than fp32; on a Xeon with
-    AMX-BF16 they run several times faster (bench/RESULTS.md).
-    """
-    if asked is not None:
-        return asked
-    return dev.type == "cuda" or _cpu_has_bf16()
-
-
-def autocast(dev: torch.device, bf16: bool) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on ``dev`` when ``bf16``, else nothing."""
-    if not bf16:
-        return contextlib.nullcontext()
-    return torch.autocast(dev.type, dtype=torch.bfloat16)

@@ -1,1 +1,0 @@
-"""Face swap: per-project DF / LIAE autoencoders (PyTorch), their training and checkpoints."""
