@@ -123,7 +123,17 @@ def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: 
     cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "d.####.png"), shot=shot, frames="10-13",
                        format="png16")  # fmt: skip
     s = reference_deage(
-        ReferenceDeageConfig(render=cfg, reference=same.path, model=tmp_path / "model", iters=2, res=64)
+        ReferenceDeageConfig(
+            render=cfg,
+            reference=same.path,
+            model=tmp_path / "model",
+            iters=2,
+            res=64,
+            ae_dims=32,
+            e_dims=8,
+            d_dims=8,
+            d_mask_dims=4,
+        )
     )
     assert s.written == 4 and s.faces == 4
     # the model learnt the young reference onto this shot's actor, and the frames carry its face on his only

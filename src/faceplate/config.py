@@ -200,6 +200,7 @@ class FacesetConfig(_Config):
     face_type: FaceType = "whole_face"
     every: int = Field(1, ge=1)
     min_iod: float = Field(24.0, gt=0)  # smaller faces teach a model nothing useful
+    shots: dict[str, Path] = Field(default_factory=dict)  # plate source → its shot folder, when analysed already
 
 
 class ReferenceDeageConfig(_Config):
@@ -211,6 +212,10 @@ class ReferenceDeageConfig(_Config):
     minutes: float | None = Field(None, gt=0)  # training budget when the model is new or should train more
     iters: int | None = Field(None, ge=1)
     res: int = Field(128, ge=64, le=512, multiple_of=16)
+    ae_dims: int | None = Field(None, ge=4)  # model dims of a new model (None: train swap's defaults)
+    e_dims: int | None = Field(None, ge=4)
+    d_dims: int | None = Field(None, ge=4)
+    d_mask_dims: int | None = Field(None, ge=4)
 
 
 C = TypeVar("C", bound=BaseModel)

@@ -201,7 +201,7 @@ def _plate_faces(source: str, cfg: FacesetConfig, ref: ReferenceFace | None) -> 
     from faceplate.config import ExtractConfig
     from faceplate.extract import extract
 
-    shot = cfg.name / ".shots" / Path(source.replace("#", "")).stem
+    shot = cfg.shots.get(source) or cfg.name / ".shots" / Path(source.replace("#", "")).stem
     try:
         extract(ExtractConfig(plate=source, shot=shot))
     except FaceNotFoundError:

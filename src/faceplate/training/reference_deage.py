@@ -58,8 +58,15 @@ def reference_deage(
         if not (dst / "faceset.json").exists():
             build(
                 FacesetConfig(
-                    name=dst, sources=[r.plate], face=r.face, res=max(cfg.res, ref.res), face_type=ref.face_type
+                    name=dst,
+                    sources=[r.plate],
+                    face=r.face,
+                    res=max(cfg.res, ref.res),
+                    face_type=ref.face_type,
+                    shots={r.plate: shot},
                 )
-            )
-        train(TrainConfig(src=cfg.reference, dst=dst, model=model, res=cfg.res, iters=cfg.iters, minutes=cfg.minutes))
+            )  # the plate is analysed already
+        dims = {k: v for k in ("ae_dims", "e_dims", "d_dims", "d_mask_dims") if (v := getattr(cfg, k)) is not None}
+        train(TrainConfig(src=cfg.reference, dst=dst, model=model, res=cfg.res, iters=cfg.iters, minutes=cfg.minutes,
+                          **dims))  # fmt: skip
     return render(r, SwapEffect(model, merge or MergeSettings()), progress)
