@@ -229,3 +229,37 @@ def test_still_plate_to_a_single_file_and_face_errors(tmp_path: Path) -> None:
                           "is a folder", "reference image")  # fmt: skip
     assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "c.mp4", "--face", tmp_path / "nope.jpg"),
                           "reference image", "does not exist")  # fmt: skip
+
+
+def test_png_comp_keeps_the_plates_own_alpha(tmp_path: Path) -> None:
+    """An RGBA PNG plate: the comp carries the plate's alpha untouched, the matte goes to its sidecar."""
+    with open_plate(media("lp_driving_d19.jpg")) as still:
+        rgb = still.read(0)
+    alpha = np.tile(np.linspace(0.2, 1.0, 720, dtype=np.float32), (720, 1))
+    with open_writer(WriterSpec(str(tmp_path / "p.####.png"), 720, 720, format="png16")) as w:
+        w.write(1, np.dstack([rgb, alpha]))
+    r = run_cli("beauty", tmp_path / "p.####.png", "-o", tmp_path / "out" / "c.####.png")
+    assert r.returncode == 0, r.stderr
+    comp = oiio.ImageBuf(str(tmp_path / "out" / "c.0001.png")).get_pixels(oiio.FLOAT)
+    plate = oiio.ImageBuf(str(tmp_path / "p.0001.png")).get_pixels(oiio.FLOAT)
+    assert comp.shape == (720, 720, 4)
+    np.testing.assert_array_equal(comp[..., 3], plate[..., 3])  # the plate's alpha, not the matte
+    matte = oiio.ImageBuf(str(tmp_path / "out" / "c_matte.0001.png")).get_pixels(oiio.FLOAT)
+    assert matte.max() > 0.9 and np.abs(comp[..., :3] - plate[..., :3])[matte[..., 0] > 0.5].mean() > 1e-3
+
+
+def test_invalid_model_json_is_refused_before_use(models: dict[str, Path], tmp_path: Path) -> None:
+    bad = tmp_path / "swap"
+    shutil.copytree(models["swap"], bad)
+    meta = json.loads((bad / "model.json").read_text())
+    meta["arch"]["res"] = 70  # not a multiple of 16
+    (bad / "model.json").write_text(json.dumps(meta))
+    out = tmp_path / "c.####.png"
+    assert_one_line_error(run_cli("swap", media(D18), "--model", bad, "-o", out), "invalid model.json", "70")
+    kf = tmp_path / "kf"
+    shutil.copytree(models["keyframes"], kf)
+    meta = json.loads((kf / "keyframes.json").read_text())
+    meta["settings"]["width"] = 0
+    (kf / "keyframes.json").write_text(json.dumps(meta))
+    assert_one_line_error(run_cli("keyframes", "apply", media(D18), "--model", kf, "-o", out), "invalid settings")
+    assert not list(tmp_path.glob("c.*.png"))

@@ -292,18 +292,17 @@ def beauty(
     from faceplate.render import preview as run_preview
 
     cfg = _render_config(plate, output, _shared(locals()), strength=strength)
-    if not 0.0 <= texture <= 1.0:
-        raise ConfigError(f"--texture {texture} is outside 0..1")
     make = EFFECTS.get("beauty")
 
     def effect_at(s: float) -> Effect:
         return make(RetouchSettings(s, smooth, texture, blemish, wrinkles, undereye, tone))
 
+    effect = effect_at(cfg.strength)  # settings validated before anything runs
     if preview:
         paths = run_preview(cfg, effect_at, preview_frame)
         out.print("preview: " + ", ".join(map(str, paths)))
         return
-    _run_render("beauty", cfg, effect_at(cfg.strength), "retouched")
+    _run_render("beauty", cfg, effect, "retouched")
 
 
 @app.command()

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.errors import ConfigError
 from faceplate.ops.filters import blur, gauss, guided, luma, normalized_blur
 from faceplate.ops.skin import colour_matrix, ycbcr
 from faceplate.rec709 import RGB_FROM_YCBCR
@@ -35,6 +36,11 @@ class RetouchSettings:
     wrinkles: bool = True
     undereye: bool = True
     tone: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("strength", "texture"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"--{name} {getattr(self, name)} is outside 0..1")
 
 
 def band_energy(img: F32, mask: F32, iod: float) -> float:
