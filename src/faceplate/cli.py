@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import functools
+import inspect
 import os
 import sqlite3
 import sys
@@ -219,34 +221,45 @@ DetectEvery = Annotated[int, typer.Option(help="Run the detector every N frames 
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs made by another render or other settings.")]
 
 
+#: The shared render options: name → (annotation, default). ``render_command`` adds them to a command.
+RENDER_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "shot": (Shot, None),
+    "face": (Face, None),
+    "track": (Track, None),
+    "frames": (Frames, None),
+    "matte": (Matte, None),
+    "delta": (Delta, None),
+    "fmt": (Format, None),
+    "colorspace": (Colorspace, None),
+    "codec_option": (CodecOption, None),
+    "hands": (Hands, True),
+    "tiles": (Tiles, 1),
+    "detect_every": (DetectEvery, 5),
+    "overwrite": (Overwrite, False),
+}
+
+
+def render_command(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a render command the shared RENDER_OPTIONS after its own; it receives them as one dict ``opts``."""
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "opts"]
+    kw = inspect.Parameter.KEYWORD_ONLY
+    shared = [inspect.Parameter(n, kw, default=d, annotation=a) for n, (a, d) in RENDER_OPTIONS.items()]
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        command(**{k: v for k, v in values.items() if k not in RENDER_OPTIONS},
+                opts={k: values[k] for k in RENDER_OPTIONS})  # fmt: skip
+
+    run.__signature__ = inspect.Signature([*own, *shared], return_annotation=None)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in (*own, *shared)} | {"return": None}
+    return run
+
+
 def _render_config(plate: str, output: str, opts: dict[str, Any], **extra: Any) -> RenderConfig:
     """The RenderConfig of a render command from its shared options (``opts``) and its own (``extra``)."""
-    return build(
-        RenderConfig,
-        plate=plate,
-        out=output,
-        shot=opts["shot"],
-        face=opts["face"],
-        track=opts["track"],
-        frames=opts["frames"],
-        matte=opts["matte"],
-        delta=opts["delta"],
-        format=opts["fmt"],
-        colorspace=opts["colorspace"],
-        codec_options=_codec_options(opts["codec_option"]),
-        hands=opts["hands"],
-        tiles=opts["tiles"],
-        detect_every=opts["detect_every"],
-        overwrite=opts["overwrite"],
-        **extra,
-    )
-
-
-def _shared(values: dict[str, Any]) -> dict[str, Any]:
-    """The shared render options out of a command's ``locals()``."""
-    keys = ("shot", "face", "track", "frames", "matte", "delta", "fmt", "colorspace", "codec_option", "hands",
-            "tiles", "detect_every", "overwrite")  # fmt: skip
-    return {k: values[k] for k in keys}
+    given = {k: v for k, v in opts.items() if k not in ("fmt", "codec_option")}
+    return build(RenderConfig, plate=plate, out=output, format=opts["fmt"],
+                 codec_options=_codec_options(opts["codec_option"]), **given, **extra)  # fmt: skip
 
 
 def _run_render(label: str, cfg: RenderConfig, effect: Effect, what: str) -> None:
@@ -261,6 +274,7 @@ def _run_render(label: str, cfg: RenderConfig, effect: Effect, what: str) -> Non
 
 
 @app.command()
+@render_command
 def beauty(
     plate: Plate,
     output: Output,
@@ -273,25 +287,14 @@ def beauty(
     tone: Annotated[bool, typer.Option(help="Even out blotchy skin colour.")] = True,
     preview: Annotated[bool, typer.Option(help="Only write a labelled before/after PNG and a strength sweep.")] = False,
     preview_frame: Annotated[int | None, typer.Option(help="Frame for --preview (default: mid-track).")] = None,
-    shot: Shot = None,
-    face: Face = None,
-    track: Track = None,
-    frames: Frames = None,
-    matte: Matte = None,
-    delta: Delta = None,
-    fmt: Format = None,
-    colorspace: Colorspace = None,
-    codec_option: CodecOption = None,
-    hands: Hands = True,
-    tiles: Tiles = 1,
-    detect_every: DetectEvery = 5,
-    overwrite: Overwrite = False,
+    *,
+    opts: dict[str, Any],
 ) -> None:
     """Retouch skin through a whole shot: comp (+ matte, + delta) out, eyes, lips and hair untouched."""
     from faceplate.ops.retouch import RetouchSettings
     from faceplate.render import preview as run_preview
 
-    cfg = _render_config(plate, output, _shared(locals()), strength=strength)
+    cfg = _render_config(plate, output, opts, strength=strength)
     make = EFFECTS.get("beauty")
 
     def effect_at(s: float) -> Effect:
@@ -306,6 +309,7 @@ def beauty(
 
 
 @app.command()
+@render_command
 def deage(
     plate: Plate,
     output: Output,
@@ -321,25 +325,14 @@ def deage(
     model: Annotated[Path | None, typer.Option(help="With --reference: the model folder (default beside -o).")] = None,
     train_minutes: Annotated[float | None, typer.Option(help="With --reference: train this long first.")] = None,
     train_iters: Annotated[int | None, typer.Option(help="With --reference: train to this many iterations.")] = None,
-    shot: Shot = None,
-    face: Face = None,
-    track: Track = None,
-    frames: Frames = None,
-    matte: Matte = None,
-    delta: Delta = None,
-    fmt: Format = None,
-    colorspace: Colorspace = None,
-    codec_option: CodecOption = None,
-    hands: Hands = True,
-    tiles: Tiles = 1,
-    detect_every: DetectEvery = 5,
-    overwrite: Overwrite = False,
+    *,
+    opts: dict[str, Any],
 ) -> None:
     """De-age through a whole shot: procedural facelift (no training), or swap-based with --reference."""
     from faceplate.effects.deage import DeageSettings
 
     settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone, hair)
-    cfg = _render_config(plate, output, _shared(locals()))
+    cfg = _render_config(plate, output, opts)
     if reference is not None:
         from faceplate.config import ReferenceDeageConfig
         from faceplate.training.reference_deage import reference_deage
@@ -441,6 +434,7 @@ def train_swap(
 
 
 @app.command()
+@render_command
 def swap(
     plate: Plate,
     model: Annotated[Path, typer.Option(help="Trained swap model folder.")],
@@ -452,19 +446,8 @@ def swap(
     poisson: Annotated[bool, typer.Option(help="Poisson (seamless) blend.")] = False,
     sharpen: Annotated[float, typer.Option(help="Sharpen the swapped face, 0..1.")] = 0.0,
     temporal: Annotated[float, typer.Option(help="Temporal smoothing of the swapped face, 0..0.9.")] = 0.0,
-    shot: Shot = None,
-    face: Face = None,
-    track: Track = None,
-    frames: Frames = None,
-    matte: Matte = None,
-    delta: Delta = None,
-    fmt: Format = None,
-    colorspace: Colorspace = None,
-    codec_option: CodecOption = None,
-    hands: Hands = True,
-    tiles: Tiles = 1,
-    detect_every: DetectEvery = 5,
-    overwrite: Overwrite = False,
+    *,
+    opts: dict[str, Any],
 ) -> None:
     """Merge a trained swap model into the plate: comp (+ matte, + delta) on the shared render path."""
     from faceplate.effects.swap import MergeSettings
@@ -472,7 +455,7 @@ def swap(
 
     read_meta(model)
     settings = MergeSettings(colour, mask, erode, blur, poisson, sharpen, temporal)  # type: ignore[arg-type]
-    cfg = _render_config(plate, output, _shared(locals()))
+    cfg = _render_config(plate, output, opts)
     _run_render("swap", cfg, EFFECTS.get("swap")(model, settings), "swapped")
 
 
@@ -506,29 +489,19 @@ def keyframes_train(
 
 
 @keyframes_app.command("apply")
+@render_command
 def keyframes_apply(
     plate: Plate,
     model: Annotated[Path, typer.Option(help="Keyframe model folder.")],
     output: Output,
-    shot: Shot = None,
-    face: Face = None,
-    track: Track = None,
-    frames: Frames = None,
-    matte: Matte = None,
-    delta: Delta = None,
-    fmt: Format = None,
-    colorspace: Colorspace = None,
-    codec_option: CodecOption = None,
-    hands: Hands = True,
-    tiles: Tiles = 1,
-    detect_every: DetectEvery = 5,
-    overwrite: Overwrite = False,
+    *,
+    opts: dict[str, Any],
 ) -> None:
     """Render the learned fix on every frame (shared render path: comp + matte + delta)."""
     from faceplate.models.keyframes import load_model
 
     load_model(model)
-    cfg = _render_config(plate, output, _shared(locals()))
+    cfg = _render_config(plate, output, opts)
     _run_render("keyframes", cfg, EFFECTS.get("keyframes")(model), "changed")
 
 
