@@ -77,11 +77,6 @@ class Tracker:
         self.lost.clear()
         self._since_detect = 10**9
 
-    def resume(self, tracks: list[Track]) -> None:
-        """Continue tracks restored from the store (faces of the previous frame)."""
-        self.live = list(tracks)
-        self.next_id = max([self.next_id, *[t.id + 1 for t in tracks]])
-
     def state(self) -> TrackerState:
         """A copy of the state after the last frame stepped (restore it with :meth:`restore`)."""
         return TrackerState(_copy(self.live), _copy(self.lost), self._since_detect, self.next_id)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from numpy.typing import NDArray
 from faceplate.config import RenderConfig
 from faceplate.effects.base import Effect
 from faceplate.errors import ConfigError, WriterError
+from faceplate.extract import missing_runs
 from faceplate.fileio import atomic_write_text
 from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
 from faceplate.media.plate import Plate, SequencePlate, VideoPlate
@@ -211,8 +213,6 @@ def release_outputs(cfg: RenderConfig) -> None:
 
 
 def _remove(files: list[Path]) -> None:
-    import shutil
-
     for f in files:
         with contextlib.suppress(OSError):
             shutil.rmtree(f) if f.is_dir() else f.unlink()
@@ -247,11 +247,18 @@ def comp_alpha(writer: FrameWriter, plate: Plate, frame: int, matte: NDArray[Any
     return plate.read_alpha(frame) if plate.info.has_alpha else None
 
 
+def frames_done(writers: dict[str, FrameWriter], rng: FrameRange) -> set[int]:
+    """Frames of ``rng`` already written by every writer (none when a writer cannot resume)."""
+    if not all(w.resumable for w in writers.values()):
+        return set()
+    return {f for f in range(rng.first, rng.last + 1) if all(w.exists(f) for w in writers.values())}
+
+
 def frames_to_do(writers: dict[str, FrameWriter], rng: FrameRange) -> list[FrameRange]:
     """Runs of frames in ``rng`` not yet written by every writer (all of it for non-resumable writers)."""
-    from faceplate.extract import missing_runs
+    return missing_runs(rng, frames_done(writers, rng))
 
-    if not all(w.resumable for w in writers.values()):
-        return [rng]
-    done = {f for f in range(rng.first, rng.last + 1) if all(w.exists(f) for w in writers.values())}
-    return missing_runs(rng, done)
+
+def stays_yuv(writers: dict[str, FrameWriter], col_identity: bool) -> bool:
+    """Can frames go from decoder to encoder as 8-bit Y'CbCr (display-like plate, video comp, no delta)?"""
+    return col_identity and "delta" not in writers and writers["comp"].takes_yuv

@@ -36,9 +36,11 @@ from faceplate.render.outputs import (
     check_outputs,
     claim_outputs,
     comp_alpha,
+    frames_done,
     frames_to_do,
     open_outputs,
     release_outputs,
+    stays_yuv,
 )
 from faceplate.render.stream import can_stream, stream_render
 from faceplate.render.tracks import ColourPath, TrackContext, prepare_tracks, track_context
@@ -138,7 +140,7 @@ def _run_frames(
     todo = sum(len(r) for r in runs)
     in_place = "delta" not in writers and not effect.history  # history frames must stay as decoded
     behind = Background(lambda *a: _timed_write(sw, writers, plate, in_place, *a), depth=2)
-    yuv = col.identity and "delta" not in writers and writers["comp"].takes_yuv  # 8-bit video: stay in Y'CbCr
+    yuv = stays_yuv(writers, col.identity)
     try:
         for run in runs:
             earlier: deque[tuple[NDArray[Any], list[FaceRow]]] = deque(maxlen=max(effect.history, 1))
@@ -207,9 +209,8 @@ def _render_streamed(
     """``render`` of a fresh shot in one pass (render.stream): analysis on this thread, the effect on a
     worker thread, compositing and encoding on the writer thread."""
     writers = open_outputs(cfg, plate, rng)
-    resumable = all(w.resumable for w in writers.values())
-    done = {f for f in range(rng.first, rng.last + 1) if resumable and all(w.exists(f) for w in writers.values())}
-    yuv = col.identity and "delta" not in writers and writers["comp"].takes_yuv  # 8-bit video: stay in Y'CbCr
+    done = frames_done(writers, rng)
+    yuv = stays_yuv(writers, col.identity)
     behind = Background(lambda *a: _timed_write(sw, writers, plate, "delta" not in writers, *a), depth=2)
 
     def effect_step(

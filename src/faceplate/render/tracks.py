@@ -6,6 +6,7 @@ render path (streamed, two-pass, any farm chunk) gives a frame the same context.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,19 +40,18 @@ class ColourPath:
 
     def encode(self, rgb: F32) -> F32:
         """Plate-space float RGB (H, W, 3) → the effects' encoded RGB."""
-        if self.identity:
-            return rgb
-        out = np.ascontiguousarray(rgb, np.float32).copy()
-        self._to(out)
-        return out
+        return rgb if self.identity else _converted(rgb, self._to)
 
     def decode(self, rgb: F32) -> F32:
         """The effects' encoded RGB (H, W, 3) → plate-space float RGB."""
-        if self.identity:
-            return rgb
-        out = np.ascontiguousarray(rgb, np.float32).copy()
-        self._back(out)
-        return out
+        return rgb if self.identity else _converted(rgb, self._back)
+
+
+def _converted(rgb: F32, convert: Callable[[F32], None]) -> F32:
+    """A float32 copy of ``rgb`` run through the in-place OCIO ``convert``."""
+    out = np.ascontiguousarray(rgb, np.float32).copy()
+    convert(out)
+    return out
 
 
 @dataclass
