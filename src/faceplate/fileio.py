@@ -143,9 +143,18 @@ class FileLock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._pid = 0  # the process that took the lock (a forked child must not remove the parent's file)
 
-    def acquire(self) -> bool:
-        """Take the lock without waiting; False when another process (or writer) holds it."""
+    def acquire(self, wait: float = 0.0) -> bool:
+        """Take the lock, trying for up to ``wait`` seconds; False when another process (or writer) holds it."""
+        deadline = time.monotonic() + wait
+        while not self._try():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def _try(self) -> bool:
         if self._fd is not None:
             return True
         while True:
@@ -159,7 +168,7 @@ class FileLock:
                 if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP):
                     os.close(fd)
                     raise
-                self._fd = fd  # a filesystem without locks: go on unlocked rather than refuse to write
+                self._fd, self._pid = fd, os.getpid()  # a filesystem without locks: go on unlocked
                 return True
             try:
                 same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
@@ -168,7 +177,7 @@ class FileLock:
             if same:
                 os.ftruncate(fd, 0)
                 os.write(fd, str(os.getpid()).encode())
-                self._fd = fd
+                self._fd, self._pid = fd, os.getpid()
                 return True
             os.close(fd)  # the file was removed by its last holder: lock the new one
 
@@ -181,12 +190,14 @@ class FileLock:
         return int(text) if text.isdigit() else None
 
     def release(self) -> None:
-        """Remove the lock file and drop the lock (no-op when not held)."""
+        """Remove the lock file and drop the lock (no-op when not held). In a forked child only its copy of
+        the file descriptor is closed: the lock stays the parent's."""
         fd, self._fd = self._fd, None
         if fd is None:
             return
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        if self._pid == os.getpid():
+            with contextlib.suppress(OSError):
+                self.path.unlink()
         os.close(fd)
 
     def __del__(self) -> None:

@@ -12,14 +12,12 @@ time writes to it (:meth:`ShotStore.create` holds ``shot.lock`` until closed); r
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import itertools
 import json
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from numpy.typing import NDArray
 
 from faceplate import __version__
 from faceplate.errors import StoreError
+from faceplate.fileio import FileLock
 from faceplate.media.plate import Plate, PlateInfo, SequencePlate, VideoPlate
 
 SCHEMA_VERSION = 1
@@ -194,7 +193,7 @@ def _file_sample(path: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------- writer lock
-_LOCKS: dict[str, tuple[int, int, int]] = {}  # resolved shot folder → (pid, lock file fd, stores sharing it)
+_LOCKS: dict[str, tuple[int, FileLock, int]] = {}  # resolved shot folder → (pid, its lock, stores sharing it)
 _LOCKS_GUARD = threading.Lock()
 
 
@@ -206,46 +205,31 @@ def _acquire(folder: Path) -> str:
         if held is not None and held[0] == os.getpid():
             _LOCKS[key] = (held[0], held[1], held[2] + 1)
         else:  # none, or inherited through fork: the lock belongs to the parent
-            _LOCKS[key] = (os.getpid(), _flock(folder), 1)
+            _LOCKS[key] = (os.getpid(), _lock(folder), 1)
     return key
 
 
 def _release(key: str) -> None:
     with _LOCKS_GUARD:
-        pid, fd, users = _LOCKS.pop(key)
+        pid, lock, users = _LOCKS.pop(key)
         if users > 1:
-            _LOCKS[key] = (pid, fd, users - 1)
+            _LOCKS[key] = (pid, lock, users - 1)
             return
-    os.close(fd)  # drops the flock (the OS drops it too when the process dies)
+    lock.release()  # (the OS drops it too when the process dies)
 
 
-def _flock(folder: Path) -> int:
-    """The open lock file of ``folder``, flocked; StoreError naming the holder when it stays held."""
+def _lock(folder: Path) -> FileLock:
+    """``folder``'s writer lock, taken; StoreError naming the holder when it stays held LOCK_WAIT_S."""
+    lock = FileLock(folder / LOCK_NAME)
     try:
-        fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+        if lock.acquire(wait=LOCK_WAIT_S):
+            return lock
     except OSError as err:
         raise StoreError(f"cannot lock shot folder {folder}: {err.strerror}") from None
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() < deadline:
-                time.sleep(0.05)
-                continue
-            pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            raise StoreError(
-                f"shot folder {folder} is in use by another faceplate process (pid {pid}); "
-                "wait for it or use another --shot"
-            ) from None
-        except OSError as err:
-            os.close(fd)
-            raise StoreError(f"cannot lock shot folder {folder}: {err.strerror}") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
+    raise StoreError(
+        f"shot folder {folder} is in use by another faceplate process (pid {lock.holder() or 'unknown'}); "
+        "wait for it or use another --shot"
+    )
 
 
 # ---------------------------------------------------------------------------------------- corruption
