@@ -39,10 +39,15 @@ class AlignedFace:
 
 @dataclass(frozen=True)
 class EffectResult:
-    """``image`` (R, R, 3) the changed face, same encoding as the input; ``matte`` (R, R) in [0, 1]."""
+    """``image`` (R, R, 3) the changed face, same encoding as the input; ``matte`` (R, R) in [0, 1].
+
+    ``held_out`` (R, R) in [0, 1]: the occluders (glasses, strands, ...) the effect found and kept out of
+    its matte, when it looked for them itself (else the render path finds them: see ``holds_occluders``).
+    """
 
     image: F32
     matte: F32
+    held_out: F32 | None = None
 
 
 class Effect(ABC):
@@ -60,6 +65,7 @@ class Effect(ABC):
     max_resolution: ClassVar[int] = 768
     streams: ClassVar[bool] = False  # needs no identity: a fresh shot can be analysed and rendered in one pass
     history: ClassVar[int] = 0  # earlier frames of the track that ``apply`` needs (AlignedFace.history)
+    holds_occluders: ClassVar[bool] = True  # glasses, strands, hands in front of the face keep the plate's pixels
 
     def record(self) -> dict[str, Any]:
         """What makes this effect's output: its name, settings and model fingerprint (JSON-able; resumes

@@ -11,7 +11,8 @@ import numpy as np
 from faceplate.analysis.faces import interocular
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.errors import FaceNotFoundError
-from faceplate.ops.filters import gauss
+from faceplate.ops.filters import fill_holes, gauss
+from faceplate.ops.occluders import occluder_matte
 from faceplate.ops.regions import feather, sample_patches, skin_region, under_eye
 from faceplate.ops.retouch import RetouchSettings, retouch
 from faceplate.ops.skin import SkinModel
@@ -56,7 +57,16 @@ class BeautyEffect(Effect):
         return SkinModel.fit(px)
 
     def skin_matte(self, face: AlignedFace, model: SkinModel | None) -> np.ndarray:
-        """Soft skin matte (R, R) in [0, 1] for ``face``."""
+        """Soft skin matte (R, R) in [0, 1] for ``face``, occluders (glasses, strands) held out."""
+        return self.mattes(face, model)[0]
+
+    def mattes(self, face: AlignedFace, model: SkinModel | None) -> tuple[np.ndarray, np.ndarray]:
+        """(skin matte, occluder matte), each (R, R) in [0, 1]; the skin matte is zero on the occluders."""
+        occ = occluder_matte(face.image, face.landmarks, face.iod)
+        return self.colour_matte(face, model) * (1.0 - occ), occ
+
+    def colour_matte(self, face: AlignedFace, model: SkinModel | None) -> np.ndarray:
+        """Soft skin matte (R, R) in [0, 1] from the mesh and the skin colour alone."""
         shape = _hw(face.image)
         hard = skin_region(face.landmarks, shape)
         if model is not None:
@@ -80,8 +90,9 @@ class BeautyEffect(Effect):
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = _hw(face.image)
-        matte = self.skin_matte(face, context)
+        matte, occ = self.mattes(face, context)
         under = feather(under_eye(face.landmarks, shape), 0.04 * face.iod)
         cheeks = sample_patches(face.landmarks, shape)
         cheeks[: int(face.landmarks[168, 1])] = 0  # cheek patches only: drop the forehead one
-        return EffectResult(retouch(face.image, matte, under, cheeks, face.iod, self.settings), matte)
+        img = fill_holes(face.image, occ, 0.05 * face.iod)  # no dark frame bleeds into the skin's blurs
+        return EffectResult(retouch(img, matte, under, cheeks, face.iod, self.settings), matte, occ)

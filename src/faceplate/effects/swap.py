@@ -62,6 +62,7 @@ class SwapEffect(Effect):
     """Replace the chosen face with the model's source person (pose, expression and light from the plate)."""
 
     name: ClassVar[str] = "swap"
+    holds_occluders: ClassVar[bool] = False  # the model's own mask decides what of the plate face stays
     model_dir: Path
     merge: MergeSettings = field(default_factory=MergeSettings)
 

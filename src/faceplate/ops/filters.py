@@ -63,6 +63,15 @@ def normalized_blur(img: F32, weight: F32, sigma: float) -> F32:
     return blur(img * weight, sigma) / w
 
 
+def fill_holes(img: F32, holes: F32, sigma: float) -> F32:
+    """``img`` (H, W, C) with the pixels where ``holes`` (H, W) is high replaced by a normalised blur of
+    the rest (so filters near an occluder do not pull its colour in)."""
+    if not holes.any():
+        return img
+    w = (1.0 - holes)[..., None]
+    return np.asarray(img * w + normalized_blur(img, 1.0 - holes, sigma) * (1.0 - w), np.float32)
+
+
 def luma(rgb: F32) -> F32:
     """Rec.709 luma of encoded RGB (H, W, 3) → (H, W)."""
     flat = np.ascontiguousarray(rgb, np.float32).reshape(-1, 1, 3)  # OpenCV, not BLAS: no spinning BLAS threads

@@ -95,18 +95,24 @@ def region_mask(lm: NDArray[np.floating], shape: tuple[int, int], name: str, fac
     return polygon_mask(shape, grow(lm[idx], factor), hull=name != "oval")
 
 
+def raised_oval(lm: NDArray[np.floating], forehead_lift: float = 0.18) -> NDArray[np.float64]:
+    """The mesh's face outline (N, 2) with its upper rim raised towards the hairline by ``forehead_lift``
+    of the face height (the mesh stops mid-forehead), more at the top than near the eyes."""
+    oval = np.asarray(lm[mesh_regions()["oval"], :2], np.float64).copy()
+    top, chin = oval[:, 1].min(), oval[:, 1].max()
+    eye_y = float((lm[33, 1] + lm[263, 1]) / 2)
+    above = oval[:, 1] < eye_y
+    oval[above, 1] -= forehead_lift * (chin - top) * (eye_y - oval[above, 1]) / max(eye_y - top, 1e-6)
+    return oval
+
+
 def skin_region(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift: float = 0.18) -> F32:
     """Hard skin area (H, W) in {0, 1}: face oval raised towards the hairline, minus eyes, brows, lips, nostrils.
 
     The mesh stops mid-forehead; its upper rim is lifted by ``forehead_lift`` of the face height (the
     per-shot skin-colour model then removes hair). Exclusions are enlarged so a feather never reaches them.
     """
-    oval = np.asarray(lm[mesh_regions()["oval"], :2], np.float64).copy()
-    top, chin = oval[:, 1].min(), oval[:, 1].max()
-    eye_y = float((lm[33, 1] + lm[263, 1]) / 2)
-    above = oval[:, 1] < eye_y
-    oval[above, 1] -= forehead_lift * (chin - top) * (eye_y - oval[above, 1]) / max(eye_y - top, 1e-6)
-    m = polygon_mask(shape, oval, hull=False)
+    m = polygon_mask(shape, raised_oval(lm, forehead_lift), hull=False)
     keep_out = np.zeros(shape, np.float32)
     iod = eye_distance(lm)
     for names, margin in (KEEP_EYES, KEEP_BROWS, KEEP_LIPS):

@@ -15,16 +15,19 @@ from numpy.typing import NDArray
 
 from faceplate.align import to_aligned
 from faceplate.analysis.hands import hand_mask
-from faceplate.effects.base import AlignedFace, Effect
+from faceplate.effects.base import AlignedFace, Effect, EffectResult
 from faceplate.geometry import F64, invert, transform
 from faceplate.media.yuv import Yuv420, add_rgb_change
 from faceplate.ops.filters import fill_nonfinite, gauss
+from faceplate.ops.occluders import occluder_matte
+from faceplate.ops.retouch import soft_step
 from faceplate.render.tracks import ColourPath, TrackContext, aligned_face
 from faceplate.store import FaceRow
 
 F32 = NDArray[np.float32]
 EIGHT_BIT_FLOOR = 1 / 1024  # matte values that cannot move an 8-bit code value (|change| <= 1: < 0.25 code)
 _UNWARP = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+EDGE = 0.3  # eye distances over which every matte fades out before the aligned crop's edge (no seams)
 
 
 @dataclass(frozen=True)
@@ -174,8 +177,24 @@ def face_changes(
                                _history(earlier, f.track, tr, effect, col))  # fmt: skip
         result = effect.apply(face, tr.context)
         alpha = occlude(result.matte, [to_aligned(m, h) for h in hands or []])
+        alpha = alpha * (1.0 - held_out(face, result, effect)) * edge_ramp(alpha.shape, EDGE * face.iod)
         out.append(Change(col.decode(result.image) - crop, alpha, m))
     return out
+
+
+def held_out(face: AlignedFace, result: EffectResult, effect: Effect) -> F32 | float:
+    """The occluders (R, R) an effect's matte is cut by: its own, or found here (0 for effects that hold none)."""
+    if result.held_out is not None:
+        return result.held_out
+    return occluder_matte(face.image, face.landmarks, face.iod) if effect.holds_occluders else 0.0
+
+
+def edge_ramp(shape: tuple[int, ...], width: float) -> F32:
+    """(H, W) weight rising smoothly from 0 at the crop's edge to 1 at ``width`` px inside it: a matte that
+    reaches the crop's edge (a tall forehead) fades out inside the crop instead of ending in a seam."""
+    h, w = shape[0], shape[1]
+    ramp = lambda n: soft_step(np.minimum(np.arange(n), np.arange(n)[::-1]).astype(np.float32), 0.0, width)  # noqa: E731
+    return np.asarray(np.minimum(ramp(h)[:, None], ramp(w)[None, :]), np.float32)
 
 
 def composite(

@@ -1,0 +1,121 @@
+"""Glasses in front of the face (pure ops): the occluder matte every retouch and de-age holds out.
+
+Glasses frames are thin structures far darker than their surroundings (a morphological black-hat of
+luma), long and not compact, lying around both eyes; a pair (rims above, below and past both corners of
+each eye) takes the lenses inside too. Without a pair nothing near the eyes is held out: eye bags,
+crow's feet and folds are the face's own, to retouch. Other occluders are found elsewhere: hands by the
+hand pass (render path), hair, beards and mics by the skin-colour model (not skin-coloured: not in the
+skin matte).
+
+Images are float32 encoded RGB (H, W, 3) in [0, 1]; masks float32 (H, W) in [0, 1]; scales in eye
+distances (``iod``, px).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.ops.filters import gauss, luma
+from faceplate.ops.regions import (
+    dilate,
+    eye_distance,
+    mesh_regions,
+    polygon_mask,
+    raised_oval,
+    region_mask,
+)
+
+F32 = NDArray[np.float32]
+
+DARK_LINE = 0.09  # black-hat depth (luma) of a glasses frame (deeper than most wrinkles)
+SPOT_FILL = 0.45  # a structure this compact (area / bounding box) is a spot, not a frame
+THIN_LENGTH = 0.3  # a structure this long (iod) and not compact may be a rim
+GLASSES = 0.6  # glasses rims lie within this of an eye centre (iod)
+MARGIN = 0.03  # occluders grow by this (iod) before their edge softens: no retouch bleeds onto them
+
+
+def dark_lines(y: F32, iod: float) -> F32:
+    """Depth (H, W) of dark structures thinner than ~0.12 iod (morphological black-hat of luma ``y``)."""
+    r = max(1, round(0.06 * iod))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return np.asarray(cv2.morphologyEx(y, cv2.MORPH_BLACKHAT, disk), np.float32)
+
+
+def structures(depth: F32, iod: float) -> NDArray[np.uint8]:
+    """Thin dark structures (H, W) {0, 1}: deeper than DARK_LINE, grown along what is half as deep
+    (hysteresis: a frame's fainter stretches join it), small gaps closed."""
+    weak = (depth > 0.5 * DARK_LINE).astype(np.uint8)
+    r = max(1, round(0.02 * iod))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    weak = np.asarray(cv2.morphologyEx(weak, cv2.MORPH_CLOSE, disk), np.uint8)
+    n, lab = cv2.connectedComponents(weak, connectivity=8)
+    strong = np.zeros(n, bool)
+    strong[np.unique(lab[depth > DARK_LINE])] = True
+    strong[0] = False
+    return strong[lab].astype(np.uint8)
+
+
+def framing(pts: NDArray[np.int64], eye: NDArray[np.floating], iod: float) -> bool:
+    """Whether structure pixels ``pts`` (N, 2) as (row, col) surround an ``eye`` centre (x, y) like a
+    glasses rim: above, below, and past both its corners."""
+    if not len(pts):
+        return False
+    (y0, x0), (y1, x1) = pts.min(0), pts.max(0)
+    ex, ey = eye
+    return bool(y0 < ey - 0.15 * iod and y1 > ey + 0.15 * iod and x0 < ex - 0.25 * iod and x1 > ex + 0.25 * iod)
+
+
+def classify(depth: F32, face: F32, eyes: NDArray[np.floating], iod: float) -> F32:
+    """Glasses pixels (H, W) {0, 1} from the dark-structure ``depth`` (H, W) inside the ``face`` region
+    (the face outline less the eyes, brows and lips), ``eyes`` (2, 2) the eye centres (x, y).
+
+    Long thin structures within GLASSES of an eye centre are rims; when they frame both eyes, the rims and
+    their convex hulls (the lenses) are returned, else nothing.
+    """
+    inside = (face > 0.5).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(structures(depth, iod) * inside, connectivity=8)
+    out = np.zeros(depth.shape, np.uint8)
+    near_eye = [np.zeros(depth.shape, bool) for _ in eyes]
+    ys, xs = np.mgrid[0 : depth.shape[0], 0 : depth.shape[1]]
+    zones = [np.hypot(xs - ex, ys - ey) < GLASSES * iod for ex, ey in eyes]
+    for i in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[i])
+        if max(w, h) < THIN_LENGTH * iod or area / float(w * h) >= SPOT_FILL:
+            continue
+        part = np.zeros(depth.shape, bool)
+        part[y : y + h, x : x + w] = lab[y : y + h, x : x + w] == i
+        at_eye = [bool((part & z).any()) for z in zones]
+        if any(at_eye):
+            out[part] = 1
+        for k, hit in enumerate(at_eye):
+            if hit:
+                near_eye[k] |= part & zones[k]
+    rims = [np.argwhere(m) for m in near_eye]
+    framed = [framing(p, e, iod) for p, e in zip(rims, eyes, strict=True)]
+    if not all(framed):  # no pair of glasses: what lies near the eyes is the face's own (bags, crow's feet)
+        return np.zeros(depth.shape, np.float32)
+    for pts in rims:
+        cv2.fillPoly(out, [cv2.convexHull(pts[:, ::-1].astype(np.int32))], (1,))
+    return out.astype(np.float32)
+
+
+def features(lm: NDArray[np.floating], shape: tuple[int, int], iod: float) -> F32:
+    """Eyes, brows and lips (H, W), grown a little: their own dark edges are not occluders."""
+    m = np.zeros(shape, np.float32)
+    for name in ("eye_r", "eye_l", "brow_r", "brow_l", "lips"):
+        m = np.maximum(m, region_mask(lm, shape, name))
+    return dilate(m, 0.04 * iod)
+
+
+def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> F32:
+    """Soft occluder matte (R, R) float32 in [0, 1] of an aligned face (``img`` (R, R, 3), ``lm`` (478, >=2)):
+    1 on the glasses and MARGIN around them, falling to 0 just outside."""
+    iod = iod or eye_distance(lm)
+    shape = (img.shape[0], img.shape[1])
+    xy = np.asarray(lm[:, :2], np.float64)
+    face = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, iod))
+    eyes = np.array([xy[mesh_regions()[e]].mean(0) for e in ("eye_r", "eye_l")])
+    occ = dilate(classify(dark_lines(luma(img), iod), face, eyes, iod), MARGIN * iod)
+    return np.clip(np.maximum(occ, gauss(occ, 0.01 * iod) * 1.5), 0.0, 1.0).astype(np.float32)
