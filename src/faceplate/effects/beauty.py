@@ -11,9 +11,18 @@ import numpy as np
 from faceplate.analysis.faces import interocular
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.errors import FaceNotFoundError
+from faceplate.landmarks import MOUTH_L, MOUTH_R, NOSE_BOTTOM
 from faceplate.ops.filters import fill_holes, gauss
 from faceplate.ops.occluders import occluder_matte
-from faceplate.ops.regions import feather, sample_patches, skin_region, under_eye
+from faceplate.ops.regions import (
+    feather,
+    fill_enclosed,
+    inset_outline,
+    outer_edges,
+    sample_patches,
+    skin_region,
+    under_eye,
+)
 from faceplate.ops.retouch import RetouchSettings, retouch
 from faceplate.ops.skin import SkinModel
 
@@ -23,6 +32,19 @@ def _hw(img: np.ndarray) -> tuple[int, int]:
 
 
 WORK_IOD = 56.0  # retouch at a scale where the eyes are at most this far apart (px)
+
+
+OUTLINE_INSET = 0.05  # the matte stays this far (iod) inside the face outline: the silhouette's shading is shape
+STUBBLE = 0.82  # below the nose, skin darker than this share of the face's mean luma is stubble, not shade
+
+
+def beard_floor(lm: np.ndarray, shape: tuple[int, int], dark: float) -> np.ndarray:
+    """Per-pixel dark floor (H, W) for the skin model: ``dark`` above the nose, rising to STUBBLE from the
+    nose tip to the mouth (a shaved beard's shadow is darker skin of skin's own hue; shading is not there)."""
+    ys = np.arange(shape[0], dtype=np.float32)[:, None]
+    nose, mouth = float(lm[NOSE_BOTTOM, 1]), float(lm[[MOUTH_L, MOUTH_R], 1].mean())
+    t = np.clip((ys - nose) / max(mouth - nose, 1.0), 0.0, 1.0)
+    return np.broadcast_to(dark + (STUBBLE - dark) * t, shape).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -66,19 +88,22 @@ class BeautyEffect(Effect):
         return self.colour_matte(face, model) * (1.0 - occ), occ
 
     def colour_matte(self, face: AlignedFace, model: SkinModel | None) -> np.ndarray:
-        """Soft skin matte (R, R) in [0, 1] from the mesh and the skin colour alone."""
+        """Soft skin matte (R, R) in [0, 1] from the mesh and the skin colour alone.
+
+        Off-colour patches enclosed by skin (spots, ruddy or shaded cheeks) are skin; hair and beards reach
+        in from the outline or the lips and stay out, with the matte's edge on their own edge (a hard edge
+        along hair is no seam, a feather onto it would retouch it). Glasses: the occluder matte.
+        """
         shape = _hw(face.image)
-        hard = skin_region(face.landmarks, shape)
-        if model is not None:
-            h, w = shape
-            small = np.asarray(cv2.resize(face.image, (w // 2, h // 2), interpolation=cv2.INTER_AREA), np.float32)
-            like = np.asarray(cv2.resize(model.likelihood(small), (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
-            # close holes up to blemish size (spots are off-colour but are skin); hair, beards, glasses stay out
-            r = max(1, round(0.06 * face.iod))
-            disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-            closed = np.asarray(cv2.morphologyEx(like, cv2.MORPH_CLOSE, disk), np.float32)
-            hard = hard * gauss(closed, 0.01 * face.iod)
-        return feather(hard, self.matte.feather * face.iod)
+        hard = skin_region(face.landmarks, shape) * inset_outline(face.landmarks, shape, OUTLINE_INSET * face.iod)
+        if model is None:
+            return feather(hard, self.matte.feather * face.iod)
+        r = max(1, round(0.06 * face.iod))
+        disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        like = model.likelihood(face.image, beard_floor(face.landmarks, shape, model.dark))
+        closed = np.asarray(cv2.morphologyEx(like, cv2.MORPH_CLOSE, disk), np.float32)
+        filled = fill_enclosed(closed, hard, outer_edges(face.landmarks, shape))
+        return feather(hard * gauss(filled, 0.01 * face.iod), self.matte.feather * face.iod) * filled
 
     def resolution(self, plate_iod: float) -> int:
         """Work where the eyes are at most WORK_IOD px apart: only the change is resampled to the plate."""
@@ -94,5 +119,8 @@ class BeautyEffect(Effect):
         under = feather(under_eye(face.landmarks, shape), 0.04 * face.iod)
         cheeks = sample_patches(face.landmarks, shape)
         cheeks[: int(face.landmarks[168, 1])] = 0  # cheek patches only: drop the forehead one
-        img = fill_holes(face.image, occ, 0.05 * face.iod)  # no dark frame bleeds into the skin's blurs
-        return EffectResult(retouch(img, matte, under, cheeks, face.iod, self.settings), matte, occ)
+        # what is not skin (background, hair, eyes, glasses) is filled from the skin around it first, so no
+        # filter pulls its colour into the skin beside it (no halo at the outline, the lashes or a frame)
+        img = fill_holes(face.image, 1.0 - np.clip(matte * 4.0, 0.0, 1.0), 0.05 * face.iod)
+        change = retouch(img, matte, under, cheeks, face.iod, self.settings) - img
+        return EffectResult(face.image + change, matte, occ)

@@ -27,9 +27,9 @@ F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
 
 # Kept out of skin retouch, grown by a margin in eye-distance units (a closing eye must not shrink its guard).
-KEEP_EYES = (("eye_r", "eye_l"), 0.14)
-KEEP_BROWS = (("brow_r", "brow_l"), 0.07)
-KEEP_LIPS = (("lips",), 0.05)
+KEEP_EYES = (("eye_r", "eye_l"), 0.1)
+KEEP_BROWS = (("brow_r", "brow_l"), 0.03)
+KEEP_LIPS = (("lips",), 0.03)
 
 
 def _points(edges: frozenset[tuple[int, int]]) -> I64:
@@ -125,6 +125,35 @@ def skin_region(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift:
         r = 0.65 * float(np.linalg.norm(lm[NOSE_BOTTOM, :2] - lm[alar, :2]))
         cv2.circle(keep_out, _pt(c), int(r + 0.5), (1.0,), -1, lineType=cv2.LINE_AA)
     return np.clip(m - keep_out, 0.0, 1.0)
+
+
+def fill_enclosed(mask: F32, region: F32, edges: F32) -> F32:
+    """``mask`` (H, W) in [0, 1] with its holes inside ``region`` (H, W) filled, except holes that reach
+    ``edges`` (H, W): off-colour patches enclosed by skin are skin; hair at the hairline, a beard at the
+    jaw or a moustache at the lips reach the edges and stay out."""
+    holes = ((region > 0.5) & (mask < 0.5)).astype(np.uint8)
+    n, lab = cv2.connectedComponents(holes, connectivity=4)
+    open_ = np.zeros(n, bool)
+    open_[np.unique(lab[(edges > 0.5) & (holes > 0)])] = True
+    open_[0] = True
+    return np.asarray(np.where(open_[lab], mask, 1.0), np.float32)
+
+
+def outer_edges(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift: float = 0.18) -> F32:
+    """Where hair and beards enter the skin (H, W) {0, 1}: the raised face outline's rim and the lips."""
+    oval = (polygon_mask(shape, raised_oval(lm, forehead_lift), hull=False) > 0.5).astype(np.uint8)
+    rim = oval - cv2.erode(oval, np.ones((5, 5), np.uint8))
+    lips = dilate(region_mask(lm, shape, "lips"), (KEEP_LIPS[1] + 0.02) * eye_distance(lm))
+    return np.maximum(rim.astype(np.float32), lips)
+
+
+def inset_outline(lm: NDArray[np.floating], shape: tuple[int, int], r: float) -> F32:
+    """The raised face outline's area (H, W) shrunk by ``r`` px."""
+    oval = polygon_mask(shape, raised_oval(lm), hull=False)
+    k = round(r)
+    if k < 1:
+        return oval
+    return np.asarray(cv2.erode(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))), np.float32)
 
 
 def dilate(mask: F32, r: float) -> F32:

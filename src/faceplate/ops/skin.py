@@ -1,7 +1,8 @@
-"""Per-shot skin-colour model: a Gaussian in (luma, Cb, Cr) fitted to core skin patches.
+"""Per-shot skin-colour model: a Gaussian in (luma, Cb/luma, Cr/luma) fitted to core skin patches.
 
-Hair, beards, glasses frames, lips, teeth and background differ from skin in luma or chroma, so their
-Mahalanobis distance is large and their skin likelihood falls to 0.
+Hair, beards, glasses frames, lips, teeth and background differ from skin in luma or in chroma relative
+to luma, so their Mahalanobis distance is large and their skin likelihood falls to 0; skin turned away
+from the light keeps its chroma-to-luma ratios and stays skin.
 """
 
 from __future__ import annotations
@@ -28,30 +29,44 @@ def colour_matrix(rgb: F32, m: NDArray[np.float32]) -> F32:
     return np.asarray(cv2.transform(flat, m), np.float32).reshape(rgb.shape)
 
 
+def skin_features(rgb: F32) -> F32:
+    """(..., 3) luma and chroma over luma: shading scales encoded RGB, so Cb/Y' and Cr/Y' stay put on a
+    face turned from the light while hair, lips and backgrounds move away."""
+    c = ycbcr(np.asarray(rgb, np.float32))
+    return np.concatenate([c[..., :1], c[..., 1:] / np.maximum(c[..., :1], 0.06)], axis=-1)
+
+
 @dataclass(frozen=True)
 class SkinModel:
-    """Mean (3,) and inverse covariance (3, 3) of skin in Y'CbCr; ``near``/``far`` in Mahalanobis units."""
+    """Mean (3,) and inverse covariance (3, 3) of skin features (``skin_features``); ``near``/``far`` in
+    Mahalanobis units; pixels darker than ``dark`` times the mean luma are not skin (hair, mics, deep shade)."""
 
     mean: NDArray[np.float64]
     inv_cov: NDArray[np.float64]
     near: float = 2.5
     far: float = 4.5
+    dark: float = 0.45
 
     @classmethod
-    def fit(cls, pixels: F32, luma_slack: float = 2.0) -> SkinModel:
+    def fit(cls, pixels: F32, luma_slack: float = 2.5) -> SkinModel:
         """Fit to skin pixels (N, 3) encoded RGB. Luma variance is widened by ``luma_slack`` (shading)."""
         if len(pixels) < 50:
             raise ValueError("too few skin pixels to fit a colour model")
-        y = ycbcr(np.asarray(pixels, np.float32)).astype(np.float64)
+        y = skin_features(np.asarray(pixels, np.float32).reshape(-1, 1, 3)).reshape(-1, 3).astype(np.float64)
         lo, hi = np.percentile(y, [2, 98], axis=0)
         y = y[np.all((y >= lo) & (y <= hi), axis=1)]  # drop specular and shadow outliers
-        cov = np.cov(y.T) + np.diag([1e-4, 2e-5, 2e-5])
-        scale = np.diag([luma_slack, 1.0, 1.0])
+        cov = np.cov(y.T) + np.diag([1e-4, 1e-4, 1e-4])
+        scale = np.diag([luma_slack, 1.3, 1.3])
         cov = scale @ cov @ scale
         return cls(y.mean(0), np.linalg.inv(cov))
 
-    def likelihood(self, rgb: F32) -> F32:
-        """Skin likelihood (H, W) in [0, 1] for encoded RGB (H, W, 3): 1 inside ``near``, 0 beyond ``far``."""
-        d = ycbcr(rgb) - self.mean.astype(np.float32)
+    def likelihood(self, rgb: F32, dark: F32 | float | None = None) -> F32:
+        """Skin likelihood (H, W) in [0, 1] for encoded RGB (H, W, 3): 1 inside ``near``, 0 beyond ``far``
+        and below ``dark`` (default ``self.dark``; a map (H, W) sets it per pixel) times the mean luma."""
+        f = skin_features(rgb)
+        d = f - self.mean.astype(np.float32)
         m = np.sqrt(np.maximum((colour_matrix(d, self.inv_cov.astype(np.float32)) * d).sum(-1), 0.0))
-        return np.clip((self.far - m) / (self.far - self.near), 0.0, 1.0).astype(np.float32)
+        like = np.clip((self.far - m) / (self.far - self.near), 0.0, 1.0)
+        floor = self.dark if dark is None else dark
+        lit = np.clip((f[..., 0] / float(self.mean[0]) - floor) / 0.1, 0.0, 1.0)
+        return np.asarray(like * lit, np.float32)

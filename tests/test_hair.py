@@ -1,0 +1,103 @@
+"""Hair alpha and grey-hair recolour on real head crops (the crop de-age ``--hair`` works in)."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import media
+from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.analysis.faces import DETECTORS, Landmarker
+from faceplate.analysis.segmentation import PersonSegmenter
+from faceplate.media import open_plate
+from faceplate.ops.filters import gauss, luma
+from faceplate.ops.hair import hair_alpha, recolour_hair
+from faceplate.ops.regions import eye_distance
+from faceplate.ops.skin import ycbcr
+
+Crop = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+@cache
+def head_crop(name: str, frame: int = 0) -> Crop:
+    """(image (R, R, 3) in [0, 1], aligned landmarks, person mask (R, R), eye distance) as de-age sizes it."""
+    with open_plate(media(name)) as p:
+        rgb = p.read(frame, display=True)
+    lm = Landmarker()(rgb, DETECTORS.get("mediapipe")(1, 0.5)(rgb)[0].roi())
+    r = int(np.clip(round(min(float(np.linalg.norm(lm[263, :2] - lm[33, :2])), 72.0) * 4.8 / 32) * 32, 128, 768))
+    m = align_matrix(lm, r, "head")
+    img = np.clip(align_image(rgb.astype(np.float32) / 255, m, r), 0, 1).astype(np.float32)
+    alm = to_aligned(m, lm).astype(np.float32)
+    seg = PersonSegmenter()
+    person = seg(np.round(img * 255).astype(np.uint8))
+    seg.close()
+    return img, alm, person, eye_distance(alm)
+
+
+def saturation(img: np.ndarray) -> np.ndarray:
+    c = ycbcr(img)
+    return np.asarray(np.hypot(c[..., 1], c[..., 2]) / np.maximum(c[..., 0], 0.05))
+
+
+def test_hair_alpha_is_soft_at_the_rim_and_leaves_skin_and_backdrop_alone() -> None:
+    img, lm, person, iod = head_crop("fr_biden.jpg")  # white hair, a yellow and blue curtain behind
+    alpha = hair_alpha(img, lm, person, iod)
+    assert alpha.shape == img.shape[:2] and alpha.dtype == np.float32
+    assert alpha.min() >= 0 and alpha.max() <= 1
+    widths = []  # from the backdrop down into the hair over the top of the head: 0.1 → 0.9
+    cx = int(lm[10, 0])
+    for x in range(cx - int(0.8 * iod), cx + int(0.8 * iod)):
+        col = alpha[:, x]
+        inside = int(np.argmax(col > 0.9))
+        if inside > 0:
+            widths.append(int(np.argmax(col[:inside][::-1] < 0.1)))
+    assert len(widths) > iod and np.median(widths) >= 3, np.median(widths)  # soft, not 0 → 1 in 2 px
+    assert (alpha > 0.9).sum() > iod * iod  # and there is a body of hair
+    forehead = alpha[int(lm[10, 1] - 0.35 * iod) : int(lm[10, 1]), int(cx - 0.3 * iod) : int(cx + 0.3 * iod)]
+    assert forehead.max() < 0.02  # bare skin between the mesh top and the hairline
+    backdrop = alpha[person < 0.02]
+    assert np.percentile(backdrop, 90) < 0.02 and np.percentile(backdrop, 99) < 0.2
+
+
+def test_recolour_darkens_white_hair_keeps_its_strands_and_its_wisps() -> None:
+    img, lm, person, iod = head_crop("fr_biden.jpg")
+    alpha = hair_alpha(img, lm, person, iod)
+    out = recolour_hair(img, alpha, 1.0, iod=iod)
+    y0, y1 = luma(img), luma(out)
+    hair = alpha > 0.7
+    assert 1 - y1[hair].mean() / y0[hair].mean() > 0.35  # much darker
+    high = lambda y: y - gauss(y, 0.05 * iod)  # noqa: E731
+    assert high(y1)[hair].std() > 0.7 * high(y0)[hair].std()  # strands and highlights kept: no flat cap
+    assert saturation(out)[hair].mean() > saturation(img)[hair].mean() + 0.1  # a colour, not a darker grey
+    rim = (alpha > 0.1) & (alpha < 0.7) & (person < 0.5)  # wisps beyond the person mask
+    white = rim & (y0 > 0.7) & (saturation(img) < 0.15)
+    assert white.sum() > 50
+    assert y1[white].mean() < 0.85 * y0[white].mean()  # darkened too, not left standing white
+    still = rim & (y1 > 0.7) & (saturation(out) < 0.15)
+    assert still.sum() < 0.25 * white.sum()
+    np.testing.assert_array_equal(recolour_hair(img, alpha, 0.0, iod=iod), img)
+    np.testing.assert_array_equal(out[alpha == 0], img[alpha == 0])  # nothing moves off the matte
+
+
+def test_hair_leaves_a_grey_wall_beside_dark_hair_alone() -> None:
+    img, lm, person, iod = head_crop("lp_driving_d18.mp4", 30)  # dark hair against a plain grey wall
+    alpha = hair_alpha(img, lm, person, iod)
+    wall = cv2.erode((person < 0.05).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    wall &= cv2.dilate((person > 0.5).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0  # 4 px band round the head
+    assert wall.sum() > 300
+    assert np.percentile(alpha[wall], 90) < 0.05 and np.percentile(alpha[wall], 99) < 0.2
+    out = recolour_hair(img, alpha, 1.0, iod=iod)
+    assert np.abs(out - img).max() < 0.02  # dark hair is not grey: nothing to recolour
+
+
+@pytest.mark.parametrize("name, frame", [("lp_source_s32.mp4", 90), ("lp_driving_d12.mp4", 30)])
+def test_pigmented_hair_barely_changes(name: str, frame: int) -> None:
+    img, lm, person, iod = head_crop(name, frame)  # ash blonde; wavy reddish brown
+    alpha = hair_alpha(img, lm, person, iod)
+    hair = alpha > 0.7
+    assert hair.sum() > iod * iod
+    y0, y1 = luma(img)[hair], luma(recolour_hair(img, alpha, 1.0, iod=iod))[hair]
+    assert abs(1 - y1.mean() / y0.mean()) < 0.07
