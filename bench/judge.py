@@ -59,7 +59,9 @@ def ensure_judge() -> Path:
     return py
 
 
-def judge(images: Sequence[np.ndarray | Path], boxes: Sequence[Sequence[int] | None] | None = None) -> list[dict | None]:
+def judge(
+    images: Sequence[np.ndarray | Path], boxes: Sequence[Sequence[int] | None] | None = None
+) -> list[dict | None]:
     """Judge's reading per image (uint8 RGB arrays or image paths): {age, confidence, face} or None (no face)."""
     py = ensure_judge()
     boxes = list(boxes) if boxes is not None else [None] * len(images)
@@ -79,7 +81,9 @@ def judge(images: Sequence[np.ndarray | Path], boxes: Sequence[Sequence[int] | N
     return list(json.loads(res.stdout.strip().splitlines()[-1]))
 
 
-def apparent_ages(images: Sequence[np.ndarray | Path], boxes: Sequence[Sequence[int] | None] | None = None) -> list[float | None]:
+def apparent_ages(
+    images: Sequence[np.ndarray | Path], boxes: Sequence[Sequence[int] | None] | None = None
+) -> list[float | None]:
     """Apparent age (years) per image, None where the judge finds no face."""
     return [None if r is None else float(r["age"]) for r in judge(images, boxes)]
 

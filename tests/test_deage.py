@@ -15,7 +15,15 @@ from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
 from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.effects.beauty import BeautyEffect
-from faceplate.effects.deage import DeageEffect, DeageSettings, fold_band, hair_matte, lift_field, soften_folds
+from faceplate.effects.deage import (
+    DeageEffect,
+    DeageSettings,
+    face_falloff,
+    fold_band,
+    hair_matte,
+    lift_field,
+    soften_folds,
+)
 from faceplate.errors import ConfigError
 from faceplate.extract import extract
 from faceplate.media import open_plate
@@ -43,7 +51,13 @@ def test_lift_field_moves_jaw_and_brows_not_eyes() -> None:
     for eye in (33, 133, 362, 263):
         assert np.linalg.norm(at(eye)) < 0.01 * iod  # the eyes stay where they are
     assert np.abs(fld[:3]).max() < 0.5 and np.abs(fld[:, :3]).max() < 0.5  # the crop border does not move
-    none = lift_field(alm, (256, 256), DeageSettings(years=20, jowls=False, brows=False, eyebags=False))
+    assert at(0)[1] < -0.003 * iod and at(17)[1] > 0.004 * iod  # fuller lips: the outer edges move apart
+    for mouth in (13, 14, 61, 291):
+        assert np.linalg.norm(at(mouth)) < 0.01 * iod  # the mouth line and corners stay
+    outside = face_falloff(alm, (256, 256), iod) == 0  # beyond 0.15 iod outside the oval: nothing moves
+    assert outside.mean() > 0.2 and np.abs(fld[outside]).max() == 0
+    assert min_jacobian(lift_field(alm, (256, 256), DeageSettings(years=40))) > 0.3  # strongest: still no folds
+    none = lift_field(alm, (256, 256), DeageSettings(years=20, jowls=False, brows=False, eyebags=False, volume=False))
     assert np.abs(none).max() == 0
     with pytest.raises(ConfigError, match="years"):
         DeageSettings(years=90)
@@ -87,7 +101,7 @@ def test_deage_reduces_wrinkle_band_keeps_identity_and_background(tmp_path: Path
     assert m.band_drop > 0.5, m
     assert m.delta_flicker < m.plate_motion, m
     lm = Landmarker()(a, DETECTORS.get("mediapipe")(1, 0.5)(a)[0].roi())
-    assert distance(Embedder()(a, lm), Embedder()(b, lm)) <= 0.3
+    assert distance(Embedder()(a, lm), Embedder()(b, lm)) <= 0.4  # goal 0.45 with volume, lines and tone
     src = np.round(open_plate(media(D18)).read(48) * 255).astype(np.int64) * 257
     dst = np.round(open_plate(tmp_path / "c.0048.png").read(0) * 65535).astype(np.int64)
     matte = open_plate(tmp_path / "c_matte.0048.png").read(0)[..., 0]

@@ -15,18 +15,19 @@ from faceplate.config import RenderConfig
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.media import open_plate
 from faceplate.metrics import occluder_change, skin_coverage
-from faceplate.ops.occluders import occluder_matte
+from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.ops.regions import eye_distance
 from faceplate.render import render
 from labels import Label, load_labels
 
 
-def aligned(name: str, frame: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The first face of a real frame, aligned as beauty aligns it: (crop (R, R, 3) float32, landmarks)."""
+def aligned(name: str, frame: int = 0, scale: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The first face of a real frame, aligned as beauty aligns it (``scale`` times larger): (crop (R, R, 3)
+    float32, landmarks)."""
     with open_plate(media(name)) as p:
         rgb = p.read(frame, display=True)
     lm = Landmarker()(rgb, DETECTORS.get("mediapipe")(1, 0.5)(rgb)[0].roi())
-    res = BeautyEffect().resolution(eye_distance(lm))
+    res = BeautyEffect().resolution(eye_distance(lm)) * scale
     m = align_matrix(lm, res, "whole_face")
     crop = np.clip(align_image(rgb.astype(np.float32) / 255, m, res), 0, 1).astype(np.float32)
     return crop, to_aligned(m, lm).astype(np.float32)
@@ -34,7 +35,7 @@ def aligned(name: str, frame: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def test_dark_glasses_are_found_frames_and_lenses() -> None:
     (label,) = load_labels("wan_animate_video_0054")
-    crop, lm = aligned(label.media, label.frame)
+    crop, lm = aligned(label.media, label.frame, 2)
     occ = occluder_matte(crop, lm)
     res = crop.shape[0]
     with open_plate(media(label.media)) as p:
@@ -50,9 +51,11 @@ def test_dark_glasses_are_found_frames_and_lenses() -> None:
 @pytest.mark.parametrize(("name", "frame"), [("fr_biden.jpg", 0), ("fr_obama.jpg", 0), ("df_img3.jpg", 0),
                                              ("lp_source_s32.mp4", 112), ("lp_driving_d18.mp4", 30)])  # fmt: skip
 def test_no_glasses_no_occluder(name: str, frame: int) -> None:
-    """Eye bags, crow's feet and folds are the face's own: on faces without glasses nothing is held out."""
-    crop, lm = aligned(name, frame)
-    assert occluder_matte(crop, lm).max() == 0
+    """Eye bags, crow's feet and folds are the face's own: on faces without glasses nothing is held out, at
+    beauty's working size and at twice it (de-age works larger)."""
+    for scale in (1, 2):
+        crop, lm = aligned(name, frame, scale)
+        assert occluder_matte(crop, lm).max() == 0, scale
 
 
 def rendered(label: Label, tmp: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -79,3 +82,13 @@ def test_beauty_leaves_labelled_glasses_alone_and_covers_the_skin(tmp_path: Path
     cover = skin_coverage(matte, label.skin())
     assert cover.outside < 0.02, cover  # the matte stays on skin
     assert cover.inside > 0.35, cover  # measured 42%; the goal (90%) is not met yet (see bench/RESULTS.md)
+
+
+def test_one_steady_matte_per_track() -> None:
+    """A frame whose detection drops out does not unmask the glasses: the track keeps one matte."""
+    crop, lm = aligned("wan_animate_video.mp4", 54)
+    occ = occluder_matte(crop, lm)
+    none = np.zeros_like(occ)
+    steady = track_occluders([occ, occ, none, occ, np.roll(occ, 2, axis=0)])
+    assert steady is not None and steady[occ > 0.9].min() > 0.9
+    assert track_occluders([none, none, occ]) is None  # most samples show none: no glasses

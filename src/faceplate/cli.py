@@ -321,27 +321,38 @@ def deage(
     spots: Annotated[bool, typer.Option(help="Remove age spots.")] = True,
     tone: Annotated[bool, typer.Option(help="Restore skin tone and saturation.")] = True,
     hair: Annotated[bool, typer.Option(help="Darken grey hair (person segmentation; a larger head crop).")] = False,
-    reference: Annotated[Path | None, typer.Option(help="Faceset of the younger actor: swap-based de-age.")] = None,
+    reference: Annotated[
+        list[Path] | None,
+        typer.Option(help="Younger images of the same actor: stills, folders of stills or a faceset (repeatable)."),
+    ] = None,
+    transfer: Annotated[
+        float, typer.Option(help="With --reference, no training: share of the stills' skin tone and texture, 0..1.")
+    ] = 1.0,
     model: Annotated[Path | None, typer.Option(help="With --reference: the model folder (default beside -o).")] = None,
-    train_minutes: Annotated[float | None, typer.Option(help="With --reference: train this long first.")] = None,
+    train_minutes: Annotated[
+        float | None, typer.Option(help="With --reference: train a swap model this long first.")
+    ] = None,
     train_iters: Annotated[int | None, typer.Option(help="With --reference: train to this many iterations.")] = None,
     *,
     opts: dict[str, Any],
 ) -> None:
-    """De-age through a whole shot: procedural facelift (no training), or swap-based with --reference."""
+    """De-age through a whole shot: procedural facelift (no training); with --reference, also the younger
+    stills' skin (no training) or, with --train-minutes/--train-iters, a swap model from them."""
     from faceplate.effects.deage import DeageSettings
 
     settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone, hair)
     cfg = _render_config(plate, output, opts)
-    if reference is not None:
+    if reference:
         from faceplate.config import ReferenceDeageConfig
         from faceplate.training.reference_deage import reference_deage
 
-        ref = build(ReferenceDeageConfig, render=cfg, reference=reference, model=model, minutes=train_minutes,
-                    iters=train_iters)  # fmt: skip
+        keys = ("years", "jowls", "brows", "eyebags", "wrinkles", "spots", "tone", "hair")
+        ref = build(ReferenceDeageConfig, render=cfg, reference=list(reference), model=model, minutes=train_minutes,
+                    iters=train_iters, deage={k: getattr(settings, k) for k in keys}, transfer=transfer)  # fmt: skip
         with _progress("deage") as progress:
             s = reference_deage(ref, progress)
-        out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) from the reference; {s.fps:.1f} fps")
+        out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) de-aged from the reference; "
+                  f"{s.fps:.1f} fps")  # fmt: skip
         return
     _run_render("deage", cfg, EFFECTS.get("deage")(settings), f"de-aged by {years:g} years")
 

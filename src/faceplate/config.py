@@ -204,10 +204,16 @@ class FacesetConfig(_Config):
 
 
 class ReferenceDeageConfig(_Config):
-    """``faceplate deage --reference``: younger footage of the same actor → a swap model → the render."""
+    """``faceplate deage --reference``: younger images of the same actor.
+
+    ``reference``: one faceset folder, or stills and folders of stills. With a training budget (``minutes``
+    or ``iters``) or an existing ``model`` they become a swap model (stills are built into a faceset first);
+    without, the example-based effect runs: procedural de-age (``deage``: DeageSettings keywords) and the
+    stills' skin tone and wrinkle energy transferred at ``transfer`` strength.
+    """
 
     render: RenderConfig
-    reference: Path  # faceset of the younger actor
+    reference: list[Path] = Field(min_length=1)
     model: Path | None = None  # default: beside the output
     minutes: float | None = Field(None, gt=0)  # training budget when the model is new or should train more
     iters: int | None = Field(None, ge=1)
@@ -216,6 +222,61 @@ class ReferenceDeageConfig(_Config):
     e_dims: int | None = Field(None, ge=4)
     d_dims: int | None = Field(None, ge=4)
     d_mask_dims: int | None = Field(None, ge=4)
+    deage: dict[str, float | bool] = Field(default_factory=dict)  # example-based: DeageSettings keywords
+    transfer: float = Field(1.0, ge=0.0, le=1.0)  # example-based: share of the stills' skin statistics taken
+
+    @field_validator("reference", mode="before")
+    @classmethod
+    def _one_or_more(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str | Path) else v
+
+    @field_validator("reference")
+    @classmethod
+    def _exist(cls, v: list[Path]) -> list[Path]:
+        for p in v:
+            if not p.exists():
+                raise ValueError(f"{p} does not exist; give younger stills, folders of stills or a faceset")
+        if len(v) > 1 and any((p / "faceset.json").is_file() for p in v):
+            raise ValueError("give one faceset, or stills and folders of stills, not both")
+        return v
+
+    @field_validator("deage")
+    @classmethod
+    def _deage(cls, v: dict[str, float | bool]) -> dict[str, float | bool]:
+        from faceplate.effects.deage import DeageSettings
+
+        try:
+            DeageSettings(**v)  # type: ignore[arg-type]
+        except TypeError as err:
+            raise ValueError(str(err)) from None
+        except ConfigError as err:
+            raise ValueError(str(err).removeprefix("--")) from None
+        return v
+
+    @property
+    def faceset(self) -> Path | None:
+        """The reference faceset folder, when one was given."""
+        p = self.reference[0]
+        return p if (p / "faceset.json").is_file() else None
+
+    def stills(self) -> list[Path]:
+        """The reference stills: files as given, folders' images in name order (a faceset's: up to 8 spread)."""
+        import numpy as np
+
+        from faceplate.media.plate import IMAGE_EXTS
+
+        out: list[Path] = []
+        for p in self.reference:
+            if p.is_dir():
+                imgs = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file())
+                if not imgs:
+                    raise ConfigError(f"the reference folder {p} holds no images")
+                if self.faceset is not None:
+                    imgs = [imgs[i] for i in sorted({round(k) for k in np.linspace(0, len(imgs) - 1, 8)})]
+                out += imgs
+            else:
+                out.append(p)
+        return out
 
 
 C = TypeVar("C", bound=BaseModel)

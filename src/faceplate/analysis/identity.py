@@ -14,6 +14,12 @@ from faceplate.errors import ModelError
 
 #: dlib's usual decision threshold: same person below it.
 SAME_PERSON = 0.6
+#: The gate of ``deage --reference`` (the actor's own younger self): same person across an age gap below it.
+#: Measured with this Embedder on the 12 dev stills (bench/bench_identity_gate.py): same person 0.341 (Obama,
+#: two photos), 0.451 (Zuckerberg ~22 vs ~35), 0.598 (Aniston ~30 vs ~50); closest different people 0.697
+#: (Obama vs Miranda), 0.699 (Aniston ~50 vs the d9 woman). Margins: +0.052 above the farthest same person,
+#: 0.047 below the closest strangers. Only for that gate: swaps and facesets keep SAME_PERSON.
+SAME_PERSON_ACROSS_AGE = 0.65
 #: Faces with eyes closer than this (px) give descriptors too noisy to identify anyone: not embedded.
 MIN_EMBED_IOD = 12.0
 F32 = NDArray[np.float32]

@@ -8,6 +8,7 @@ from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 
 EFFECTS.lazy("beauty", "faceplate.effects.beauty")
 EFFECTS.lazy("deage", "faceplate.effects.deage")
+EFFECTS.lazy("deage_reference", "faceplate.effects.reference")
 EFFECTS.lazy("swap", "faceplate.effects.swap")
 EFFECTS.lazy("keyframes", "faceplate.effects.keyframes")
 

@@ -26,7 +26,9 @@ class AlignedFace:
     ``image`` (R, R, 3) float32 encoded RGB in [0, 1] (the plate converted to an sRGB-like encoding when it
     is scene-linear); ``landmarks`` (478, 3) in crop pixels (temporally smoothed); ``iod`` eye distance in
     crop pixels. ``history``: the same track's faces of the frames just before, oldest first (as many as
-    the effect's ``history`` asks for and the track has), each aligned by its own landmarks.
+    the effect's ``history`` asks for and the track has), each aligned by its own landmarks. ``held_out``
+    (R, R) in [0, 1]: the track's occluders (glasses) in this crop, which the render path keeps out of the
+    effect's matte (an effect may use it to keep them out of its filters too); None when there are none.
     """
 
     frame: int
@@ -35,19 +37,15 @@ class AlignedFace:
     landmarks: F32
     iod: float
     history: tuple[AlignedFace, ...] = ()
+    held_out: F32 | None = None
 
 
 @dataclass(frozen=True)
 class EffectResult:
-    """``image`` (R, R, 3) the changed face, same encoding as the input; ``matte`` (R, R) in [0, 1].
-
-    ``held_out`` (R, R) in [0, 1]: the occluders (glasses, strands, ...) the effect found and kept out of
-    its matte, when it looked for them itself (else the render path finds them: see ``holds_occluders``).
-    """
+    """``image`` (R, R, 3) the changed face, same encoding as the input; ``matte`` (R, R) in [0, 1]."""
 
     image: F32
     matte: F32
-    held_out: F32 | None = None
 
 
 class Effect(ABC):
@@ -65,7 +63,7 @@ class Effect(ABC):
     max_resolution: ClassVar[int] = 768
     streams: ClassVar[bool] = False  # needs no identity: a fresh shot can be analysed and rendered in one pass
     history: ClassVar[int] = 0  # earlier frames of the track that ``apply`` needs (AlignedFace.history)
-    holds_occluders: ClassVar[bool] = True  # glasses, strands, hands in front of the face keep the plate's pixels
+    holds_occluders: ClassVar[bool] = True  # the track's glasses keep the plate's pixels (AlignedFace.held_out)
 
     def record(self) -> dict[str, Any]:
         """What makes this effect's output: its name, settings and model fingerprint (JSON-able; resumes

@@ -13,7 +13,6 @@ from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.errors import FaceNotFoundError
 from faceplate.landmarks import MOUTH_L, MOUTH_R, NOSE_BOTTOM
 from faceplate.ops.filters import fill_holes, gauss
-from faceplate.ops.occluders import occluder_matte
 from faceplate.ops.regions import (
     feather,
     fill_enclosed,
@@ -79,13 +78,9 @@ class BeautyEffect(Effect):
         return SkinModel.fit(px)
 
     def skin_matte(self, face: AlignedFace, model: SkinModel | None) -> np.ndarray:
-        """Soft skin matte (R, R) in [0, 1] for ``face``, occluders (glasses, strands) held out."""
-        return self.mattes(face, model)[0]
-
-    def mattes(self, face: AlignedFace, model: SkinModel | None) -> tuple[np.ndarray, np.ndarray]:
-        """(skin matte, occluder matte), each (R, R) in [0, 1]; the skin matte is zero on the occluders."""
-        occ = occluder_matte(face.image, face.landmarks, face.iod)
-        return self.colour_matte(face, model) * (1.0 - occ), occ
+        """Soft skin matte (R, R) in [0, 1] for ``face``, its occluders (``face.held_out``) held out."""
+        matte = self.colour_matte(face, model)
+        return matte if face.held_out is None else matte * (1.0 - face.held_out)
 
     def colour_matte(self, face: AlignedFace, model: SkinModel | None) -> np.ndarray:
         """Soft skin matte (R, R) in [0, 1] from the mesh and the skin colour alone.
@@ -115,7 +110,7 @@ class BeautyEffect(Effect):
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = _hw(face.image)
-        matte, occ = self.mattes(face, context)
+        matte = self.skin_matte(face, context)
         under = feather(under_eye(face.landmarks, shape), 0.04 * face.iod)
         cheeks = sample_patches(face.landmarks, shape)
         cheeks[: int(face.landmarks[168, 1])] = 0  # cheek patches only: drop the forehead one
@@ -123,4 +118,4 @@ class BeautyEffect(Effect):
         # filter pulls its colour into the skin beside it (no halo at the outline, the lashes or a frame)
         img = fill_holes(face.image, 1.0 - np.clip(matte * 4.0, 0.0, 1.0), 0.05 * face.iod)
         change = retouch(img, matte, under, cheeks, face.iod, self.settings) - img
-        return EffectResult(face.image + change, matte, occ)
+        return EffectResult(face.image + change, matte)

@@ -1,28 +1,41 @@
 """Procedural "digital facelift" de-aging: smooth landmark-driven lifts plus strong retouch, no training.
 
-``--years N`` maps to the controls as follows (k = clip(N / 20, 0, 1.5); lengths in eye distances):
+``--years N`` maps to the controls as follows (k = clip(N / 20, 0, 1.5), k1 = min(k, 1); lengths in eye
+distances):
 
 =================  ====================================================================
 jowls / jawline    lower face outline lifted 0.05·k and pulled in 0.02·k (most at the jowls)
 brows              brows lifted 0.03·k
 eye bags           under-eye lift (retouch) at full strength, plus a 0.01·k lift of the lower lid area
-wrinkles, spots    retouch strength 0.5 + 0.025·N (max 1), fine texture kept 0.4; nasolabial folds'
-                   shadow filled by min(k, 1) (luma lifted to the surrounding cheek's level)
-tone               skin chroma evened, saturation +8%·k
+volume (warp)      cheek apples up 0.01·k1 and out 0.005·k1; upper lip edge up 0.005·k1, lower lip edge
+                   down 0.007·k1 (fuller lips); the skin under the brows lifted 0.01·k1 off the upper lids
+retouch            strength 0.5 + 0.025·N (max 1), fine texture kept 0.4 (ops/retouch)
+deep lines         forehead, glabella, crow's feet, folds, neck (valleys 0.025-0.065 wide): filled by
+                   min(1, 0.4 + 0.03·N); crinkle band (pores to 0.04) flattened by min(0.9, 0.04·N);
+                   nasolabial folds' shadow filled by k1; pores put back from the plate (re-synthesised
+                   from nearby clean skin inside the lines): the pore band is kept whole
+hollows            tear troughs, temples, cheek hollows, jowls: shadow lifted by min(0.6, 0.025·N)
+spots              age spots (flat dark blobs 0.03-0.1) filled by 0.7·k1
+tone               skin chroma evened, saturation +8%·k; luma +2%·k1, broad luma evened by 0.1·k1
 hair (opt-in)      grey/white hair darkened to a warm brown: luma ×(1 − 0.55·min(k, 1)) where the hair is grey
 =================  ====================================================================
+
+The lift is held at the eyes, nose, mouth line and crop border and falls to zero within 0.15 eye
+distances outside the face oval (no displaced background, ears or collars). Deep lines, hollows, spots
+and tone work at half the crop size (broad bands only); the pores are never blurred.
 
 ``--hair`` works in a larger ``head`` crop; the hair matte is the person (MediaPipe selfie segmentation of
 the crop) outside the face oval and above the mouth, weighted by how grey each pixel is (bright, low
 chroma), so the wall behind the actor, the skin and dark hair are left alone.
 
 Everything is computed in aligned space from the smoothed landmarks, so the lift follows the face; the
-warp is a Gaussian radial-basis field anchored at the eyes, nose, mouth and crop border (no folds).
+warp is a sum of Gaussian radial-basis fields (small moves: no folds).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar
 
 import cv2
@@ -35,13 +48,18 @@ from faceplate.errors import ConfigError
 from faceplate.landmarks import LIFT_ANCHORS
 from faceplate.ops.augment import face_mask
 from faceplate.ops.filters import blur, gauss, normalized_blur
-from faceplate.ops.regions import dilate, eye_distance, mesh_regions
+from faceplate.ops.regions import dilate, eye_distance, mesh_regions, polygon_mask
 from faceplate.ops.retouch import RetouchSettings
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
-from faceplate.ops.warp import apply_field, rbf_field
+from faceplate.ops.volume import age_spots, cheek_moves, even_tone, fill_hollows, hollows, remove_spots
+from faceplate.ops.volume import moves as volume_moves
+from faceplate.ops.warp import rbf_field
+from faceplate.ops.wrinkles import flatten_mid, line_texture, remove_wrinkles, restore_pores, soft_step
 from faceplate.rec709 import RGB_FROM_YCBCR
 
 ANCHORS = list(LIFT_ANCHORS)  # eyes, nose, mouth: never moved
+PORES_KEPT = 1.0  # share of the plate's pore band put back on skin (re-synthesised inside deep lines)
+FALLOFF = 0.15  # iod beyond the face oval where the lift has fallen to zero
 
 
 @dataclass(frozen=True)
@@ -53,6 +71,7 @@ class DeageSettings:
     wrinkles: bool = True
     spots: bool = True
     tone: bool = True
+    volume: bool = True
     hair: bool = False
 
     def __post_init__(self) -> None:
@@ -63,16 +82,46 @@ class DeageSettings:
     def k(self) -> float:
         return float(np.clip(self.years / 20.0, 0.0, 1.5))
 
+    @property
+    def line_amount(self) -> float:
+        """Share of the deep lines filled."""
+        return float(min(1.0, 0.4 + 0.03 * self.years))
+
+    @property
+    def mid_amount(self) -> float:
+        """Share of the skin's crinkle band (pores to 0.04 iod) flattened."""
+        return float(min(0.9, 0.04 * self.years))
+
+    @property
+    def hollow_amount(self) -> float:
+        """Share of the hollows' shadow lifted."""
+        return float(min(0.6, 0.025 * self.years))
+
     def retouch(self) -> RetouchSettings:
         strength = float(min(1.0, 0.5 + 0.025 * self.years))
         return RetouchSettings(strength, smooth=self.wrinkles, texture=0.4, blemish=self.spots, wrinkles=self.wrinkles,
                                undereye=self.eyebags, tone=self.tone)  # fmt: skip
 
 
-def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.ndarray:
-    """Displacement field (H, W, 2) of the facelift for aligned landmarks ``lm`` (upright face)."""
-    iod, k = eye_distance(lm), s.k
-    pts, moves = [], []
+def face_falloff(lm: np.ndarray, shape: tuple[int, int], iod: float, reach: float = FALLOFF) -> np.ndarray:
+    """(H, W) float32: 1 inside the face oval, falling smoothly to exactly 0 at ``reach`` iod beyond it."""
+    inside = polygon_mask(shape, np.asarray(lm[mesh_regions()["oval"], :2], np.float64), hull=False) > 0.5
+    d = cv2.distanceTransform((~inside).astype(np.uint8), cv2.DIST_L2, 5)
+    return soft_step(1.0 - d / (reach * iod), 0.0, 1.0)
+
+
+def grown_oval(lm: np.ndarray, iod: float, by: float) -> np.ndarray:
+    """Face-oval points (N, 2) pushed out from the face centre by ``by`` iod."""
+    oval = np.asarray(lm[mesh_regions()["oval"], :2], np.float64)
+    out = oval - oval.mean(0)
+    return oval + by * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
+
+
+def broad_moves(lm: np.ndarray, iod: float, s: DeageSettings) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Control points and moves (px) of the broad lift: jowls, brows, lower lids, cheeks."""
+    k = s.k
+    pts: list[np.ndarray] = []
+    mvs: list[np.ndarray] = []
     oval = np.asarray(lm[mesh_regions()["oval"], :2], np.float64)
     mouth_y = float(lm[[61, 291], 1].mean())
     chin_x = float(lm[152, 0])
@@ -80,28 +129,56 @@ def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.n
         for p in oval[oval[:, 1] > mouth_y - 0.1 * iod]:
             side = float(np.clip((p[0] - chin_x) / (0.9 * iod), -1, 1))  # 0 at the chin, ±1 at the jowls
             pts.append(p)
-            moves.append([-np.sign(side) * 0.02 * k * iod * abs(side), -0.05 * k * iod * (0.3 + 0.7 * abs(side))])
+            up = -0.05 * k * iod * (0.3 + 0.7 * abs(side))
+            mvs.append(np.array([-np.sign(side) * 0.02 * k * iod * abs(side), up]))
     if s.brows:
         for name in ("brow_r", "brow_l"):
             for p in np.asarray(lm[mesh_regions()[name], :2]):
                 pts.append(p)
-                moves.append([0.0, -0.03 * k * iod])
+                mvs.append(np.array([0.0, -0.03 * k * iod]))
     if s.eyebags:
         for name in ("eye_r", "eye_l"):
             eye = np.asarray(lm[mesh_regions()[name], :2])
             for p in eye[eye[:, 1] > eye[:, 1].mean()] + [0, 0.25 * iod]:
                 pts.append(p)
-                moves.append([0.0, -0.01 * k * iod])
+                mvs.append(np.array([0.0, -0.01 * k * iod]))
+    if s.volume:
+        cp, cm = cheek_moves(lm, iod, min(k, 1.0))
+        pts += list(cp)
+        mvs += list(cm)
+    return pts, mvs
+
+
+def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.ndarray:
+    """Displacement field (H, W, 2) of the facelift for aligned landmarks ``lm`` (upright face).
+
+    A broad field (σ 0.35 iod: jowls, brows, lids, cheeks) plus a local one (σ 0.12 iod: lips, upper-lid
+    hooding), held at the eyes, nose, mouth line, outside the face (the oval grown by 0.3 iod) and the crop
+    border, then multiplied by ``face_falloff``: nothing beyond 0.15 iod outside the face oval moves.
+    """
+    iod = eye_distance(lm)
+    pts, mvs = broad_moves(lm, iod, s)
     if not pts:
         return np.zeros((*shape, 2), np.float32)
     h, w = shape
     border = [[x, y] for x in np.linspace(0, w - 1, 6) for y in (0, h - 1)] + [
         [x, y] for y in np.linspace(0, h - 1, 6)[1:-1] for x in (0, w - 1)
     ]
-    anchors = np.vstack([lm[ANCHORS, :2], border])
-    all_pts = np.vstack([pts, anchors])
-    all_moves = np.vstack([moves, np.zeros((len(anchors), 2))])
-    return rbf_field(all_pts, all_moves, shape, sigma=0.35 * iod)
+    anchors = np.vstack([lm[ANCHORS, :2], grown_oval(lm, iod, 0.3)[::2], border])
+    fld = half_rbf(np.vstack([pts, anchors]), np.vstack([mvs, np.zeros((len(anchors), 2))]), shape, 0.35 * iod)
+    if s.volume:
+        lp, lmv, la = volume_moves(lm, iod, min(s.k, 1.0))
+        fld += half_rbf(np.vstack([lp, la]), np.vstack([lmv, np.zeros((len(la), 2))]), shape, 0.12 * iod)
+    return np.asarray(fld * face_falloff(lm, shape, iod)[..., None], np.float32)
+
+
+def half_rbf(pts: np.ndarray, moves: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
+    """``rbf_field`` solved and evaluated at half size, then scaled up (a smooth field: same within ~1e-2 px)."""
+    h, w = shape
+    q = (np.asarray(pts, np.float64) - 0.5) / 2  # half-size pixel u sits at full-size 2u + 0.5 (cv2.resize)
+    half = rbf_field(q, np.asarray(moves) / 2, ((h + 1) // 2, (w + 1) // 2), sigma / 2)
+    big = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR) * 2.0
+    return np.asarray(big, np.float32)
 
 
 FOLDS = [[203, 206, 216, 212], [423, 426, 436, 432]]  # mesh points along each fold, nose wing → past the mouth
@@ -122,6 +199,32 @@ def soften_folds(img: np.ndarray, band: np.ndarray, iod: float, amount: float) -
     y = ycbcr(np.asarray(img, np.float32))[..., 0]
     shadow = np.clip(blur(y, 0.25 * iod) - gauss(y, 0.03 * iod), 0, None)
     return np.clip(img + (amount * band * shadow)[..., None], 0, 1).astype(np.float32)
+
+
+NOSE = [168, 122, 351, 129, 358, 98, 327, 2, 64, 294]  # bridge, sides, wings, base
+
+
+def nose_mask(lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
+    """Soft nose (H, W): its side valleys are shape, not wrinkles."""
+    hull = polygon_mask(shape, np.asarray(lm[NOSE, :2], np.float64))
+    return np.asarray(np.clip(gauss(dilate(hull, 0.03 * iod), 0.03 * iod), 0, 1), np.float32)
+
+
+@cache
+def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel x and y coordinates (H, W) float32 each (cached per crop size; read-only)."""
+    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    xs.flags.writeable = ys.flags.writeable = False
+    return xs, ys
+
+
+def warp_keep_grain(img: np.ndarray, fld: np.ndarray) -> np.ndarray:
+    """``apply_field`` without its interpolation blur: the band under ~1 px is moved by nearest pixel."""
+    xs, ys = pixel_grid(*fld.shape[:2])
+    mx, my = xs - fld[..., 0], ys - fld[..., 1]
+    low = gauss(img, 1.0)
+    grain = cv2.remap(np.ascontiguousarray(img - low), mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
+    return np.asarray(cv2.remap(low, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) + grain, np.float32)
 
 
 def hair_matte(img: np.ndarray, lm: np.ndarray, person: np.ndarray, iod: float) -> np.ndarray:
@@ -201,10 +304,43 @@ class DeageEffect(Effect):
         up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
         return EffectResult(face.image + up(r.image - small), np.clip(up(r.matte), 0, 1))
 
+    def _restore(self, out: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float) -> np.ndarray:
+        """Deep lines, hollows, spots and tone on ``skin`` of the retouched ``out``, worked at half size (broad
+        bands only); then the pore band put back from ``plate`` (re-synthesised inside the lines)."""
+        h, w = skin.shape
+        half = (max(8, w // 2), max(8, h // 2))
+        down = lambda a: np.asarray(cv2.resize(a, half, interpolation=cv2.INTER_AREA), np.float32)  # noqa: E731
+        up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
+        small, plate_s, skin_s = down(out), down(plate), down(skin)
+        lm_s = lm * np.array([half[0] / w, half[1] / h, half[0] / w], np.float32)
+        changed, lines = self._broad(small, plate_s, lm_s, skin_s, iod * half[0] / w)
+        out = np.clip(out + up(changed - small), 0, 1)
+        tex = line_texture(plate, up(lines), skin, iod)
+        return restore_pores(out, tex, skin, PORES_KEPT)
+
+    def _broad(self, img: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float
+               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The broad restore at one scale: (image, lines filled (H, W))."""
+        s, k1 = self.settings, min(self.settings.k, 1.0)
+        shape = (skin.shape[0], skin.shape[1])
+        lines = np.zeros(skin.shape, np.float32)
+        if s.wrinkles:
+            nose = nose_mask(lm, shape, iod)
+            img, lines = remove_wrinkles(img, skin * (1.0 - nose), iod, s.line_amount, plate)
+            img = soften_folds(img, fold_band(lm, shape, iod) * skin, iod, k1)
+            img = flatten_mid(img, skin * (1.0 - 0.7 * nose), iod, s.mid_amount)
+        if s.volume:
+            img = fill_hollows(img, skin, hollows(lm, shape, iod), iod, s.hollow_amount)
+        if s.spots:
+            img = remove_spots(img, age_spots(plate, skin, iod), iod, 0.7 * k1)
+        if s.tone:
+            img = even_tone(img, skin, iod, 0.02 * k1, 0.1 * k1)
+        return img, lines
+
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = (face.image.shape[0], face.image.shape[1])
         fld = lift_field(face.landmarks, shape, self.settings)
-        warped = apply_field(face.image, fld)
+        warped = warp_keep_grain(face.image, fld)
         lm = face.landmarks.copy()
         xi = np.clip(np.round(lm[:, 0]).astype(int), 0, shape[1] - 1)
         yi = np.clip(np.round(lm[:, 1]).astype(int), 0, shape[0] - 1)
@@ -213,9 +349,7 @@ class DeageEffect(Effect):
         retouched = self._retouch(AlignedFace(face.frame, face.track, warped, lm, face.iod), ctx.skin)
         skin = retouched.matte[..., None]
         out = warped + skin * (retouched.image - warped)  # retouch on skin only; the warp everywhere it moves
-        if self.settings.wrinkles:
-            band = fold_band(lm, shape, face.iod) * skin[..., 0]
-            out = soften_folds(out, band, face.iod, min(self.settings.k, 1.0))
+        out = self._restore(out, warped, lm, skin[..., 0], face.iod)
         if self.settings.tone:
             c = ycbcr(out)
             c[..., 1:] *= 1.0 + 0.08 * self.settings.k * skin

@@ -33,6 +33,7 @@ DARK_LINE = 0.09  # black-hat depth (luma) of a glasses frame (deeper than most 
 SPOT_FILL = 0.45  # a structure this compact (area / bounding box) is a spot, not a frame
 THIN_LENGTH = 0.3  # a structure this long (iod) and not compact may be a rim
 GLASSES = 0.6  # glasses rims lie within this of an eye centre (iod)
+DETECT_IOD = 56.0  # px: the eye distance glasses are looked for at (the structure sizes below are tuned there)
 MARGIN = 0.03  # occluders grow by this (iod) before their edge softens: no retouch bleeds onto them
 
 
@@ -111,11 +112,32 @@ def features(lm: NDArray[np.floating], shape: tuple[int, int], iod: float) -> F3
 
 def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> F32:
     """Soft occluder matte (R, R) float32 in [0, 1] of an aligned face (``img`` (R, R, 3), ``lm`` (478, >=2)):
-    1 on the glasses and MARGIN around them, falling to 0 just outside."""
+    1 on the glasses and MARGIN around them, falling to 0 just outside.
+
+    Found where the eyes are at most DETECT_IOD px apart (larger crops are shrunk first and the matte
+    scaled back up), so the same face gives the same answer at any crop size.
+    """
     iod = iod or eye_distance(lm)
-    shape = (img.shape[0], img.shape[1])
-    xy = np.asarray(lm[:, :2], np.float64)
-    face = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, iod))
+    h, w = img.shape[:2]
+    k = min(1.0, DETECT_IOD / iod)
+    size = (max(1, round(w * k)), max(1, round(h * k)))
+    small = img if k == 1.0 else np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA), np.float32)
+    xy = np.asarray(lm[:, :2], np.float64) * np.array([size[0] / w, size[1] / h])
+    siod, shape = iod * size[0] / w, (size[1], size[0])
+    face = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, siod))
     eyes = np.array([xy[mesh_regions()[e]].mean(0) for e in ("eye_r", "eye_l")])
-    occ = dilate(classify(dark_lines(luma(img), iod), face, eyes, iod), MARGIN * iod)
+    occ = dilate(classify(dark_lines(luma(small), siod), face, eyes, siod), MARGIN * siod)
+    if k < 1.0:
+        occ = np.asarray(cv2.resize(occ, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
     return np.clip(np.maximum(occ, gauss(occ, 0.01 * iod) * 1.5), 0.0, 1.0).astype(np.float32)
+
+
+def track_occluders(masks: list[F32]) -> F32 | None:
+    """One steady occluder matte (R, R) for a track from its sample faces' mattes (each (R, R), aligned
+    alike), or None when most samples show none: glasses are rigid on the face, so in aligned space they
+    stay put, and one matte for the whole track cannot flicker where a frame's detection drops out."""
+    found = [m for m in masks if m.max() > 0.5]
+    if not found or len(found) * 2 < len(masks):
+        return None
+    steady = (np.mean(found, axis=0) > 0.35).astype(np.float32)  # where most detections agree, margin included
+    return np.clip(np.maximum(steady, gauss(steady, 1.0) * 1.5), 0.0, 1.0).astype(np.float32)

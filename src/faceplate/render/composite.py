@@ -6,7 +6,7 @@ plates are changed by whole code values. Pure functions on arrays (no I/O).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -15,11 +15,10 @@ from numpy.typing import NDArray
 
 from faceplate.align import to_aligned
 from faceplate.analysis.hands import hand_mask
-from faceplate.effects.base import AlignedFace, Effect, EffectResult
+from faceplate.effects.base import AlignedFace, Effect
 from faceplate.geometry import F64, invert, transform
 from faceplate.media.yuv import Yuv420, add_rgb_change
 from faceplate.ops.filters import fill_nonfinite, gauss
-from faceplate.ops.occluders import occluder_matte
 from faceplate.ops.retouch import soft_step
 from faceplate.render.tracks import ColourPath, TrackContext, aligned_face
 from faceplate.store import FaceRow
@@ -175,18 +174,15 @@ def face_changes(
         if effect.history and earlier:
             face = AlignedFace(face.frame, face.track, face.image, face.landmarks, face.iod,
                                _history(earlier, f.track, tr, effect, col))  # fmt: skip
+        if tr.held_out is not None:
+            face = replace(face, held_out=tr.held_out)
         result = effect.apply(face, tr.context)
         alpha = occlude(result.matte, [to_aligned(m, h) for h in hands or []])
-        alpha = alpha * (1.0 - held_out(face, result, effect)) * edge_ramp(alpha.shape, EDGE * face.iod)
+        if tr.held_out is not None:
+            alpha = alpha * (1.0 - tr.held_out)
+        alpha = alpha * edge_ramp(alpha.shape, EDGE * face.iod)
         out.append(Change(col.decode(result.image) - crop, alpha, m))
     return out
-
-
-def held_out(face: AlignedFace, result: EffectResult, effect: Effect) -> F32 | float:
-    """The occluders (R, R) an effect's matte is cut by: its own, or found here (0 for effects that hold none)."""
-    if result.held_out is not None:
-        return result.held_out
-    return occluder_matte(face.image, face.landmarks, face.iod) if effect.holds_occluders else 0.0
 
 
 def edge_ramp(shape: tuple[int, ...], width: float) -> F32:

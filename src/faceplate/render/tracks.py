@@ -23,6 +23,7 @@ from faceplate.media import colour
 from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate
 from faceplate.ops.filters import fill_nonfinite
+from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.store import FaceRow, ShotStore
 
 F32 = NDArray[np.float32]
@@ -56,11 +57,13 @@ def _converted(rgb: F32, convert: Callable[[F32], None]) -> F32:
 
 @dataclass
 class TrackContext:
-    """One track's working resolution (aligned px) and its effect context (``Effect.prepare``)."""
+    """One track's working resolution (aligned px), its effect context (``Effect.prepare``) and the
+    occluders held out of every frame's matte (R, R) in aligned space (glasses; None: none)."""
 
     id: int
     res: int
     context: Any
+    held_out: F32 | None = None
 
 
 def aligned_face(
@@ -100,7 +103,8 @@ def track_context(
     """
     res = effect.resolution(float(np.median([interocular(f.best) for f in early])))
     samples = [aligned_face(images[f.frame], f, res, effect.face_type, col)[0] for f in sample_picks(early)]
-    return TrackContext(track, res, effect.prepare(samples, identity))
+    held = track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples])
+    return TrackContext(track, res, effect.prepare(samples, identity), held if effect.holds_occluders else None)
 
 
 def prepare_tracks(

@@ -1,0 +1,116 @@
+"""Volume restore in aligned space (pure ops): hollows filled by shading, tone evened, age spots, tiny moves.
+
+Shading: the luma of hollow shadows (tear troughs, temples, cheek hollows, jowls and marionette lines) is
+lifted towards the surrounding skin's broad level, only where it is darker. Tone: a little brighter and
+the broad luma evened. Age spots: flat dark blobs at 0.03-0.1 iod filled from the skin around them.
+Shape: small warp moves (lip fullness, upper-lid hooding lifted) for ``lift_field``; the eyes, the inner
+lip line and the mouth corners stay put.
+
+Images are float32 encoded RGB (H, W, 3) in [0, 1]; masks float32 (H, W) in [0, 1]; landmarks are aligned
+(upright face) in crop px; lengths in eye distances ``iod`` (px).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R
+from faceplate.ops.filters import blur, gauss, luma, normalized_blur
+from faceplate.ops.regions import mesh_regions, under_eye
+from faceplate.ops.wrinkles import soft_step
+
+F32 = NDArray[np.float32]
+F64 = NDArray[np.float64]
+UPPER_LIP_OUTER = [0, 37, 267, 39, 269, 40, 270]  # top edge of the upper lip, centre outwards
+LOWER_LIP_OUTER = [17, 84, 314, 181, 405, 91, 321]  # bottom edge of the lower lip
+LIP_INNER = [13, 14, 82, 312, 87, 317, 78, 308]  # the mouth line: held still
+CHEEKS = [50, 280, 101, 330, 205, 425]  # cheek apples
+
+
+def _blob(shape: tuple[int, int], c: F64, r: float) -> F32:
+    m = np.zeros(shape, np.float32)
+    cv2.circle(m, (round(float(c[0])), round(float(c[1]))), max(1, round(r)), (1.0,), -1, cv2.LINE_AA)
+    return m
+
+
+def hollows(lm: NDArray[np.floating], shape: tuple[int, int], iod: float) -> F32:
+    """Where faces hollow with age (H, W) in [0, 1]: tear troughs, temples, cheek hollows, jowls, marionettes."""
+    p = np.asarray(lm[:, :2], np.float64)
+    m = under_eye(lm, shape)
+    for eye, mouth, out in ((EYE_OUTER_R, MOUTH_R, -1.0), (EYE_OUTER_L, MOUTH_L, 1.0)):
+        m = np.maximum(m, _blob(shape, p[eye] + [out * 0.3 * iod, -0.3 * iod], 0.2 * iod))  # temple
+        m = np.maximum(m, _blob(shape, (p[eye] + p[mouth]) / 2 + [out * 0.25 * iod, 0.1 * iod], 0.22 * iod))
+        m = np.maximum(m, _blob(shape, p[mouth] + [out * 0.12 * iod, 0.3 * iod], 0.2 * iod))  # jowl, marionette
+    return np.asarray(np.clip(gauss(m, 0.08 * iod), 0, 1), np.float32)
+
+
+def lift_luma(img: F32, lift: F32) -> F32:
+    """``img`` (H, W, 3) with its luma raised by ``lift`` (H, W), chroma ratio kept (no greying)."""
+    y = luma(img)
+    return np.asarray(np.clip(img * (1.0 + lift / np.maximum(y, 0.05))[..., None], 0, 1), np.float32)
+
+
+def fill_hollows(img: F32, skin: F32, where: F32, iod: float, amount: float) -> F32:
+    """Shadows on ``skin`` inside ``where`` (H, W) lifted by ``amount`` towards the skin's broad level
+    (0.3 iod around), only where darker than it; the change is broad (> 0.03 iod), pores untouched."""
+    y = luma(img)
+    local = normalized_blur(y, skin + 1e-3, 0.03 * iod)
+    broad = normalized_blur(y, skin + 1e-3, 0.3 * iod)
+    lift = amount * where * skin * np.clip(broad - local, 0.0, 0.25)
+    return lift_luma(img, np.asarray(lift, np.float32))
+
+
+def even_tone(img: F32, skin: F32, iod: float, bright: float, even: float) -> F32:
+    """Skin a little brighter (luma x (1 + ``bright``)) and its broad luma (0.06-0.3 iod) evened by ``even``."""
+    y = luma(img)
+    dev = normalized_blur(y, skin + 1e-3, 0.06 * iod) - normalized_blur(y, skin + 1e-3, 0.3 * iod)
+    lift = skin * (bright * y - even * dev)
+    return lift_luma(img, np.asarray(lift, np.float32))
+
+
+def age_spots(img: F32, skin: F32, iod: float) -> F32:
+    """Flat dark blobs (H, W) in [0, 1] on skin at 0.03-0.1 iod: both Hessian eigenvalues positive (not lines)."""
+    y = luma(img)
+    out = np.zeros(y.shape, np.float32)
+    for s in (0.03, 0.06):
+        g = gauss(y, s * iod)
+        yy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
+        xx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
+        xy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
+        small = 0.5 * (xx + yy) - np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)  # the smaller eigenvalue
+        out = np.maximum(out, gauss(soft_step(small * (s * iod) ** 2, 0.002, 0.006), s * iod))
+    darker = soft_step(blur(y, 0.15 * iod) - gauss(y, 0.03 * iod), 0.005, 0.02)
+    return np.asarray(np.clip(2.0 * out * darker, 0, 1) * skin, np.float32)
+
+
+def remove_spots(img: F32, spots: F32, iod: float, amount: float) -> F32:
+    """``img`` with ``spots`` (H, W) filled from the skin around them (broad bands only; pores are restored later)."""
+    fill = normalized_blur(gauss(img, 0.01 * iod), 1.0 - spots + 1e-3, 0.08 * iod)
+    w = np.clip(spots * amount, 0, 1)[..., None]
+    return np.asarray(img + w * (fill - gauss(img, 0.01 * iod)), np.float32)
+
+
+def moves(lm: NDArray[np.floating], iod: float, k: float) -> tuple[F64, F64, F64]:
+    """Local volume moves (points (N, 2), moves (N, 2), anchors (M, 2)) in px: lips fuller, the skin under
+    the brows lifted off the upper lids; eyes, mouth line and corners held (for a ~0.12 iod RBF field)."""
+    p = np.asarray(lm[:, :2], np.float64)
+    pts = [p[UPPER_LIP_OUTER], p[LOWER_LIP_OUTER]]
+    mv = [np.tile([0.0, -0.005 * k * iod], (len(UPPER_LIP_OUTER), 1)),
+          np.tile([0.0, 0.007 * k * iod], (len(LOWER_LIP_OUTER), 1))]  # fmt: skip
+    anchors = [p[LIP_INNER], p[[61, 291]]]
+    for name in ("eye_r", "eye_l"):
+        eye = p[mesh_regions()[name]]
+        upper = eye[eye[:, 1] < eye[:, 1].mean()]
+        pts.append(upper + [0.0, -0.1 * iod])
+        mv.append(np.tile([0.0, -0.01 * k * iod], (len(upper), 1)))
+        anchors.append(eye)
+    return np.vstack(pts), np.vstack(mv), np.vstack(anchors)
+
+
+def cheek_moves(lm: NDArray[np.floating], iod: float, k: float) -> tuple[F64, F64]:
+    """Cheek fullness for the broad lift field: the cheek apples up and a little outwards (px)."""
+    p = np.asarray(lm[CHEEKS, :2], np.float64)
+    side = np.sign(p[:, 0] - float(lm[1, 0]))
+    return p, np.stack([side * 0.005 * k * iod, np.full(len(p), -0.01 * k * iod)], axis=1)

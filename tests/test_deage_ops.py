@@ -1,0 +1,127 @@
+"""De-age's pure ops: deep lines filled with the skin's own grain put back, hollows lifted, spots, tone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import media
+from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.analysis.faces import DETECTORS, Landmarker
+from faceplate.media import open_plate
+from faceplate.ops.filters import blur, gauss, luma
+from faceplate.ops.regions import eye_distance, feather, skin_region
+from faceplate.ops.volume import age_spots, even_tone, fill_hollows, hollows, moves, remove_spots
+from faceplate.ops.wrinkles import (
+    flatten_mid,
+    line_texture,
+    pore_band,
+    remove_wrinkles,
+    restore_pores,
+    valley_map,
+)
+
+R = 256
+Face = tuple[np.ndarray, np.ndarray, np.ndarray, float]
+
+
+@pytest.fixture(scope="module")
+def biden() -> Face:
+    """(aligned crop (R, R, 3), landmarks, soft skin matte, iod) of a 70-year-old face: deep forehead lines."""
+    rgb = open_plate(media("fr_biden.jpg")).read(0, display=True)
+    lm = Landmarker()(rgb, DETECTORS.get("mediapipe")(1, 0.5)(rgb)[0].roi())
+    assert lm is not None
+    m = align_matrix(lm, R, "whole_face")
+    alm = to_aligned(m, lm)
+    crop = np.clip(align_image(rgb.astype(np.float32) / 255, m, R), 0, 1).astype(np.float32)
+    skin = feather(skin_region(alm, (R, R)), 0.035 * eye_distance(alm))
+    return crop, alm, skin, eye_distance(alm)
+
+
+def energy(band: np.ndarray, mask: np.ndarray) -> float:
+    return float((band * band * mask).sum() / mask.sum())
+
+
+def wrinkle_band(img: np.ndarray, iod: float) -> np.ndarray:
+    y = luma(img)
+    return gauss(y, 0.8) - blur(y, 0.06 * iod)
+
+
+def test_lines_filled_pores_kept_on_a_real_face(biden: Face) -> None:
+    crop, lm, skin, iod = biden
+    out, lines = remove_wrinkles(crop, skin, iod, 1.0)
+    out = restore_pores(out, line_texture(crop, lines, skin, iod), skin, 1.0)
+    forehead = np.zeros((R, R), np.float32)
+    forehead[int(lm[10, 1]) : int(lm[[105, 334], 1].min() - 0.1 * iod), int(lm[105, 0]) : int(lm[334, 0])] = 1
+    forehead *= skin > 0.99
+    assert forehead.sum() > 300 and (lines * forehead).sum() / forehead.sum() > 0.2  # the forehead lines are found
+    inside = (lines > 0.5) & (skin > 0.99)
+    assert energy(wrinkle_band(out, iod), inside) < 0.5 * energy(wrinkle_band(crop, iod), inside)  # lines drop
+    core = (skin > 0.99).astype(np.float32)
+    assert energy(pore_band(luma(out)), core) > 0.7 * energy(pore_band(luma(crop)), core)  # no plastic skin
+    np.testing.assert_array_equal(out[skin == 0], crop[skin == 0])  # off the skin nothing changes
+    again, _ = remove_wrinkles(crop, skin, iod, 1.0)
+    np.testing.assert_array_equal(again, remove_wrinkles(crop, skin, iod, 1.0)[0])  # deterministic: no noise
+
+
+def test_synthetic_line_found_and_refilled_with_grain() -> None:
+    rng = np.random.default_rng(0)
+    y = (0.6 + 0.02 * rng.standard_normal((R, R))).astype(np.float32)  # skin with pore grain
+    iod = 72.0
+    line = np.exp(-(((np.arange(R) - 128) / 2.5) ** 2))[:, None] * np.ones((1, R))
+    img = np.repeat((y - 0.12 * line.astype(np.float32))[..., None], 3, 2)
+    skin = np.ones((R, R), np.float32)
+    lines = valley_map(luma(img), skin, iod)
+    assert lines[128, 40:-40].min() > 0.9 and lines[40, 40:-40].max() < 0.1  # the line, not the grain
+    out, w = remove_wrinkles(img, skin, iod, 1.0)
+    out = restore_pores(out, line_texture(img, w, skin, iod), skin, 1.0)
+    assert abs(float(luma(out)[126:131, 40:-40].mean()) - 0.6) < 0.02  # the valley is filled to the skin's level
+    grain = float(pore_band(luma(out))[124:133, 40:-40].std())
+    assert grain > 0.6 * float(pore_band(y)[40:60].std())  # and carries grain, not a blur
+
+
+def test_flatten_mid_keeps_off_skin_and_lowers_crinkles(
+    biden: tuple[np.ndarray, np.ndarray, np.ndarray, float],
+) -> None:
+    crop, _, skin, iod = biden
+    out = flatten_mid(crop, skin, iod, 0.8)
+    core = (skin > 0.99).astype(np.float32)
+    assert energy(wrinkle_band(out, iod), core) < 0.7 * energy(wrinkle_band(crop, iod), core)
+    np.testing.assert_array_equal(out[skin == 0], crop[skin == 0])
+
+
+def test_hollows_only_lifted(biden: Face) -> None:
+    crop, lm, skin, iod = biden
+    where = hollows(lm, (R, R), iod)
+    assert (
+        where[int(lm[1, 1]), int(lm[1, 0])] < 0.05 and where[int(lm[468, 1]), int(lm[468, 0])] < 0.5
+    )  # not nose, iris
+    out = fill_hollows(crop, skin, where, iod, 1.0)
+    assert (luma(out) >= luma(crop) - 1e-5).all()  # shadows lifted, nothing darkened
+    lifted = luma(out) - luma(crop)
+    assert lifted[where * skin > 0.5].mean() > 0.003
+    np.testing.assert_array_equal(out[skin == 0], crop[skin == 0])
+    bright = even_tone(crop, skin, iod, 0.04, 0.0)
+    assert float(luma(bright)[skin > 0.99].mean()) > float(luma(crop)[skin > 0.99].mean()) + 0.01
+
+
+def test_age_spot_found_and_removed_a_line_is_not_a_spot() -> None:
+    iod = 72.0
+    yy, xx = np.mgrid[:R, :R].astype(np.float32)
+    spot = np.exp(-((xx - 80) ** 2 + (yy - 80) ** 2) / (2 * 3.0**2))
+    line = np.exp(-(((yy - 180) / 1.5) ** 2)) * ((xx > 40) & (xx < 220))
+    img = np.repeat((0.6 - 0.1 * spot - 0.1 * line)[..., None], 3, 2).astype(np.float32)
+    skin = np.ones((R, R), np.float32)
+    spots = age_spots(img, skin, iod)
+    assert spots[80, 80] > 0.8 and spots[180, 100:160].max() < 0.3
+    out = remove_spots(img, spots, iod, 1.0)
+    assert luma(out)[80, 80] > luma(img)[80, 80] + 0.05
+
+
+def test_volume_moves_hold_eyes_and_mouth_line(biden: Face) -> None:
+    _, lm, _, iod = biden
+    pts, mv, anchors = moves(lm, iod, 1.0)
+    assert pts.shape == mv.shape and anchors.shape[1] == 2
+    assert np.abs(mv).max() <= 0.02 * iod  # tiny
+    for i in (13, 14, 61, 291, 33, 133, 362, 263):
+        assert np.min(np.linalg.norm(anchors - lm[i, :2], axis=1)) < 1e-6  # held
