@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import partial
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import (
     DeageEffect,
     DeageSettings,
+    age_warning,
     face_falloff,
     fold_band,
-    hair_matte,
     lift_field,
     soften_folds,
 )
@@ -29,6 +30,7 @@ from faceplate.extract import extract
 from faceplate.media import open_plate
 from faceplate.metrics import measure
 from faceplate.ops.filters import gauss
+from faceplate.ops.hair import hair_alpha
 from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
 from faceplate.render import ColourPath, aligned_face, prepare_tracks, render
@@ -210,9 +212,24 @@ def test_hair_leaves_a_grey_wall_beside_dark_hair_alone(tmp_path: Path) -> None:
         ctx = prepare_tracks(store, p, effect, [f.track], col)[f.track]
         face = aligned_face(p.read(30, native=True), f, ctx.res, effect.face_type, col)[0]
     person = ctx.context.segmenter(np.round(face.image * 255).astype(np.uint8))
-    weight = hair_matte(face.image, face.landmarks, person, face.iod)
+    weight = hair_alpha(face.image, face.landmarks, person, face.iod)
     wall = cv2.erode((person < 0.05).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     rim = wall & (cv2.dilate((person > 0.5).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)  # 4 px band
     assert rim.sum() > 300
     # before the backdrop check the wall here had a median weight of 0.22 (a dark halo round the head)
     assert np.percentile(weight[rim], 90) < 0.05 and np.percentile(weight[rim], 99) < 0.2
+
+
+def test_cli_hair_and_volume_reach_the_settings_and_age_warns(tmp_path: Path) -> None:
+    """Each deage flag sets its own control (a positional mix-up once turned --hair into volume), and
+    --age warns, in one line, where --years aims below ~20 apparent years or the actor is a child."""
+    out = tmp_path / "c.png"
+    r = run_cli("deage", media("fr_obama.jpg"), "-o", out, "--years", "30", "--hair", "--no-volume", "--age", "45")
+    assert r.returncode == 0, r.stderr
+    settings = json.loads((tmp_path / ".c.png.faceplate.json").read_text())["settings"]["settings"]
+    assert settings["hair"] is True and settings["volume"] is False
+    assert "warning" in r.stdout and "below ~20" in r.stdout
+    assert age_warning(70, 20) is None and age_warning(None, 30) is None
+    assert "child" in (age_warning(12, 5) or "")
+    with pytest.raises(ConfigError, match="--age"):
+        age_warning(-3, 5)

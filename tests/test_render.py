@@ -62,7 +62,7 @@ def _effect(name: str, models: dict[str, Path]) -> Effect:
         return make(models["swap"], MergeSettings(temporal=0.6))  # temporal: history from the frames before
     if name == "keyframes":
         return make(models["keyframes"])
-    return make(DeageSettings(20)) if name == "deage" else make()
+    return make(DeageSettings(years=20)) if name == "deage" else make()
 
 
 @pytest.mark.parametrize("name", ["beauty", "deage", "swap", "keyframes"])

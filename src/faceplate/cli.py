@@ -320,7 +320,11 @@ def deage(
     wrinkles: Annotated[bool, typer.Option(help="Remove wrinkles (strong retouch).")] = True,
     spots: Annotated[bool, typer.Option(help="Remove age spots.")] = True,
     tone: Annotated[bool, typer.Option(help="Restore skin tone and saturation.")] = True,
-    hair: Annotated[bool, typer.Option(help="Darken grey hair (person segmentation; a larger head crop).")] = False,
+    volume: Annotated[bool, typer.Option(help="Restore volume: hollows, cheek fullness, lips, lids.")] = True,
+    hair: Annotated[bool, typer.Option(help="Recolour grey hair (person segmentation; a larger head crop).")] = False,
+    age: Annotated[
+        float | None, typer.Option(help="The actor's age as shot: warns when --years aims below ~20 or at a child.")
+    ] = None,
     reference: Annotated[
         list[Path] | None,
         typer.Option(help="Younger images of the same actor: stills, folders of stills or a faceset (repeatable)."),
@@ -338,17 +342,21 @@ def deage(
 ) -> None:
     """De-age through a whole shot: procedural facelift (no training); with --reference, also the younger
     stills' skin (no training) or, with --train-minutes/--train-iters, a swap model from them."""
-    from faceplate.effects.deage import DeageSettings
+    from faceplate.effects.deage import DeageSettings, age_warning
 
-    settings = DeageSettings(years, jowls, brows, eyebags, wrinkles, spots, tone, hair)
+    controls: dict[str, Any] = {"years": years, "jowls": jowls, "brows": brows, "eyebags": eyebags,
+                                "wrinkles": wrinkles, "spots": spots, "tone": tone, "volume": volume,
+                                "hair": hair}  # fmt: skip
+    settings = DeageSettings(**controls)
+    if (warning := age_warning(age, years)) is not None:
+        out.print(f"[yellow]warning:[/] {warning}")
     cfg = _render_config(plate, output, opts)
     if reference:
         from faceplate.config import ReferenceDeageConfig
         from faceplate.training.reference_deage import reference_deage
 
-        keys = ("years", "jowls", "brows", "eyebags", "wrinkles", "spots", "tone", "hair")
         ref = build(ReferenceDeageConfig, render=cfg, reference=list(reference), model=model, minutes=train_minutes,
-                    iters=train_iters, deage={k: getattr(settings, k) for k in keys}, transfer=transfer)  # fmt: skip
+                    iters=train_iters, deage=controls, transfer=transfer)  # fmt: skip
         with _progress("deage") as progress:
             s = reference_deage(ref, progress)
         out.print(f"{s.out}: {s.written} frame(s) written, {s.faces} face(s) de-aged from the reference; "

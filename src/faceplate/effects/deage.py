@@ -17,16 +17,18 @@ deep lines         forehead, glabella, crow's feet, folds, neck (valleys 0.025-0
 hollows            tear troughs, temples, cheek hollows, jowls: shadow lifted by min(0.6, 0.025·N)
 spots              age spots (flat dark blobs 0.03-0.1) filled by 0.7·k1
 tone               skin chroma evened, saturation +8%·k; luma +2%·k1, broad luma evened by 0.1·k1
-hair (opt-in)      grey/white hair darkened to a warm brown: luma ×(1 − 0.55·min(k, 1)) where the hair is grey
+hair (opt-in)      grey/white hair recoloured by min(k, 1) towards a brown (or the person's own darker hair
+                   colour), each strand's luminance variation and highlights kept (ops/hair)
 =================  ====================================================================
 
 The lift is held at the eyes, nose, mouth line and crop border and falls to zero within 0.15 eye
 distances outside the face oval (no displaced background, ears or collars). Deep lines, hollows, spots
 and tone work at half the crop size (broad bands only); the pores are never blurred.
 
-``--hair`` works in a larger ``head`` crop; the hair matte is the person (MediaPipe selfie segmentation of
-the crop) outside the face oval and above the mouth, weighted by how grey each pixel is (bright, low
-chroma), so the wall behind the actor, the skin and dark hair are left alone.
+``--hair`` works in a larger ``head`` crop; the hair alpha (ops/hair) is a soft, strand-following matte:
+sure hair on the person (MediaPipe selfie segmentation of the crop), off the face and not skin-coloured,
+sure background and skin around it, and each pixel between solved as a mix of the local hair and
+background colours, so wisps get partial alpha and a grey wall behind the actor stays untouched.
 
 Everything is computed in aligned space from the smoothed landmarks, so the lift follows the face; the
 warp is a sum of Gaussian radial-basis fields (small moves: no folds).
@@ -46,8 +48,8 @@ from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
 from faceplate.landmarks import LIFT_ANCHORS
-from faceplate.ops.augment import face_mask
-from faceplate.ops.filters import blur, gauss, normalized_blur
+from faceplate.ops.filters import blur, gauss
+from faceplate.ops.hair import hair_alpha, recolour_hair
 from faceplate.ops.regions import dilate, eye_distance, mesh_regions, polygon_mask
 from faceplate.ops.retouch import RetouchSettings
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
@@ -62,7 +64,27 @@ PORES_KEPT = 1.0  # share of the plate's pore band put back on skin (re-synthesi
 FALLOFF = 0.15  # iod beyond the face oval where the lift has fallen to zero
 
 
-@dataclass(frozen=True)
+YOUNGEST = 20.0  # apparent years: below this the facelift and retouch no longer make a believable face
+ADULT = 18.0
+
+
+def age_warning(age: float | None, years: float) -> str | None:
+    """A warning line when de-aging an actor of ``age`` by ``years`` leaves the procedural effect's range
+    (a face younger than YOUNGEST, or a child's face), else None; None without an age (it is not guessed)."""
+    if age is None:
+        return None
+    if not 0 < age < 130:
+        raise ConfigError(f"--age {age:g} is not an age; give the actor's age as shot, in years")
+    if age < ADULT:
+        return (f"the actor is {age:g}: de-aging a child's face is out of this effect's range (it lifts and smooths "
+                "an adult face; a child's proportions differ); check every frame, or use --reference")  # fmt: skip
+    if age - years < YOUNGEST:
+        return (f"{age:g} - {years:g} years aims at {age - years:g}, below ~{YOUNGEST:g} apparent years: the "
+                "procedural de-age cannot make a face that young; use fewer --years or --reference")  # fmt: skip
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DeageSettings:
     years: float = 15.0
     jowls: bool = True
@@ -227,39 +249,6 @@ def warp_keep_grain(img: np.ndarray, fld: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.remap(low, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) + grain, np.float32)
 
 
-def hair_matte(img: np.ndarray, lm: np.ndarray, person: np.ndarray, iod: float) -> np.ndarray:
-    """Where grey hair is, (R, R) float32 in [0, 1]: on the person, off the face, above the mouth, grey.
-
-    ``img`` (R, R, 3) encoded RGB in [0, 1]; ``lm`` aligned landmarks; ``person`` (R, R) soft person mask.
-    The person mask is widened to reach flyaway hairs; in that band (and wherever the mask is unsure) a
-    pixel that looks like the background right beside it (a grey wall) is left alone.
-    """
-    r = img.shape[0]
-    off_face = 1.0 - dilate(face_mask(lm, r), 0.03 * iod)
-    ys = np.arange(r, dtype=np.float32)[:, None]
-    above = np.clip((float(lm[[61, 291], 1].mean()) - ys) / (0.2 * iod), 0, 1)
-    sure = np.clip((person - 0.5) / 0.3, 0, 1)
-    on_person = dilate(sure, 0.06 * iod)  # reach the flyaways at its edge
-    c = ycbcr(np.asarray(img, np.float32))
-    sat = np.hypot(c[..., 1], c[..., 2]) / np.maximum(c[..., 0], 0.05)  # warm light tints white hair too
-    grey = np.clip((0.22 - sat) / 0.12, 0, 1) * np.clip((c[..., 0] - 0.3) / 0.25, 0, 1)
-    backdrop = normalized_blur(c, (person < 0.15).astype(np.float32), 0.15 * iod)  # background colour nearby
-    like_backdrop = np.clip((0.12 - np.linalg.norm(c - backdrop, axis=2)) / 0.06, 0, 1)
-    keep = 1.0 - like_backdrop * (1.0 - sure)
-    return np.asarray(gauss(off_face * above * on_person * grey * keep, 0.015 * iod), np.float32)
-
-
-def darken_hair(img: np.ndarray, w: np.ndarray, amount: float) -> np.ndarray:
-    """Grey hair to warm brown where ``w`` (R, R) > 0: luma scaled down, chroma set to a brown hue."""
-    c = ycbcr(np.asarray(img, np.float32))
-    wk = (w * amount)[..., None]
-    y = c[..., :1] * (1.0 - 0.55 * wk)
-    brown = np.concatenate([y, -0.19 * y, 0.21 * y], axis=2)
-    mixed = np.concatenate([y, c[..., 1:]], axis=2) * (1 - wk) + brown * wk
-    mixed[..., :1] = y
-    return np.clip(colour_matrix(mixed, RGB_FROM_YCBCR), 0, 1).astype(np.float32)
-
-
 @dataclass
 class DeageContext:
     skin: SkinModel | None
@@ -358,7 +347,7 @@ class DeageEffect(Effect):
         matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod))
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
-            hair = hair_matte(face.image, face.landmarks, person, face.iod) * (1.0 - skin[..., 0])
-            out = darken_hair(out, hair, min(self.settings.k, 1.0))
-            matte = np.maximum(matte, hair)
+            hair = hair_alpha(face.image, face.landmarks, person, face.iod) * (1.0 - skin[..., 0])
+            out = recolour_hair(out, hair, min(self.settings.k, 1.0), iod=face.iod)
+            matte = np.maximum(matte, (hair > 0).astype(np.float32))  # the recolour is alpha-weighted already
         return EffectResult(np.asarray(out, np.float32), np.clip(matte, 0, 1).astype(np.float32))
