@@ -249,6 +249,15 @@ def warp_keep_grain(img: np.ndarray, fld: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.remap(low, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) + grain, np.float32)
 
 
+def warped_skin(img: np.ndarray, warped: np.ndarray, model: SkinModel | None, iod: float) -> np.ndarray:
+    """Where the lift may show (R, R): skin before or after the warp. Hair, glasses, a mic, a collar or the
+    background are not skin-coloured and keep the plate's pixels (the warp holds them rigid)."""
+    if model is None:
+        return np.ones(img.shape[:2], np.float32)
+    skin = np.maximum(model.likelihood(img), model.likelihood(warped))
+    return np.asarray(np.clip(gauss(skin, 0.01 * iod), 0.0, 1.0), np.float32)
+
+
 @dataclass
 class DeageContext:
     skin: SkinModel | None
@@ -344,7 +353,8 @@ class DeageEffect(Effect):
             c[..., 1:] *= 1.0 + 0.08 * self.settings.k * skin
             out = np.clip(colour_matrix(c, RGB_FROM_YCBCR), 0, 1)
         moved_area = np.clip(np.linalg.norm(fld, axis=2) / (0.004 * face.iod), 0, 1).astype(np.float32)
-        matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod))
+        moved = gauss(moved_area, 0.05 * face.iod) * warped_skin(face.image, warped, ctx.skin, face.iod)
+        matte = np.maximum(retouched.matte, moved)
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
             hair = hair_alpha(face.image, face.landmarks, person, face.iod) * (1.0 - skin[..., 0])
