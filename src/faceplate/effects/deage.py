@@ -50,7 +50,7 @@ from faceplate.errors import ConfigError
 from faceplate.landmarks import LIFT_ANCHORS
 from faceplate.ops.filters import blur, gauss
 from faceplate.ops.hair import hair_alpha, recolour_hair
-from faceplate.ops.regions import dilate, eye_distance, mesh_regions, polygon_mask
+from faceplate.ops.regions import dilate, eye_distance, mesh_regions, polygon_mask, region_mask
 from faceplate.ops.retouch import RetouchSettings
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
 from faceplate.ops.volume import age_spots, cheek_moves, even_tone, fill_hollows, hollows, remove_spots
@@ -249,13 +249,19 @@ def warp_keep_grain(img: np.ndarray, fld: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.remap(low, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) + grain, np.float32)
 
 
-def warped_skin(img: np.ndarray, warped: np.ndarray, model: SkinModel | None, iod: float) -> np.ndarray:
-    """Where the lift may show (R, R): skin before or after the warp. Hair, glasses, a mic, a collar or the
-    background are not skin-coloured and keep the plate's pixels (the warp holds them rigid)."""
-    if model is None:
-        return np.ones(img.shape[:2], np.float32)
-    skin = np.maximum(model.likelihood(img), model.likelihood(warped))
-    return np.asarray(np.clip(gauss(skin, 0.01 * iod), 0.0, 1.0), np.float32)
+def lift_weight(
+    face: AlignedFace, img: np.ndarray, model: SkinModel | None, lm: np.ndarray, sigma: float
+) -> np.ndarray:
+    """Where the lift applies (R, R) to ``img`` (the face's crop, or it warped, with landmarks ``lm``): skin
+    and the face's own brows and lips, less the track's glasses (``face.held_out``), softened by ``sigma``
+    px. Hair, glasses, a mic, a collar or the background are not skin-coloured and stay rigid."""
+    shape = (img.shape[0], img.shape[1])
+    skin = np.ones(shape, np.float32) if model is None else model.likelihood(img)
+    for name in ("brow_r", "brow_l", "lips"):
+        skin = np.maximum(skin, dilate(region_mask(lm, shape, name), 0.02 * face.iod))
+    if face.held_out is not None:
+        skin = skin * (1.0 - dilate(face.held_out, 0.02 * face.iod))
+    return np.asarray(np.clip(gauss(skin, sigma), 0.0, 1.0), np.float32)
 
 
 @dataclass
@@ -337,13 +343,15 @@ class DeageEffect(Effect):
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = (face.image.shape[0], face.image.shape[1])
-        fld = lift_field(face.landmarks, shape, self.settings)
+        ctx: DeageContext = context
+        # the field is held to zero off the skin (smoothly: no folds), and what still moved off it is cut
+        hold = lift_weight(face, face.image, ctx.skin, face.landmarks, 0.04 * face.iod)
+        fld = lift_field(face.landmarks, shape, self.settings) * hold[..., None]
         warped = warp_keep_grain(face.image, fld)
         lm = face.landmarks.copy()
         xi = np.clip(np.round(lm[:, 0]).astype(int), 0, shape[1] - 1)
         yi = np.clip(np.round(lm[:, 1]).astype(int), 0, shape[0] - 1)
         lm[:, :2] += fld[yi, xi]
-        ctx: DeageContext = context
         retouched = self._retouch(AlignedFace(face.frame, face.track, warped, lm, face.iod), ctx.skin)
         skin = retouched.matte[..., None]
         out = warped + skin * (retouched.image - warped)  # retouch on skin only; the warp everywhere it moves
@@ -353,8 +361,9 @@ class DeageEffect(Effect):
             c[..., 1:] *= 1.0 + 0.08 * self.settings.k * skin
             out = np.clip(colour_matrix(c, RGB_FROM_YCBCR), 0, 1)
         moved_area = np.clip(np.linalg.norm(fld, axis=2) / (0.004 * face.iod), 0, 1).astype(np.float32)
-        moved = gauss(moved_area, 0.05 * face.iod) * warped_skin(face.image, warped, ctx.skin, face.iod)
-        matte = np.maximum(retouched.matte, moved)
+        on_skin = np.maximum(lift_weight(face, face.image, ctx.skin, face.landmarks, 0.015 * face.iod),
+                             lift_weight(face, warped, ctx.skin, lm, 0.015 * face.iod))  # fmt: skip
+        matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod) * on_skin)
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
             hair = hair_alpha(face.image, face.landmarks, person, face.iod) * (1.0 - skin[..., 0])

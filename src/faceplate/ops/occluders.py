@@ -102,10 +102,19 @@ def classify(depth: F32, face: F32, eyes: NDArray[np.floating], iod: float) -> F
     return out.astype(np.float32)
 
 
-def features(lm: NDArray[np.floating], shape: tuple[int, int], iod: float) -> F32:
-    """Eyes, brows and lips (H, W), grown a little: their own dark edges are not occluders."""
+def touching(parts: NDArray[np.uint8], seed: F32) -> F32:
+    """The connected components of ``parts`` (H, W) {0, 1} that overlap ``seed`` (H, W), as (H, W) {0, 1}."""
+    n, lab = cv2.connectedComponents(parts.astype(np.uint8), connectivity=8)
+    keep = np.zeros(n, bool)
+    keep[np.unique(lab[(seed > 0.5) & (parts > 0)])] = True
+    keep[0] = False
+    return keep[lab].astype(np.float32)
+
+
+def features(lm: NDArray[np.floating], shape: tuple[int, int], iod: float, brows: bool = True) -> F32:
+    """Eyes, lips and (``brows``) brows (H, W), grown a little: their own dark edges are not occluders."""
     m = np.zeros(shape, np.float32)
-    for name in ("eye_r", "eye_l", "brow_r", "brow_l", "lips"):
+    for name in ("eye_r", "eye_l", "lips", *(("brow_r", "brow_l") if brows else ())):
         m = np.maximum(m, region_mask(lm, shape, name))
     return dilate(m, 0.04 * iod)
 
@@ -126,7 +135,12 @@ def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None)
     siod, shape = iod * size[0] / w, (size[1], size[0])
     face = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, siod))
     eyes = np.array([xy[mesh_regions()[e]].mean(0) for e in ("eye_r", "eye_l")])
-    occ = dilate(classify(dark_lines(luma(small), siod), face, eyes, siod), MARGIN * siod)
+    depth = dark_lines(luma(small), siod)
+    occ = classify(depth, face, eyes, siod)
+    if occ.any():  # a frame's top bar often lies on the brows, which the search left out: add what touches
+        oval = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, siod, brows=False))
+        occ = np.maximum(occ, touching(structures(depth, siod) * (oval > 0.5), dilate(occ, 0.02 * siod)))
+    occ = dilate(occ, MARGIN * siod)
     if k < 1.0:
         occ = np.asarray(cv2.resize(occ, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
     return np.clip(np.maximum(occ, gauss(occ, 0.01 * iod) * 1.5), 0.0, 1.0).astype(np.float32)
