@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from bench_extract import machine
-from make_plates import REPO, make
+from make_plates import REPO
 
 MEDIA = REPO.parent / "shared" / "media"
 CLIPS = [("lp_driving_d18.mp4", "0-95"), ("lp_source_s32.mp4", "30-125"), ("lp_driving_d0.mp4", "0-77"),
@@ -128,30 +128,35 @@ def hair() -> None:
         print(f"| {name} | {frames} | {m[0]:.2f} | {m[1]:.2f} ({m[4]:.1f}) | {m[2]:.2f} vs {m[3]:.2f} |")
 
 
+NATIVE_1080P = [("wan_animate_video.mp4", "0-105"), ("fra_orig.mp4", "0-179")]  # native HD clips, not upscaled
+
+
 def speed() -> None:
+    """End-to-end fps (fresh shot: analysis included) of beauty and de-age on the native 1080p clips."""
+    import json
     import subprocess
     import sys
 
     child = (
         "import json,sys;from faceplate.config import RenderConfig;from faceplate.render import render;"
-        "from faceplate.effects.deage import DeageEffect;"
-        "s=render(RenderConfig(plate=sys.argv[1],out=sys.argv[2]),DeageEffect());"
+        "from faceplate.effects import EFFECTS;"
+        "s=render(RenderConfig(plate=sys.argv[1],out=sys.argv[2],frames=sys.argv[3]),EFFECTS.get(sys.argv[4])());"
         "print(json.dumps({'fps':s.written/s.seconds,'stages':s.stages,'n':s.written}))"
     )
-    import json
-
-    for size in ("1080p",):
-        plate = make(size, 1)
-        fps = []
-        for _ in range(2):
-            with tempfile.TemporaryDirectory() as tmp:
-                out = subprocess.run([sys.executable, "-c", child, str(plate), f"{tmp}/c.mp4"], capture_output=True,
-                                     text=True, check=True)  # fmt: skip
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            fps.append(r["fps"])
-        per = ", ".join(f"{k} {1000 * v / r['n']:.1f} ms" for k, v in r["stages"].items())
-        print(f"\nprocedural de-age {size} H.264 → H.264, extraction included: {statistics.median(fps):.1f} fps "
-              f"(runs {', '.join(f'{f:.1f}' for f in fps)}; last run per frame: {per})")  # fmt: skip
+    print("| plate | effect | frames | fps end to end (runs) | per frame, last run (ms) |")
+    print("|---|---|---|---|---|")
+    for name, frames in NATIVE_1080P:
+        for effect in ("beauty", "deage"):
+            fps, r = [], {}
+            for _ in range(2):
+                with tempfile.TemporaryDirectory() as tmp:
+                    cmd = [sys.executable, "-c", child, str(MEDIA / name), f"{tmp}/c.mp4", frames, effect]
+                    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                fps.append(r["fps"])
+            per = ", ".join(f"{k} {1000 * v / r['n']:.1f}" for k, v in r["stages"].items())
+            runs = ", ".join(f"{f:.1f}" for f in fps)
+            print(f"| {name} | {effect} | {r['n']} | {statistics.median(fps):.1f} ({runs}) | {per} |", flush=True)
 
 
 KEYFRAME_CLIPS = {  # clip: (painted keyframes, held-out frames)

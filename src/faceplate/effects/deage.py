@@ -249,19 +249,22 @@ def warp_keep_grain(img: np.ndarray, fld: np.ndarray) -> np.ndarray:
     return np.asarray(cv2.remap(low, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) + grain, np.float32)
 
 
-def lift_weight(
-    face: AlignedFace, img: np.ndarray, model: SkinModel | None, lm: np.ndarray, sigma: float
-) -> np.ndarray:
+def lift_weight(face: AlignedFace, img: np.ndarray, model: SkinModel | None, lm: np.ndarray) -> np.ndarray:
     """Where the lift applies (R, R) to ``img`` (the face's crop, or it warped, with landmarks ``lm``): skin
-    and the face's own brows and lips, less the track's glasses (``face.held_out``), softened by ``sigma``
-    px. Hair, glasses, a mic, a collar or the background are not skin-coloured and stay rigid."""
+    and the face's own brows and lips, less the track's glasses (``face.held_out``), unsoftened. Hair,
+    glasses, a mic, a collar or the background are not skin-coloured and stay rigid. The skin colour is
+    read at half size (the weight is softened before use)."""
     shape = (img.shape[0], img.shape[1])
-    skin = np.ones(shape, np.float32) if model is None else model.likelihood(img)
+    if model is None:
+        skin = np.ones(shape, np.float32)
+    else:
+        small = np.asarray(cv2.resize(img, (shape[1] // 2, shape[0] // 2), interpolation=cv2.INTER_AREA), np.float32)
+        skin = np.asarray(cv2.resize(model.likelihood(small), (shape[1], shape[0])), np.float32)
     for name in ("brow_r", "brow_l", "lips"):
         skin = np.maximum(skin, dilate(region_mask(lm, shape, name), 0.02 * face.iod))
     if face.held_out is not None:
         skin = skin * (1.0 - dilate(face.held_out, 0.02 * face.iod))
-    return np.asarray(np.clip(gauss(skin, sigma), 0.0, 1.0), np.float32)
+    return skin
 
 
 @dataclass
@@ -345,7 +348,8 @@ class DeageEffect(Effect):
         shape = (face.image.shape[0], face.image.shape[1])
         ctx: DeageContext = context
         # the field is held to zero off the skin (smoothly: no folds), and what still moved off it is cut
-        hold = lift_weight(face, face.image, ctx.skin, face.landmarks, 0.04 * face.iod)
+        before = lift_weight(face, face.image, ctx.skin, face.landmarks)
+        hold = np.clip(gauss(before, 0.04 * face.iod), 0.0, 1.0)
         fld = lift_field(face.landmarks, shape, self.settings) * hold[..., None]
         warped = warp_keep_grain(face.image, fld)
         lm = face.landmarks.copy()
@@ -361,8 +365,8 @@ class DeageEffect(Effect):
             c[..., 1:] *= 1.0 + 0.08 * self.settings.k * skin
             out = np.clip(colour_matrix(c, RGB_FROM_YCBCR), 0, 1)
         moved_area = np.clip(np.linalg.norm(fld, axis=2) / (0.004 * face.iod), 0, 1).astype(np.float32)
-        on_skin = np.maximum(lift_weight(face, face.image, ctx.skin, face.landmarks, 0.015 * face.iod),
-                             lift_weight(face, warped, ctx.skin, lm, 0.015 * face.iod))  # fmt: skip
+        after = lift_weight(face, warped, ctx.skin, lm)
+        on_skin = np.clip(gauss(np.maximum(before, after), 0.015 * face.iod), 0.0, 1.0)
         matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod) * on_skin)
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
