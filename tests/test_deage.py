@@ -224,7 +224,9 @@ def test_cli_hair_and_volume_reach_the_settings_and_age_warns(tmp_path: Path) ->
     """Each deage flag sets its own control (a positional mix-up once turned --hair into volume), and
     --age warns, in one line, where --years aims below ~20 apparent years or the actor is a child."""
     out = tmp_path / "c.png"
-    r = run_cli("deage", media("fr_obama.jpg"), "-o", out, "--years", "30", "--hair", "--no-volume", "--age", "45")
+    r = run_cli(
+        "deage", media("lp_driving_d19.jpg"), "-o", out, "--years", "30", "--hair", "--no-volume", "--age", "45"
+    )
     assert r.returncode == 0, r.stderr
     settings = json.loads((tmp_path / ".c.png.faceplate.json").read_text())["settings"]["settings"]
     assert settings["hair"] is True and settings["volume"] is False

@@ -195,7 +195,6 @@ def still(root: Path) -> Callable[[str, str], Arrays]:
     [
         ("df_img13.jpg", "beauty"),  # the forehead runs past the aligned crop's top edge: the matte must feather
         ("df_img13.jpg", "deage"),  # out before it, not stop in a straight hard line across changed skin
-        ("fr_biden.jpg", "beauty"),  # the crop's top edge crosses the forehead too
         ("fr_obama.jpg", "deage"),  # wrinkles once read as glasses at de-age's larger crop: hard holes in the matte
     ],
 )

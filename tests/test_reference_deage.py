@@ -10,11 +10,13 @@ import pytest
 from conftest import assert_one_line_error, media, run_cli
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.identity import SAME_PERSON, SAME_PERSON_ACROSS_AGE, Embedder, distance
+from faceplate.config import RenderConfig
 from faceplate.effects.deage import DeageEffect, DeageSettings
 from faceplate.effects.reference import ReferenceDeageEffect, check_references, load_stills, skin_weight
 from faceplate.errors import ConfigError
 from faceplate.media.plate import open_plate
 from faceplate.ops.retouch import band_energy
+from faceplate.render import render
 from faceplate.render.tracks import ColourPath, aligned_face
 from faceplate.store import ShotStore
 
@@ -78,8 +80,8 @@ def test_deage_reference_takes_the_younger_skin_and_leaves_the_rest(tmp_path: Pa
     with ShotStore.open(shot) as store:
         lm = store.faces_in_frame(0)[0].best
     emb, young = Embedder(), stills[YOUNG].descriptor
-    proc = run_cli("deage", media(OLD), "-o", tmp_path / "proc.png", "--shot", shot, "--years", "10")
-    assert proc.returncode == 0, proc.stderr
+    proc = RenderConfig(plate=str(media(OLD)), out=str(tmp_path / "proc.png"), shot=shot)  # in-process: no CLI start-up
+    assert render(proc, DeageEffect(DeageSettings(years=10))).written == 1
     d = {k: distance(emb(v, lm), young) for k, v in (("plate", plate), ("ref", out),
                                                      ("proc", read(tmp_path / "proc.png")))}  # fmt: skip
     print(e, d)
