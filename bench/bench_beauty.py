@@ -90,7 +90,7 @@ def quality() -> None:
     from faceplate.config import RenderConfig
     from faceplate.effects.beauty import BeautyEffect
     from faceplate.media import open_plate
-    from faceplate.metrics import measure
+    from faceplate.metrics import MeasureError, measure
     from faceplate.render import ColourPath, prepare_tracks, render
     from faceplate.store import ShotStore
 
@@ -113,7 +113,11 @@ def quality() -> None:
                 ctx = prepare_tracks(store, plate, effect, [track.id], ColourPath(plate.info.colorspace))[
                     track.id
                 ].context
-                m = measure(plate, comp, faces, partial(effect.matte_for, ctx))
+                try:
+                    m = measure(plate, comp, faces, partial(effect.matte_for, ctx))
+                except MeasureError as e:  # a frame the measure cannot see is an error, never a score
+                    print(f"| {name} | {frames} | ERROR: {e} | | |", flush=True)
+                    continue
                 ids = []
                 for k in np.linspace(rng.first, rng.last, 4).astype(int):  # identity: mean over 4 frames
                     a, b = plate.read(int(k), display=True), comp.read(int(k), display=True)
