@@ -82,6 +82,12 @@ class FrameWriter(ABC):
         """Does ``write`` use its ``alpha`` argument? (False: the render need not build a matte for it.)"""
         return self.spec.alpha
 
+    @property
+    def deep(self) -> bool:
+        """Does the output keep more than 8 bits a channel? (Then an 8-bit plate's change need not be rounded
+        to whole 8-bit code values.)"""
+        return False
+
     @abstractmethod
     def write(self, frame: int, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None = None) -> None:
         """Write frame ``frame``: RGB (H, W, 3), RGBA (H, W, 4) or a grey matte (H, W); uint8, uint16 or
@@ -173,6 +179,10 @@ class SequenceWriter(FrameWriter):
         return self.path_of(frame).is_file()
 
     dtype: ClassVar[Any] = np.float32  # what we hand OIIO (it converts to ``pixel`` exactly)
+
+    @property
+    def deep(self) -> bool:
+        return np.dtype(self.dtype) != np.uint8
 
     def _pixels(self, rgb: NDArray[Any], alpha: NDArray[Any] | None) -> NDArray[Any]:
         """(H, W, C) pixels: the frame's own channels, plus the matte as alpha when asked and it has none."""
@@ -517,6 +527,10 @@ class VideoWriter(FrameWriter):
     @property
     def wants_alpha(self) -> bool:
         return self.spec.alpha and self.codec.alpha
+
+    @property
+    def deep(self) -> bool:
+        return self.codec.bits > 8
 
     # video ------------------------------------------------------------------------------------
     def _frame(self, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None) -> Any:

@@ -278,7 +278,10 @@ def _timed_write(
     """Composite and write one frame (on the writer thread, beside the next frame's effect)."""
     with_matte = "matte" in writers or "delta" in writers or writers["comp"].wants_alpha
     with sw("composite (background)"):
-        comp, matte = composite(img, changes, in_place, with_matte)
+        base = img
+        if writers["comp"].deep and isinstance(img, np.ndarray) and img.dtype == np.uint8:
+            base, in_place = img.astype(np.uint16) * np.uint16(257), True  # same codes, finer steps for the change
+        comp, matte = composite(base, changes, in_place, with_matte)
     with sw("write (encode, background)"):
         _write(writers, plate, frame, img, comp, matte)
 
