@@ -70,6 +70,7 @@ def test_outside_the_matte_is_bit_identical(d18_beauty: tuple[Path, RenderConfig
             np.testing.assert_array_equal(comp[outside], src[outside])
             inside = matte > 0.5
             assert np.abs(comp[inside].astype(int) - src[inside]).mean() > 100  # and the skin did change
+            assert (comp[inside] % 257 != 0).mean() > 0.5  # in 16-bit steps, not rounded to the plate's 8-bit codes
 
 
 def test_identity_kept(d18_beauty: tuple[Path, RenderConfig]) -> None:
