@@ -24,6 +24,7 @@ from faceplate.landmarks import EYE_OUTER_R, LOWER_LID_L, LOWER_LID_R, MOUTH_R
 from faceplate.media.plate import Plate
 from faceplate.ops.regions import region_mask
 from faceplate.ops.retouch import MID, band_energy
+from faceplate.render.composite import EDGE
 from faceplate.store import FaceRow
 
 F32 = NDArray[np.float32]
@@ -60,11 +61,17 @@ def skin_core(matte: F32, iod: float) -> F32:
     """Where the band-pass measure sees only skin: the full-strength matte shrunk by the filter's reach.
 
     Near the face outline or the nose edge the mid band is dominated by the silhouette against the
-    background, which no retouch should flatten; measuring there would reward blurring the outline.
+    background, which no retouch should flatten; measuring there would reward blurring the outline. The
+    band where every render fades out before the aligned crop's edge (render.composite.EDGE) is left out
+    too: no effect works there by design (a forehead running past the crop gets no seam), so it is not a
+    failure to retouch. ``matte`` must be in the render's own crop (same face type and landmarks).
     """
     r = _core_reach(iod)
     disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return np.asarray(cv2.erode((matte >= 0.99).astype(np.float32), disk), np.float32)
+    core = np.asarray(cv2.erode((matte >= 0.99).astype(np.float32), disk), np.float32)
+    k = int(np.ceil(EDGE * iod)) + r
+    core[:k], core[-k:], core[:, :k], core[:, -k:] = 0, 0, 0, 0
+    return core
 
 
 def _checked_core(matte: F32, iod: float, frame: int) -> F32:
