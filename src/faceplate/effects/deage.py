@@ -51,12 +51,12 @@ from faceplate.landmarks import LIFT_ANCHORS
 from faceplate.ops.filters import blur, gauss
 from faceplate.ops.hair import hair_alpha, recolour_hair
 from faceplate.ops.regions import dilate, eye_distance, mesh_regions, polygon_mask, region_mask
-from faceplate.ops.retouch import RetouchSettings
+from faceplate.ops.retouch import RetouchSettings, soft_step
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
 from faceplate.ops.volume import age_spots, cheek_moves, even_tone, fill_hollows, hollows, remove_spots
 from faceplate.ops.volume import moves as volume_moves
 from faceplate.ops.warp import rbf_field
-from faceplate.ops.wrinkles import flatten_mid, line_texture, remove_wrinkles, restore_pores, soft_step
+from faceplate.ops.wrinkles import flatten_mid, line_texture, remove_wrinkles, restore_pores
 from faceplate.rec709 import RGB_FROM_YCBCR
 
 ANCHORS = list(LIFT_ANCHORS)  # eyes, nose, mouth: never moved

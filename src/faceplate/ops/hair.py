@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.ops.filters import gauss, guided, luma, normalized_blur
-from faceplate.ops.regions import mesh_regions, polygon_mask, sample_patches
+from faceplate.ops.regions import mesh_regions, polygon_mask, raised_oval, sample_patches
 from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
 from faceplate.rec709 import RGB_FROM_YCBCR
 
@@ -27,6 +27,7 @@ F32 = NDArray[np.float32]
 BROWN = (0.27, -0.17, 0.21)  # natural mid brown: luma, Cb/luma, Cr/luma
 KEEP = 0.85  # share of the strands' high-pass luma kept by the recolour
 WISP_REACH = 0.35  # how far outside the person mask wisps are looked for (eye distances)
+FOREHEAD_LIFT = 0.15  # the forehead's outline raised this share of the face height (hair starts above it)
 EDGE_BAND = 0.04  # half width of the unknown band between sure hair and sure not-hair (eye distances)
 
 
@@ -62,17 +63,6 @@ def skin_likelihood(img: F32, lm: NDArray[np.floating]) -> F32:
     return SkinModel.fit(pixels, luma_slack=4.0).likelihood(img)
 
 
-def forehead_oval(lm: NDArray[np.floating], lift: float = 0.15) -> NDArray[np.float64]:
-    """The mesh's face outline (N, 2) with its upper rim raised by ``lift`` of the face height: the mesh stops
-    mid-forehead, the hairline is somewhere in between (most raised at the top, none at eye level)."""
-    oval = np.asarray(lm[mesh_regions()["oval"], :2], np.float64).copy()
-    top, chin = oval[:, 1].min(), oval[:, 1].max()
-    eye_y = float((lm[33, 1] + lm[263, 1]) / 2)
-    above = oval[:, 1] < eye_y
-    oval[above, 1] -= lift * (chin - top) * (eye_y - oval[above, 1]) / max(eye_y - top, 1e-6)
-    return oval
-
-
 def ears(lm: NDArray[np.floating], shape: tuple[int, int], iod: float) -> F32:
     """Both ears (H, W) in {0, 1}: ellipses just outside the mesh's side points (234, 454). An ear's shaded
     bowl is neither skin-coloured nor backdrop, so without this it would pass as sure hair."""
@@ -94,7 +84,7 @@ def hair_trimap(img: F32, lm: NDArray[np.floating], person: F32, iod: float) -> 
     """
     r = img.shape[0]
     oval = polygon_mask((r, r), np.asarray(lm[mesh_regions()["oval"], :2]), hull=False)
-    forehead = polygon_mask((r, r), forehead_oval(lm), hull=False)
+    forehead = polygon_mask((r, r), raised_oval(lm, FOREHEAD_LIFT), hull=False)
     skin = skin_likelihood(img, lm)
     up = np.broadcast_to(above_mouth(lm, r, iod), (r, r))
     backdrop = normalized_blur(img, np.asarray(person < 0.15, np.float32), 0.2 * iod)
@@ -195,7 +185,7 @@ def hair_alpha(img: F32, lm: NDArray[np.floating], person: F32, iod: float) -> F
     fg, bg = hair_trimap(small, lm_s, person_s, iod_s)
     sigma = 0.12 * iod_s
     near = gauss(grow_by(fg, 0.4 * iod_s), 0.1 * iod_s)  # hair only near sure hair
-    forehead = polygon_mask((fg.shape[0], fg.shape[1]), forehead_oval(lm_s), hull=False)
+    forehead = polygon_mask((fg.shape[0], fg.shape[1]), raised_oval(lm_s, FOREHEAD_LIFT), hull=False)
     skin_zone = np.maximum(forehead, ears(lm_s, (fg.shape[0], fg.shape[1]), iod_s))
     prior = np.clip((person_s - 0.5) / 0.4, 0, 1) * (1 - skin_zone)  # trust the person mask, but not on skin
     backdrop = np.maximum(bg, np.asarray(person_s < 0.05, np.float32))  # its colour also from under the wisps

@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R
 from faceplate.ops.filters import blur, gauss, luma, normalized_blur
 from faceplate.ops.regions import mesh_regions, under_eye
-from faceplate.ops.wrinkles import soft_step
+from faceplate.ops.retouch import soft_step
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]

@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.ops.filters import gauss, luma, normalized_blur
+from faceplate.ops.retouch import soft_step
 
 F32 = NDArray[np.float32]
 # valley widths found (iod units) and the scale-normalised depths (Sobel units, ~4x luma) from which a line
@@ -26,12 +27,6 @@ F32 = NDArray[np.float32]
 SCALES = ((0.025, 0.025, 0.06), (0.04, 0.035, 0.08), (0.065, 0.05, 0.11))
 PORE = 0.8  # px at the working scale: the pore band kept / re-synthesised
 SHIFTS = ((0.0, 0.09), (0.0, -0.09), (0.09, 0.0), (-0.09, 0.0))  # iod units: above, below, beside
-
-
-def soft_step(x: F32, lo: float, hi: float) -> F32:
-    """0 below ``lo``, 1 above ``hi``, smooth in between."""
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return np.asarray(t * t * (3 - 2 * t), np.float32)
 
 
 def valley_depth(y: F32, sigma: float) -> F32:

@@ -103,8 +103,12 @@ def track_context(
     """
     res = effect.resolution(float(np.median([interocular(f.best) for f in early])))
     samples = [aligned_face(images[f.frame], f, res, effect.face_type, col)[0] for f in sample_picks(early)]
-    held = track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples])
-    return TrackContext(track, res, effect.prepare(samples, identity), held if effect.holds_occluders else None)
+    held = (
+        track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples])
+        if effect.holds_occluders
+        else None
+    )
+    return TrackContext(track, res, effect.prepare(samples, identity), held)
 
 
 def prepare_tracks(
