@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -56,6 +59,23 @@ def run_cli(*args: str | Path, timeout: float = 300, **kw: object) -> subprocess
         check=False,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def cli_here(*args: str | Path | int) -> subprocess.CompletedProcess[str]:
+    """Run ``faceplate ARGS`` in this process (``cli.main``, exit code and both streams captured) as
+    ``run_cli`` does in a fresh one: for the many bad-input cases whose checks come before any real work,
+    where starting a Python with torch for each would cost seconds. Each file keeps subprocess cases too."""
+    from faceplate.cli import main
+
+    out, err, code, shown = io.StringIO(), io.StringIO(), 0, warnings.showwarning
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            main([str(a) for a in args])
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    finally:
+        warnings.showwarning = shown
+    return subprocess.CompletedProcess(["faceplate", *map(str, args)], code, out.getvalue(), err.getvalue())
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, media, run_cli
+from conftest import assert_one_line_error, cli_here, media, run_cli
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.store import ShotStore
 
@@ -69,29 +69,32 @@ def test_align_video_track_resumes(tmp_path: Path, d18_shot: Path) -> None:
 
 @pytest.mark.slow
 def test_bad_input_one_line_each(tmp_path: Path, d18_shot: Path) -> None:
+    # a fresh process for the first case and the usage error; the rest in this one (cli_here), same checks
     assert_one_line_error(run_cli("extract", tmp_path / "nope.mov", "--shot", tmp_path / "s"), "does not exist")
     assert not (tmp_path / "s").exists()
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(media("lp_driving_d18.mp4").read_bytes()[:50_000])
-    assert_one_line_error(run_cli("extract", bad, "--shot", tmp_path / "s"), "broken.mp4")
+    assert_one_line_error(cli_here("extract", bad, "--shot", tmp_path / "s"), "broken.mp4")
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(media("lp_driving_d20.mp4").read_bytes()[:200_000])
-    assert_one_line_error(run_cli("extract", cut, "--shot", tmp_path / "s"), "truncated")
-    assert_one_line_error(run_cli("extract", tmp_path / "empty.####.exr", "--shot", tmp_path / "s"), "empty sequence")
+    assert_one_line_error(cli_here("extract", cut, "--shot", tmp_path / "s"), "truncated")
+    assert_one_line_error(cli_here("extract", tmp_path / "empty.####.exr", "--shot", tmp_path / "s"), "empty sequence")
     assert_one_line_error(
-        run_cli("extract", media("fr_obama.jpg"), "--shot", tmp_path / "s", "--frames", "x"), "bad frame range"
+        cli_here("extract", media("fr_obama.jpg"), "--shot", tmp_path / "s", "--frames", "x"), "bad frame range"
     )
-    assert_one_line_error(run_cli("extract", media("fr_obama.jpg"), "--shot", tmp_path / "s", "--tiles", "9"), "tiles")
+    assert_one_line_error(cli_here("extract", media("fr_obama.jpg"), "--shot", tmp_path / "s", "--tiles", "9"), "tiles")
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    assert_one_line_error(run_cli("extract", media("fr_obama.jpg"), "--shot", blocker / "s"), "cannot create shot")
-    assert_one_line_error(run_cli("faces", tmp_path), "not a shot folder")
-    assert_one_line_error(run_cli("align", d18_shot, "--track", 7, "-o", tmp_path / "a"), "no track 7")
-    assert_one_line_error(run_cli("align", d18_shot, "-o", tmp_path / "a"), "exactly one of --track")
-    assert_one_line_error(run_cli("align", d18_shot, "--track", 0, "--type", "full", "-o", tmp_path / "a"), "face_type")
-    assert_one_line_error(run_cli("align", d18_shot, "--track", 0, "-o", blocker / "a"), "cannot create")
+    assert_one_line_error(cli_here("extract", media("fr_obama.jpg"), "--shot", blocker / "s"), "cannot create shot")
+    assert_one_line_error(cli_here("faces", tmp_path), "not a shot folder")
+    assert_one_line_error(cli_here("align", d18_shot, "--track", 7, "-o", tmp_path / "a"), "no track 7")
+    assert_one_line_error(cli_here("align", d18_shot, "-o", tmp_path / "a"), "exactly one of --track")
     assert_one_line_error(
-        run_cli("align", d18_shot, "--face", media("fr_obama.jpg"), "-o", tmp_path / "a"), "nobody in"
+        cli_here("align", d18_shot, "--track", 0, "--type", "full", "-o", tmp_path / "a"), "face_type"
+    )
+    assert_one_line_error(cli_here("align", d18_shot, "--track", 0, "-o", blocker / "a"), "cannot create")
+    assert_one_line_error(
+        cli_here("align", d18_shot, "--face", media("fr_obama.jpg"), "-o", tmp_path / "a"), "nobody in"
     )
     assert_one_line_error(run_cli("extract", "--bogus"), "No such option")
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_one_line_error, media, run_cli
+from conftest import assert_one_line_error, cli_here, media, run_cli
 from faceplate.config import FacesetConfig, TrainConfig
 from faceplate.errors import ConfigError, ModelError, StoreError
 from faceplate.media import WriterSpec, open_plate, open_writer
@@ -242,13 +242,13 @@ def test_swap_bad_input(model: tuple[Path, object], facesets: tuple[Path, Path],
         checkpoint.load(broken, torch.device("cpu"))
     assert_one_line_error(run_cli("swap", media("lp_driving_d0.mp4"), "--model", broken, "-o", tmp_path / "a.mp4"),
                           "corrupt")  # fmt: skip
-    assert_one_line_error(run_cli("swap", media("lp_driving_d18.mp4"), "--model", folder, "-o", tmp_path / "b.mp4",
+    assert_one_line_error(cli_here("swap", media("lp_driving_d18.mp4"), "--model", folder, "-o", tmp_path / "b.mp4",
                                   "--frames", "0-3"), "another destination actor")  # fmt: skip
-    assert_one_line_error(run_cli("swap", media("lp_driving_d0.mp4"), "--model", tmp_path, "-o", tmp_path / "c.mp4"),
+    assert_one_line_error(cli_here("swap", media("lp_driving_d0.mp4"), "--model", tmp_path, "-o", tmp_path / "c.mp4"),
                           "holds no swap model")  # fmt: skip
-    assert_one_line_error(run_cli("train", "swap", "--src", empty, "--dst", facesets[1], "--model", tmp_path / "z",
+    assert_one_line_error(cli_here("train", "swap", "--src", empty, "--dst", facesets[1], "--model", tmp_path / "z",
                                   "--iters", "5"), "empty")  # fmt: skip
-    assert_one_line_error(run_cli("train", "swap", "--src", facesets[0], "--dst", facesets[1], "--model",
+    assert_one_line_error(cli_here("train", "swap", "--src", facesets[0], "--dst", facesets[1], "--model",
                                   tmp_path / "z"), "--iters N or --minutes M")  # fmt: skip
 
 

@@ -350,6 +350,9 @@ def deage(
     settings = DeageSettings(**controls)
     if (warning := age_warning(age, years)) is not None:
         out.print(f"[yellow]warning:[/] {warning}")
+    elif age is None:
+        out.print("note: faceplate does not guess ages; give --age (the actor's age as shot) to be warned when "
+                  "--years aims below ~20 apparent years or the face is a child's")  # fmt: skip
     cfg = _render_config(plate, output, opts)
     if reference:
         from faceplate.config import ReferenceDeageConfig
