@@ -9,6 +9,7 @@ inside the face on held-out painted frames against the baseline of copying the n
 delta (goal ≥ 35 dB and ≥ +3 dB).
 
     .venv/bin/python bench/bench_deage.py [--skip-speed] [--skip-quality] [--skip-keyframes] [--skip-hair]
+                                          [--speed-repeat 2] [--speed-before OLD/src]
                                           [--iters 1500] [--res 128] [--width 16] [--keyframe-clips d0 d12 d18]
 
 The development clips d20 and s32 (``--keyframe-clips d20 s32``) are where keyframe-model changes are tried
@@ -24,6 +25,7 @@ import time
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -133,34 +135,56 @@ def hair() -> None:
 
 
 NATIVE_1080P = [("wan_animate_video.mp4", "0-105"), ("fra_orig.mp4", "0-179")]  # native HD clips, not upscaled
+SPEED_CHILD = (
+    "import json,os,sys,time;from faceplate.config import RenderConfig;from faceplate.render import render;"
+    "from faceplate.effects import EFFECTS;c=time.process_time();"
+    "s=render(RenderConfig(plate=sys.argv[1],out=sys.argv[2],frames=sys.argv[3]),EFFECTS.get(sys.argv[4])());"
+    "print(json.dumps({'fps':s.written/s.seconds,'stages':s.stages,'n':s.written,"
+    "'cpu':time.process_time()-c,'load':os.getloadavg()[0]}))"
+)
 
 
-def speed() -> None:
-    """End-to-end fps (fresh shot: analysis included) of beauty and de-age on the native 1080p clips."""
+def speed_run(name: str, frames: str, effect: str, src: Path | None = None) -> dict[str, Any]:
+    """One fresh-shot render in a child process (``src``: import faceplate from there instead): fps, stages
+    (wall s), cpu (s of the whole process, all threads), load (1-minute load average after it)."""
     import json
+    import os
     import subprocess
     import sys
 
-    child = (
-        "import json,sys;from faceplate.config import RenderConfig;from faceplate.render import render;"
-        "from faceplate.effects import EFFECTS;"
-        "s=render(RenderConfig(plate=sys.argv[1],out=sys.argv[2],frames=sys.argv[3]),EFFECTS.get(sys.argv[4])());"
-        "print(json.dumps({'fps':s.written/s.seconds,'stages':s.stages,'n':s.written}))"
-    )
-    print("| plate | effect | frames | fps end to end (runs) | per frame, last run (ms) |")
-    print("|---|---|---|---|---|")
+    env = {**os.environ, "PYTHONPATH": str(src)} if src is not None else None
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-c", SPEED_CHILD, str(MEDIA / name), f"{tmp}/c.mp4", frames, effect]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
+    r: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return r
+
+
+def speed(repeat: int = 2, before: Path | None = None) -> None:
+    """End-to-end fps (fresh shot: analysis included) of beauty and de-age on the native 1080p clips; with
+    ``before`` (a ``src`` folder), each run alternates with one importing faceplate from there.
+
+    fps depends on what else runs on the machine; CPU ms a frame (every thread of the process) much less:
+    below ~133 ms a frame fits 15 fps on 2 free cores."""
+    print("| plate | effect | code | frames | fps end to end (runs) | CPU ms / frame (runs) | load | "
+          "per frame, last run (wall ms) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    codes = [("before", before), ("after", None)] if before is not None else [("now", None)]
     for name, frames in NATIVE_1080P:
         for effect in ("beauty", "deage"):
-            fps, r = [], {}
-            for _ in range(2):
-                with tempfile.TemporaryDirectory() as tmp:
-                    cmd = [sys.executable, "-c", child, str(MEDIA / name), f"{tmp}/c.mp4", frames, effect]
-                    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                fps.append(r["fps"])
-            per = ", ".join(f"{k} {1000 * v / r['n']:.1f}" for k, v in r["stages"].items())
-            runs = ", ".join(f"{f:.1f}" for f in fps)
-            print(f"| {name} | {effect} | {r['n']} | {statistics.median(fps):.1f} ({runs}) | {per} |", flush=True)
+            runs: dict[str, list[dict[str, Any]]] = {c: [] for c, _ in codes}
+            for _ in range(repeat):
+                for code, src in codes:
+                    runs[code].append(speed_run(name, frames, effect, src))
+            for code, _ in codes:
+                rs = runs[code]
+                fps, cpu = [r["fps"] for r in rs], [1000 * r["cpu"] / r["n"] for r in rs]
+                r = rs[-1]
+                per = ", ".join(f"{k} {1000 * v / r['n']:.1f}" for k, v in r["stages"].items())
+                print(f"| {name} | {effect} | {code} | {r['n']} | {statistics.median(fps):.1f} "
+                      f"({', '.join(f'{f:.1f}' for f in fps)}) | {statistics.median(cpu):.0f} "
+                      f"({', '.join(f'{c:.0f}' for c in cpu)}) | {max(x['load'] for x in rs):.1f} | {per} |",
+                      flush=True)  # fmt: skip
 
 
 KEYFRAME_CLIPS = {  # clip: (painted keyframes, held-out frames)
@@ -266,6 +290,8 @@ def main() -> None:
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument("--skip-keyframes", action="store_true")
     ap.add_argument("--skip-hair", action="store_true")
+    ap.add_argument("--speed-repeat", type=int, default=2)
+    ap.add_argument("--speed-before", type=Path, help="a src folder: speed runs alternate between it and this code")
     ap.add_argument("--iters", type=int, default=1500)
     ap.add_argument("--res", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
@@ -281,7 +307,7 @@ def main() -> None:
     if not args.skip_quality:
         quality()
     if not args.skip_speed:
-        speed()
+        speed(args.speed_repeat, args.speed_before)
     if not args.skip_hair:
         hair()
     if not args.skip_keyframes:

@@ -2,9 +2,16 @@
 
 For each labelled face: render beauty and de-age (``--years 20``) on that frame, then measure in plate pixels
 the change on the labelled occluders (glasses, hair strands, hands, mics; goal mean ≤ 0.5/255, max ≤ 2/255)
-and the matte's cover of the labelled skin (goal ≥ 90% inside, ≤ 2% of the matte outside).
+and the matte's cover of the labelled skin (goal ≥ 90% inside, ≤ 2% of the matte outside). The change on the
+labelled glasses alone is given apart (hair leaks are another pass's), and the hardest seam on the labelled
+skin (``metrics.seam_score``: where a hold-out's edge crosses skin, the retouch must fade in, not step).
 
-    .venv/bin/python bench/bench_occluders.py [--labels NAME...] [--effects beauty deage] [--sheets DIR]
+``--glasses auto on`` renders each frame both ways in one run: ``auto`` holds out the glasses found,
+``on`` the eyewear region from the mesh as well (``render.tracks.held_out``; the hold-out a user asks for on
+a track with glasses), ``off`` none.
+
+    .venv/bin/python bench/bench_occluders.py [--labels NAME...] [--effects beauty deage] [--glasses auto on]
+        [--sheets DIR]
 """
 
 from __future__ import annotations
@@ -71,6 +78,19 @@ def read01(path: Path) -> np.ndarray:
     return img if img.ndim == 2 else img[..., 2::-1] if img.shape[2] >= 3 else img[..., 0]
 
 
+GLASSES = {"auto": None, "on": True, "off": False}
+
+
+def hold_glasses(mode: str) -> None:
+    """Make the render path hold out glasses per ``mode`` (GLASSES), in place of a render setting."""
+    from functools import partial
+
+    from faceplate.render import run, tracks
+
+    run.prepare_tracks = partial(tracks.prepare_tracks, glasses=GLASSES[mode])  # type: ignore[assignment]
+    run.track_context = partial(tracks.track_context, glasses=GLASSES[mode])  # type: ignore[assignment]
+
+
 def render_label(label: Label, name: str, tmp: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(plate, comp, matte) in [0, 1] at plate resolution for the labelled frame and face."""
     from faceplate.config import ExtractConfig, RenderConfig
@@ -99,16 +119,21 @@ def measures(label: Label, plate: np.ndarray, comp: np.ndarray, matte: np.ndarra
 
     Both ignore pixels within TOLERANCE px of a label's edge (hand-drawn outlines are that uncertain).
     """
-    from faceplate.metrics import MeasureError, occluder_change, skin_coverage
+    from faceplate.metrics import MeasureError, occluder_change, seam_score, skin_coverage
 
-    occ = cv2.erode((label.occluders() > 0.5).astype(np.uint8), np.ones((2 * TOLERANCE + 1,) * 2, np.uint8))
+    def change(mask: np.ndarray) -> tuple[float, float]:
+        inner = cv2.erode((mask > 0.5).astype(np.uint8), np.ones((2 * TOLERANCE + 1,) * 2, np.uint8))
+        return occluder_change(plate, comp, inner.astype(np.float32)) if inner.any() else (np.nan, np.nan)
+
     try:
-        mean, peak = occluder_change(plate, comp, occ.astype(np.float32)) if occ.any() else (np.nan, np.nan)
+        mean, peak = change(label.occluders())
+        g_mean, g_peak = change(label.mask("glasses"))
         cover = skin_coverage(matte, label.skin(), TOLERANCE)
+        seam = seam_score(plate, comp, matte, label.skin()).step
     except MeasureError as e:
         raise MeasureFailure(f"{label.name}: {e}") from None
-    return {"occ_mean": 255 * mean, "occ_max": 255 * peak, "inside": 100 * cover.inside,
-            "outside": 100 * cover.outside}  # fmt: skip
+    return {"occ_mean": 255 * mean, "occ_max": 255 * peak, "glasses_mean": 255 * g_mean, "glasses_max": 255 * g_peak,
+            "inside": 100 * cover.inside, "outside": 100 * cover.outside, "seam": 255 * seam}  # fmt: skip
 
 
 def sheet(plate: np.ndarray, comp: np.ndarray, matte: np.ndarray, label: Label) -> np.ndarray:
@@ -131,27 +156,32 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", nargs="*", default=[])
     ap.add_argument("--effects", nargs="*", default=["beauty", "deage"])
+    ap.add_argument("--glasses", nargs="*", default=["auto"], choices=sorted(GLASSES))
     ap.add_argument("--sheets", type=Path, default=REPO / "bench" / "_work" / "occluders")
     a = ap.parse_args()
     print(machine())
     a.sheets.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    print("| frame | effect | occluders | change on occluders mean / max (1/255) | skin covered | matte outside skin |")
-    print("|---|---|---|---|---|---|")
-    for label in load_labels(*a.labels):
+    print("| frame | effect | glasses held | occluders | change on occluders mean / max (1/255) | on glasses alone | "
+          "skin covered | matte outside skin | seam on skin (1/255) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, name, mode in ((lb, n, g) for lb in load_labels(*a.labels) for n in a.effects for g in a.glasses):
         kinds = ",".join(k for k in ("glasses", "hair", "hand", "mic") if label.regions.get(k)) or "-"
-        for name in a.effects:
-            try:
-                with tempfile.TemporaryDirectory() as tmp:
-                    plate, comp, matte = render_label(label, name, Path(tmp))
-                m = measures(label, plate, comp, matte)
-            except MeasureFailure as e:
-                print(f"| {label.name} | {name} | {kinds} | ERROR: {e} | | |", flush=True)
-                continue
-            cv2.imwrite(str(a.sheets / f"{label.name}_{name}.png"),
-                        cv2.cvtColor(sheet(plate, comp, matte, label), cv2.COLOR_RGB2BGR))  # fmt: skip
-            print(f"| {label.name} | {name} | {kinds} | {m['occ_mean']:.2f} / {m['occ_max']:.1f} | "
-                  f"{m['inside']:.1f}% | {m['outside']:.2f}% |", flush=True)  # fmt: skip
+        hold_glasses(mode)
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                plate, comp, matte = render_label(label, name, Path(tmp))
+            m = measures(label, plate, comp, matte)
+        except MeasureFailure as e:
+            print(f"| {label.name} | {name} | {mode} | {kinds} | ERROR: {e} | | | | |", flush=True)
+            continue
+        tag = "" if a.glasses == ["auto"] else f"_{mode}"
+        cv2.imwrite(str(a.sheets / f"{label.name}_{name}{tag}.png"),
+                    cv2.cvtColor(sheet(plate, comp, matte, label), cv2.COLOR_RGB2BGR))  # fmt: skip
+        print(f"| {label.name} | {name} | {mode} | {kinds} | {m['occ_mean']:.2f} / {m['occ_max']:.1f} | "
+              f"{m['glasses_mean']:.2f} / {m['glasses_max']:.1f} | {m['inside']:.1f}% | {m['outside']:.2f}% | "
+              f"{m['seam']:.1f} |",
+              flush=True)  # fmt: skip
     print(f"wall {time.perf_counter() - t0:.0f} s; sheets in {a.sheets}")
 
 

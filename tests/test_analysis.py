@@ -163,8 +163,11 @@ def test_4k_frame_face_and_landmarks() -> None:
     assert err < 0.01, err
 
 
-def test_hands_in_view_are_checked_every_frame(tmp_path: Path) -> None:
-    """Once a hand is in view it is looked for on every frame (else every detect_every frames)."""
+def test_hands_in_view_are_checked_every_other_frame(tmp_path: Path) -> None:
+    """Once a hand is in view it is looked for every HANDS_IN_VIEW_EVERY frames and on the run's last frame (else
+    every detect_every frames); a skipped frame holds out both neighbours' hands and their midpoints."""
+    from faceplate.extract import HANDS_IN_VIEW_EVERY
+
     still = media("lp_driving_d30.jpg")  # her hand rests on her cheek: a 16-frame hold of the real photo
     for i in range(16):
         (tmp_path / "seq").mkdir(exist_ok=True)
@@ -173,11 +176,56 @@ def test_hands_in_view_are_checked_every_frame(tmp_path: Path) -> None:
     with ShotStore.open(tmp_path / "shot") as store:
         rows = store.conn.execute("SELECT frame, hands_checked FROM frames ORDER BY frame").fetchall()
         found = {f: len(store.hands_in_frame(f)) for f, _ in rows}
+        near = store.hands_near(7)
     checked = [f for f, c in rows if c]
-    assert len(rows) == 16 and checked[0] == 0
+    assert len(rows) == 16 and HANDS_IN_VIEW_EVERY == 2
     assert all(found[f] == 1 for f in checked)  # the same hand, every time it was looked for
-    assert checked == [f for f, _ in rows]  # seen at frame 0: looked for on every frame after
+    assert checked == [*range(0, 16, 2), 15]  # seen at frame 0: every other frame after, and the last one
     assert all(found[f] == 0 for f, c in rows if not c)
+    assert len(near) == 3  # frame 7: the hands of frames 6 and 8 and their midpoint (as a streamed render)
+
+
+def test_skipped_frame_holds_out_the_hand_in_between() -> None:
+    """A hand crossing the face between two checked frames is held out at its midpoint too, paired with the
+    nearest hand of the later frame (not the other hand)."""
+    from faceplate.analysis.hands import hand_mask, in_between
+
+    rng = np.random.default_rng(0)
+    left = rng.uniform(100, 160, (21, 3)).astype(np.float32)
+    right = left + np.float32([400, 0, 0])
+    moved = left + np.float32([120, 0, 0])  # the left hand, 120 px on
+    out = in_between([left, right], [moved, right])
+    assert len(out) == 6
+    np.testing.assert_allclose(out[4], left + np.float32([60, 0, 0]))  # left with its own later self
+    np.testing.assert_allclose(out[5], right)
+    mask = hand_mask(out, (400, 700))
+    assert mask[int(out[4][9, 1]), int(out[4][9, 0])] == 1  # where the hand is at the skipped frame
+    assert in_between([], [moved]) == [moved] and in_between([left], []) == [left]
+
+
+def test_hand_mask_covers_skin_coloured_fingers_seen_edge_on() -> None:
+    """fr_short_hamilton_clip frame 130: the fingers along the jaw belong to a hand seen edge-on (its 2-D knuckle
+    span is 7 px, a quarter of its width): the mask still covers the hand-labelled fingers and no labelled skin."""
+    import cv2
+
+    from faceplate.analysis.hands import HandLandmarker, hand_mask, hand_scale
+    from labels import load_labels
+
+    label = load_labels("fr_short_hamilton_clip_0130")[0]
+    with open_plate(media(label.media)) as p:
+        rgb = p.read(label.frame, display=True)
+    finder = HandLandmarker()
+    try:
+        hands = finder(rgb)
+    finally:
+        finder.close()
+    assert len(hands) == 2
+    edge_on = min(hands, key=lambda h: float(np.linalg.norm(h[5, :2] - h[17, :2])))
+    assert np.linalg.norm(edge_on[5, :2] - edge_on[17, :2]) < 12 and hand_scale(edge_on) > 25
+    inner = lambda m: cv2.erode((m > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # noqa: E731
+    hand, skin, mask = inner(label.mask("hand")), inner(label.skin()), hand_mask(hands, rgb.shape[:2]) > 0
+    assert (hand & mask).sum() >= 0.95 * hand.sum()  # was 48% (bones as wide as the 2-D knuckle span)
+    assert not (skin & mask).any()
 
 
 def test_graphs_start_without_mediapipe_solutions() -> None:

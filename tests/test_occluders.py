@@ -1,4 +1,5 @@
-"""Occluders on real faces: glasses found and held out of every retouch, nothing found where there are none."""
+"""Occluders on real faces: glasses found and held out of every retouch, nothing found where there are none;
+the eyewear hold-out from the mesh (a track with clear, rimless or small glasses) covers labelled frames."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from conftest import media
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.config import RenderConfig
+from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.media import open_plate
 from faceplate.metrics import occluder_change, skin_coverage
+from faceplate.ops.eyewear import eyewear_matte
 from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.ops.regions import eye_distance
 from faceplate.render import render
+from faceplate.render.tracks import held_out
 from labels import Label, load_labels
 
 
@@ -33,8 +37,16 @@ def aligned(name: str, frame: int = 0, scale: int = 1) -> tuple[np.ndarray, np.n
     return crop, to_aligned(m, lm).astype(np.float32)
 
 
-def test_dark_glasses_are_found_frames_and_lenses() -> None:
-    (label,) = load_labels("wan_animate_video_0054")
+def eroded(mask: np.ndarray) -> np.ndarray:
+    """``mask`` (H, W) > 0.5 less 2 px at its edge (labels are drawn to ~2 px), as bool."""
+    return cv2.erode((mask > 0.5).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+
+
+@pytest.mark.parametrize("name", ["wan_animate_video_0054", "wan_animate_video_0018"])
+def test_dark_glasses_are_found_frames_and_lenses(name: str) -> None:
+    """Frames and lenses are held out, both lower rims too (0018's pale tortoiseshell lower rim is found on
+    one side only: the matte's mirror image across the face gives the other; before, 91% was held)."""
+    (label,) = load_labels(name)
     crop, lm = aligned(label.media, label.frame, 2)
     occ = occluder_matte(crop, lm)
     res = crop.shape[0]
@@ -45,6 +57,7 @@ def test_dark_glasses_are_found_frames_and_lenses() -> None:
     glasses = align_image(label.mask("glasses"), m, res) > 0.5
     assert glasses.sum() > 500
     assert occ[glasses].mean() > 0.8  # the labelled frames and lenses are held out
+    assert (occ[eroded(glasses.astype(np.float32))] > 0.5).mean() > 0.97  # measured 99%
     assert (occ > 0.5).sum() < 1.6 * glasses.sum()  # and not much more than them
 
 
@@ -58,11 +71,11 @@ def test_no_glasses_no_occluder(name: str, frame: int) -> None:
         assert occluder_matte(crop, lm).max() == 0, scale
 
 
-def rendered(label: Label, tmp: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rendered(label: Label, tmp: Path, glasses: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     plate = str(media(label.media))
     frames = f"{label.frame}-{label.frame}"
     render(RenderConfig(plate=plate, out=str(tmp / "c.####.png"), matte=str(tmp / "m.####.png"), shot=tmp / "shot",
-                        frames=frames, format="png16"), BeautyEffect())  # fmt: skip
+                        frames=frames, format="png16", glasses=glasses), BeautyEffect())  # fmt: skip
     read = lambda p: cv2.imread(str(p), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535  # noqa: E731
     comp = read(tmp / f"c.{label.frame:04d}.png")[..., 2::-1]
     matte = read(tmp / f"m.{label.frame:04d}.png")
@@ -75,13 +88,23 @@ def rendered(label: Label, tmp: Path) -> tuple[np.ndarray, np.ndarray, np.ndarra
 def test_beauty_leaves_labelled_glasses_alone_and_covers_the_skin(tmp_path: Path) -> None:
     (label,) = load_labels("wan_animate_video_0024")
     plate, comp, matte = rendered(label, tmp_path)
-    k = np.ones((5, 5), np.uint8)  # labels are drawn to ~2 px
-    glasses = cv2.erode((label.mask("glasses") > 0.5).astype(np.uint8), k).astype(np.float32)
+    glasses = eroded(label.mask("glasses")).astype(np.float32)
     mean, peak = occluder_change(plate, comp, glasses)
     assert mean <= 0.5 / 255 and peak <= 2 / 255, (255 * mean, 255 * peak)
     cover = skin_coverage(matte, label.skin())
     assert cover.outside < 0.02, cover  # the matte stays on skin
     assert cover.inside > 0.35, cover  # measured 42%; the goal (90%) is not met yet (see bench/RESULTS.md)
+
+
+def test_glasses_on_holds_clear_frames_out_of_a_render(tmp_path: Path) -> None:
+    """``glasses="on"`` (``--glasses on``) on d12's clear plastic frames, which the detector misses (auto
+    changed them by 1.0 mean / 12 max in 1/255): the render leaves them alone and says so in its record."""
+    (label,) = load_labels("lp_driving_d12_0000")
+    plate, comp, matte = rendered(label, tmp_path, glasses="on")
+    mean, peak = occluder_change(plate, comp, eroded(label.mask("glasses")).astype(np.float32))
+    assert mean <= 0.5 / 255 and peak <= 2 / 255, (255 * mean, 255 * peak)
+    assert (matte[label.skin() > 0.5] > 0.5).mean() > 0.3  # the rest of the skin is still retouched
+    assert '"glasses": "on"' in (tmp_path / ".c.####.png.faceplate.json").read_text()
 
 
 def test_one_steady_matte_per_track() -> None:
@@ -92,3 +115,45 @@ def test_one_steady_matte_per_track() -> None:
     steady = track_occluders([occ, occ, none, occ, np.roll(occ, 2, axis=0)])
     assert steady is not None and steady[occ > 0.9].min() > 0.9
     assert track_occluders([none, none, occ]) is None  # most samples show none: no glasses
+
+
+def labelled_face(label: Label) -> tuple[np.ndarray, np.ndarray]:
+    """(plate frame (H, W, 3) uint8, landmarks (478, 3) plate px) of the labelled face (tiled detection:
+    small faces too)."""
+    with open_plate(media(label.media)) as p:
+        rgb = p.read(label.frame, display=True)
+    x0, y0, x1, y1 = label.face_box
+    for det in DETECTORS.get("mediapipe")(2, 0.5)(rgb):
+        lm = Landmarker()(rgb, det.roi())
+        if lm is not None and x0 < lm[:, 0].mean() < x1 and y0 < lm[:, 1].mean() < y1:
+            return rgb, lm
+    raise AssertionError(f"no face found in {label.name}'s labelled box")
+
+
+@pytest.mark.parametrize("name", ["lp_driving_d12_0000", "lp_driving_d12_0120", "wan_animate_video_0084",
+                                  "fnp_video_0090"])  # fmt: skip
+def test_eyewear_hold_out_covers_labelled_glasses(name: str) -> None:
+    """Clear plastic (d12, not found by the detector), dark (wan) and small (fnp, eyes 24 px apart) frames:
+    the mesh's eyewear region holds out every labelled frame and lens pixel, at the price of at most
+    36% of the visible skin; its edge, which crosses skin, fades over > 0.07 eye distances (no seam)."""
+    (label,) = load_labels(name)
+    rgb, lm = labelled_face(label)
+    held = eyewear_matte(lm, rgb.shape[:2])
+    assert (held[eroded(label.mask("glasses"))] > 0.99).mean() > 0.999
+    taken = (held[label.skin() > 0.5] > 0.5).mean()
+    assert 0.05 < taken < 0.36, taken  # measured 18-35%
+    steepest = max(np.abs(np.diff(held, axis=a)).max() for a in (0, 1))
+    assert steepest < 1 / (0.07 * eye_distance(lm)), steepest
+
+
+def test_glasses_setting_of_a_track() -> None:
+    """``held_out``: off holds out nothing, on the eyewear region and whatever the detector finds."""
+    faces = [AlignedFace(0, 0, crop, lm, eye_distance(lm)) for crop, lm in
+             (aligned("lp_driving_d12.mp4", 0), aligned("wan_animate_video.mp4", 54))]  # fmt: skip
+    for face in faces:
+        assert held_out([face], glasses=False) is None
+        on = held_out([face], glasses=True)
+        mesh = eyewear_matte(face.landmarks, face.image.shape[:2])
+        assert on is not None and on[mesh > 0.99].min() > 0.99
+    found, on = held_out([faces[1]]), held_out([faces[1]], glasses=True)
+    assert found is not None and on is not None and (on >= found - 1e-6).all()

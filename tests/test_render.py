@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import OpenImageIO as oiio
@@ -263,3 +264,33 @@ def test_invalid_model_json_is_refused_before_use(models: dict[str, Path], tmp_p
     (kf / "keyframes.json").write_text(json.dumps(meta))
     assert_one_line_error(run_cli("keyframes", "apply", media(D18), "--model", kf, "-o", out), "invalid settings")
     assert not list(tmp_path.glob("c.*.png"))
+
+
+@pytest.mark.slow
+def test_one_pass_effects_side_by_side_keep_frame_order(tmp_path: Path) -> None:
+    """A one-pass render runs the effect of EFFECT_WORKERS frames at once: frames that finish out of order
+    are still written in order (the same comp as without the delays), and an effect's error ends the render."""
+    from faceplate.effects.base import AlignedFace, EffectResult
+    from faceplate.effects.beauty import BeautyEffect
+    from faceplate.render.run import EFFECT_WORKERS
+
+    class Slow(BeautyEffect):  # even frames finish after the odd frame behind them
+        def apply(self, face: AlignedFace, context: Any) -> EffectResult:
+            time.sleep(0.2 if face.frame % 2 == 0 else 0.0)
+            return super().apply(face, context)
+
+    class Fails(BeautyEffect):
+        def apply(self, face: AlignedFace, context: Any) -> EffectResult:
+            if face.frame == 3:
+                raise RuntimeError("effect failed at frame 3")
+            return super().apply(face, context)
+
+    cfg = lambda name: RenderConfig(plate=str(media(D18)), frames="0-5", format="png8",  # noqa: E731
+                                    out=str(tmp_path / name / "c.####.png"), shot=tmp_path / name / "shot")  # fmt: skip
+    a, b = render(cfg("a"), BeautyEffect()), render(cfg("b"), Slow())
+    assert EFFECT_WORKERS == 2 and "extract" not in a.stages and a.written == b.written == 6
+    with open_plate(tmp_path / "a" / "c.####.png") as pa, open_plate(tmp_path / "b" / "c.####.png") as pb:
+        for k in range(6):
+            np.testing.assert_array_equal(pa.read(k, native=True), pb.read(k, native=True))
+    with pytest.raises(RuntimeError, match="frame 3"):
+        render(cfg("c"), Fails())

@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -219,6 +219,11 @@ Hands = Annotated[bool, typer.Option(help="Keep hands over the face untouched.")
 Tiles = Annotated[int, typer.Option(help="Also detect on an N x N tile grid (small faces in wide shots).")]
 DetectEvery = Annotated[int, typer.Option(help="Run the detector every N frames while tracking.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace outputs made by another render or other settings.")]
+Glasses = Annotated[
+    Literal["auto", "on", "off"],
+    typer.Option(help="Hold glasses out of the effect: auto finds dark frames; on also holds out the whole "
+                 "eyewear region (clear or thin frames, small faces); off holds out nothing (swap never does)."),
+]  # fmt: skip
 
 
 #: The shared render options: name → (annotation, default). ``render_command`` adds them to a command.
@@ -236,6 +241,7 @@ RENDER_OPTIONS: dict[str, tuple[Any, Any]] = {
     "tiles": (Tiles, 1),
     "detect_every": (DetectEvery, 5),
     "overwrite": (Overwrite, False),
+    "glasses": (Glasses, "auto"),
 }
 
 

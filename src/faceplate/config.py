@@ -76,6 +76,7 @@ class RenderConfig(_Config):
     strength: float = Field(0.7, ge=0.0, le=1.0)
     codec_options: dict[str, str] = Field(default_factory=dict)  # e.g. {"crf": "14"} for the comp
     overwrite: bool = False  # replace outputs made with other settings (else: refused)
+    glasses: Literal["auto", "on", "off"] = "auto"  # hold-out of eyewear: detected dark frames / + mesh region / none
 
     @model_validator(mode="before")
     @classmethod
@@ -93,6 +94,12 @@ class RenderConfig(_Config):
     @property
     def plate(self) -> str:
         return self.extract.plate
+
+    @property
+    def hold_glasses(self) -> bool | None:
+        """``glasses`` as render.tracks.held_out takes it: None finds dark frames, True also holds out the
+        mesh's eyewear region, False holds out none."""
+        return {"auto": None, "on": True, "off": False}[self.glasses]
 
     @property
     def shot(self) -> Path:

@@ -485,8 +485,10 @@ class ShotStore:
 
     def hands_near(self, frame: int) -> list[F32]:
         """Hands to keep out of effects at ``frame``: those found there, or, when the hand detector skipped
-        the frame, those of the nearest checked frames before and after it (a hand moving in between is
-        covered by both)."""
+        the frame, those of the nearest checked frames before and after it with their midpoints
+        (analysis.hands.in_between, as a streamed render has them)."""
+        from faceplate.analysis.hands import in_between
+
         row = self.conn.execute("SELECT hands_checked FROM frames WHERE frame = ?", (frame,)).fetchone()
         if row is None or row[0]:
             return self.hands_in_frame(frame)
@@ -494,7 +496,7 @@ class ShotStore:
         q += "AND shot = (SELECT shot FROM frames WHERE frame = ?)"
         before = self.conn.execute(q.format("MAX", "<"), (frame, frame)).fetchone()[0]
         after = self.conn.execute(q.format("MIN", ">"), (frame, frame)).fetchone()[0]
-        return [h for f in (before, after) if f is not None for h in self.hands_in_frame(int(f))]
+        return in_between(*[self.hands_in_frame(int(f)) if f is not None else [] for f in (before, after)])
 
     def embeddings(self, track: int | None = None) -> list[tuple[int, int, F32]]:
         """(track, frame, descriptor (128,)) rows, for one track or all."""

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.ops.eyewear import eye_frame
 from faceplate.ops.filters import gauss, luma
 from faceplate.ops.regions import (
     dilate,
@@ -33,6 +34,8 @@ DARK_LINE = 0.09  # black-hat depth (luma) of a glasses frame (deeper than most 
 SPOT_FILL = 0.45  # a structure this compact (area / bounding box) is a spot, not a frame
 THIN_LENGTH = 0.3  # a structure this long (iod) and not compact may be a rim
 GLASSES = 0.6  # glasses rims lie within this of an eye centre (iod)
+LENS = 0.8  # a found pair's lens is the hull of its rims within this of the eye centre (iod; the lower
+#             outer corner of a wide lens lies past GLASSES)
 DETECT_IOD = 56.0  # px: the eye distance glasses are looked for at (the structure sizes below are tuned there)
 MARGIN = 0.03  # occluders grow by this (iod) before their edge softens: no retouch bleeds onto them
 
@@ -73,14 +76,16 @@ def classify(depth: F32, face: F32, eyes: NDArray[np.floating], iod: float) -> F
     (the face outline less the eyes, brows and lips), ``eyes`` (2, 2) the eye centres (x, y).
 
     Long thin structures within GLASSES of an eye centre are rims; when they frame both eyes, the rims and
-    their convex hulls (the lenses) are returned, else nothing.
+    the convex hulls of what of them lies within LENS of each eye (the lenses) are returned, else nothing.
     """
     inside = (face > 0.5).astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(structures(depth, iod) * inside, connectivity=8)
     out = np.zeros(depth.shape, np.uint8)
     near_eye = [np.zeros(depth.shape, bool) for _ in eyes]
+    lens = [np.zeros(depth.shape, bool) for _ in eyes]
     ys, xs = np.mgrid[0 : depth.shape[0], 0 : depth.shape[1]]
-    zones = [np.hypot(xs - ex, ys - ey) < GLASSES * iod for ex, ey in eyes]
+    dist = [np.hypot(xs - ex, ys - ey) for ex, ey in eyes]
+    zones = [d < GLASSES * iod for d in dist]
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
         if max(w, h) < THIN_LENGTH * iod or area / float(w * h) >= SPOT_FILL:
@@ -93,12 +98,12 @@ def classify(depth: F32, face: F32, eyes: NDArray[np.floating], iod: float) -> F
         for k, hit in enumerate(at_eye):
             if hit:
                 near_eye[k] |= part & zones[k]
-    rims = [np.argwhere(m) for m in near_eye]
-    framed = [framing(p, e, iod) for p, e in zip(rims, eyes, strict=True)]
+                lens[k] |= part & (dist[k] < LENS * iod)
+    framed = [framing(np.argwhere(m), e, iod) for m, e in zip(near_eye, eyes, strict=True)]
     if not all(framed):  # no pair of glasses: what lies near the eyes is the face's own (bags, crow's feet)
         return np.zeros(depth.shape, np.float32)
-    for pts in rims:
-        cv2.fillPoly(out, [cv2.convexHull(pts[:, ::-1].astype(np.int32))], (1,))
+    for m in lens:
+        cv2.fillPoly(out, [cv2.convexHull(np.argwhere(m)[:, ::-1].astype(np.int32))], (1,))
     return out.astype(np.float32)
 
 
@@ -109,6 +114,16 @@ def touching(parts: NDArray[np.uint8], seed: F32) -> F32:
     keep[np.unique(lab[(seed > 0.5) & (parts > 0)])] = True
     keep[0] = False
     return keep[lab].astype(np.float32)
+
+
+def mirrored(mask: F32, origin: NDArray[np.floating], ax: NDArray[np.floating], ay: NDArray[np.floating]) -> F32:
+    """``mask`` (H, W) reflected across the face's midline: the eye frame (``origin``, x axis ``ax``, y axis
+    ``ay``, as :func:`faceplate.ops.eyewear.eye_frame`) with x negated."""
+    a = np.stack([ax, ay], 1).astype(np.float64)
+    lin = a @ np.diag([-1.0, 1.0]) @ np.linalg.inv(a)
+    m = np.hstack([lin, (origin - lin @ origin)[:, None]])
+    h, w = mask.shape
+    return np.asarray(cv2.warpAffine(mask, m, (w, h), flags=cv2.INTER_NEAREST), np.float32)
 
 
 def features(lm: NDArray[np.floating], shape: tuple[int, int], iod: float, brows: bool = True) -> F32:
@@ -140,6 +155,8 @@ def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None)
     if occ.any():  # a frame's top bar often lies on the brows, which the search left out: add what touches
         oval = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, siod, brows=False))
         occ = np.maximum(occ, touching(structures(depth, siod) * (oval > 0.5), dilate(occ, 0.02 * siod)))
+        occ = np.maximum(occ, mirrored(occ, *eye_frame(xy)))  # a frame is symmetric: a rim found on one side
+        #                                                       (a tortoiseshell's pale lower rim) is on both
     occ = dilate(occ, MARGIN * siod)
     if k < 1.0:
         occ = np.asarray(cv2.resize(occ, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)

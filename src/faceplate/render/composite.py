@@ -19,6 +19,7 @@ from faceplate.effects.base import AlignedFace, Effect
 from faceplate.geometry import F64, invert, transform
 from faceplate.media.yuv import Yuv420, add_rgb_change
 from faceplate.ops.filters import fill_nonfinite, gauss
+from faceplate.ops.regions import dilate
 from faceplate.ops.retouch import soft_step
 from faceplate.render.tracks import ColourPath, TrackContext, aligned_face
 from faceplate.store import FaceRow
@@ -26,6 +27,7 @@ from faceplate.store import FaceRow
 F32 = NDArray[np.float32]
 EIGHT_BIT_FLOOR = 1 / 1024  # matte values that cannot move an 8-bit code value (|change| <= 1: < 0.25 code)
 _UNWARP = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+HAND_SOFT = 0.012  # share of the crop over which a hand's hold-out fades out (after as much again held fully)
 EDGE = 0.3  # eye distances over which every matte fades out before the aligned crop's edge (no seams)
 
 
@@ -133,7 +135,8 @@ def occlude(matte: F32, hands: list[NDArray[np.floating]]) -> F32:
     mask = hand_mask(hands, (res, matte.shape[1]))
     if not mask.any():
         return matte
-    soft = np.maximum(mask, gauss(mask, 0.012 * res))
+    sigma = HAND_SOFT * res
+    soft = np.maximum(mask, gauss(dilate(mask, sigma), sigma))  # held out to ~1 sigma past the mask, then fades
     return np.asarray(matte * (1.0 - np.clip(soft * 1.5, 0.0, 1.0)), np.float32)
 
 

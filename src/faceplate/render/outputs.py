@@ -122,6 +122,7 @@ def render_record(cfg: RenderConfig, effect: Effect, role: str) -> dict[str, Any
         "track": cfg.track,
         "face": None if cfg.face is None else str(Path(cfg.face).resolve()),
         "hands": ext.hands,
+        **({} if cfg.glasses == "auto" else {"glasses": cfg.glasses}),  # records made before --glasses stay equal
         "format": cfg.format,
         "codec_options": cfg.codec_options if role == "comp" else {},
     }

@@ -57,7 +57,7 @@ def preview(cfg: RenderConfig, effect_at: Callable[[float], Effect], frame: int 
 
         def comp_at(strength: float) -> F32:
             effect = effect_at(strength)
-            tracks = prepare_tracks(store, plate, effect, on_screen, col)
+            tracks = prepare_tracks(store, plate, effect, on_screen, col, cfg.hold_glasses)
             comp = render_frame(img, faces, tracks, effect, col, hands=hands)[0]
             assert isinstance(comp, np.ndarray)  # float RGB in, float RGB out
             return comp

@@ -13,6 +13,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from faceplate.media.plate import Plate, open_plate
 from faceplate.media.prefetch import Background, prefetch
 from faceplate.media.writers import FrameWriter
 from faceplate.media.yuv import Yuv420, to_rgb
-from faceplate.render.composite import Change, composite, face_changes
+from faceplate.render.composite import Change, Earlier, composite, face_changes
 from faceplate.render.outputs import (
     check_outputs,
     claim_outputs,
@@ -46,6 +47,8 @@ from faceplate.render.stream import can_stream, stream_render
 from faceplate.render.tracks import ColourPath, TrackContext, prepare_tracks, track_context
 from faceplate.store import F32, FaceRow, ShotStore
 from faceplate.timing import Stopwatch
+
+EFFECT_WORKERS = 2  # frames whose effect runs at once in a one-pass render (the effect is its largest stage)
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,7 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         ids = _tracks_in(store, cfg, rng)
         col = ColourPath(plate.info.colorspace)
         with sw("prepare"):
-            tracks = prepare_tracks(store, plate, effect, ids, col)
+            tracks = prepare_tracks(store, plate, effect, ids, col, cfg.hold_glasses)
         claim_outputs(cfg, effect, rng)
         writers = open_outputs(cfg, plate, rng)
         runs = frames_to_do(writers, rng)
@@ -135,12 +138,21 @@ def _run_frames(
     sw: Stopwatch,
     progress: ProgressFn | None,
 ) -> _Counts:
-    """Effect on this thread, composite + encode on a writer thread, for every frame of ``runs``."""
+    """Effect on this thread (on EFFECT_WORKERS threads, frames side by side, for an effect that ``streams``
+    and has no history), composite + encode in frame order on a writer thread, for every frame of ``runs``."""
     c = _Counts()
     todo = sum(len(r) for r in runs)
     in_place = "delta" not in writers and not effect.history  # history frames must stay as decoded
-    behind = Background(lambda *a: _timed_write(sw, writers, plate, in_place, *a), depth=2)
+    side_by_side = type(effect).streams and not effect.history  # pure per frame, no earlier frames
+    pool = ThreadPoolExecutor(EFFECT_WORKERS, "faceplate-effect") if side_by_side else None
+    behind = Background(lambda f, img, job: _timed_write(sw, writers, plate, in_place, f, img, _done(job)),
+                        depth=EFFECT_WORKERS + 1 if pool else 2)  # fmt: skip
     yuv = stays_yuv(writers, col.identity)
+
+    def effect_step(rgb: NDArray[Any], faces: list[FaceRow], hands: list[F32], before: Earlier) -> list[Change]:
+        with sw("effect"):
+            return face_changes(rgb, faces, tracks, effect, col, hands, before)
+
     try:
         for run in runs:
             earlier: deque[tuple[NDArray[Any], list[FaceRow]]] = deque(maxlen=max(effect.history, 1))
@@ -152,27 +164,35 @@ def _run_frames(
                     continue
                 c.nonfinite += _nonfinite(rgb)
                 hands = store.hands_near(frame) if faces and cfg.extract.hands else []
-                with sw("effect"):
-                    changes = face_changes(rgb, faces, tracks, effect, col, hands, list(earlier))
+                args = (rgb, faces, hands, list(earlier))
+                job = pool.submit(effect_step, *args) if pool else effect_step(*args)
                 if effect.history:
                     earlier.append((rgb, faces))
                 with sw("write (wait)"):
-                    behind.submit(frame, img, changes)
+                    behind.submit(frame, img, job)
                 c.frames += 1
                 c.faces += len(faces)
                 if progress:
                     progress(c.frames, todo)
         behind.join()
     except KeyboardInterrupt:
-        _stop(behind, writers)
+        _stop(behind, writers, pool)
         raise Interrupted(_kept(c.frames)) from None
     except BaseException:
-        _stop(behind, writers)
+        _stop(behind, writers, pool)
         raise
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     with sw("write (wait)"):
         for w in writers.values():
             w.close()
     return c
+
+
+def _done(job: Future[list[Change]] | list[Change]) -> list[Change]:
+    """The changes of a frame, waiting for its effect if that runs on a worker thread."""
+    return job.result() if isinstance(job, Future) else job
 
 
 def _nonfinite(rgb: NDArray[Any]) -> int:
@@ -206,60 +226,61 @@ def _render_streamed(
     t0: float,
     progress: ProgressFn | None,
 ) -> RenderSummary:
-    """``render`` of a fresh shot in one pass (render.stream): analysis on this thread, the effect on a
-    worker thread, compositing and encoding on the writer thread."""
+    """``render`` of a fresh shot in one pass (render.stream): analysis on this thread, the effect on
+    EFFECT_WORKERS worker threads (frames side by side), compositing and encoding in frame order on the writer
+    thread."""
     writers = open_outputs(cfg, plate, rng)
     done = frames_done(writers, rng)
     yuv = stays_yuv(writers, col.identity)
-    behind = Background(lambda *a: _timed_write(sw, writers, plate, "delta" not in writers, *a), depth=2)
+    in_place = "delta" not in writers
+    # effects on EFFECT_WORKERS threads, composited and written in frame order on the writer thread
+    pool = ThreadPoolExecutor(EFFECT_WORKERS, thread_name_prefix="faceplate-effect")
+    behind = Background(lambda f, img, job: _timed_write(sw, writers, plate, in_place, f, img, _done(job)),
+                        depth=EFFECT_WORKERS + 1)  # fmt: skip
 
-    def effect_step(
-        frame: int, img: Any, faces: list[FaceRow], tracks: dict[int, TrackContext], hands: list[F32]
-    ) -> None:
+    def effect_step(img: Any, faces: list[FaceRow], tracks: dict[int, TrackContext], hands: list[F32]) -> list[Change]:
         with sw("effect (background)"):
-            changes = face_changes(img.rgb if isinstance(img, Yuv420) else img, faces, tracks, effect, col, hands)
-        behind.submit(frame, img, changes)
+            return face_changes(img.rgb if isinstance(img, Yuv420) else img, faces, tracks, effect, col, hands)
 
-    worker = Background(effect_step, depth=2)
     counts = [0, 0]  # frames written, faces rendered
 
     def render_one(frame: int, img: Any, faces: list[FaceRow], tracks: dict[int, Any], hands: list[F32]) -> None:
         if frame in done:
             return
         with sw("effect (wait)"):
-            worker.submit(frame, img, faces, tracks, hands)
+            behind.submit(frame, img, pool.submit(effect_step, img, faces, tracks, hands))
         counts[0] += 1
         counts[1] += len(faces)
 
     def prepare(track: int, early: list[FaceRow], images: dict[int, Any]) -> TrackContext:
         with sw("prepare"):
-            return track_context(effect, col, track, early, images)
+            return track_context(effect, col, track, early, images, glasses=cfg.hold_glasses)
 
     try:
         ids = stream_render(cfg, plate, store, rng, yuv, prepare, render_one, sw, progress)
-        worker.join()
         behind.join()
     except FaceNotFoundError:  # the plate was copied frame by frame for nothing: leave no output
-        with contextlib.suppress(BaseException):
-            worker.join()
-        _stop(behind, writers)
+        _stop(behind, writers, pool)
         for w in writers.values():
             w.discard()
         release_outputs(cfg)
         raise
     except BaseException:
-        with contextlib.suppress(BaseException):  # the original error wins
-            worker.join()
-        _stop(behind, writers)
+        _stop(behind, writers, pool)
         raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     with sw("write (wait)"):
         for w in writers.values():
             w.close()
     return RenderSummary(cfg.out, rng, counts[0], len(done), counts[1], ids, time.perf_counter() - t0, sw.seconds)
 
 
-def _stop(behind: Background, writers: dict[str, FrameWriter]) -> None:
-    """Finish what was queued (whole frames only), then drop unfinished outputs."""
+def _stop(behind: Background, writers: dict[str, FrameWriter], pool: ThreadPoolExecutor | None = None) -> None:
+    """Finish what was queued (whole frames only; effects not started yet are dropped), then drop unfinished
+    outputs."""
+    if pool is not None:
+        pool.shutdown(wait=False, cancel_futures=True)  # a cancelled job stops the writer at that frame
     with contextlib.suppress(BaseException):  # the original error wins
         behind.join()
     for w in writers.values():

@@ -25,6 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.analysis.faces import interocular
+from faceplate.analysis.hands import in_between
 from faceplate.analysis.smoothing import StreamSmoother, lookahead
 from faceplate.config import RenderConfig
 from faceplate.cpu import single_thread_blas
@@ -124,23 +125,23 @@ class _Shot:
         return sorted(out, key=lambda x: x[0])
 
     def hands_near(self, i: int) -> list[F32]:
-        """As ShotStore.hands_near for buffered slot ``i``: its hands if checked, else the nearest checked
-        slots' before and after it in the same shot."""
+        """As ShotStore.hands_near for buffered slot ``i``: its hands if checked, else those of the nearest
+        checked slots before and after it in the same shot with their midpoints (analysis.hands.in_between)."""
         s = self.slots[i].found
         if s.hands_checked:
             return list(s.hands)
-        out: list[F32] = []
-        if i == 0 and self.checked_before is not None and self.checked_before[0] == s.shot:
-            out += self.checked_before[1]
-        for rng in (range(i - 1, -1, -1), range(i + 1, len(self.slots))):
+        sides: list[list[F32]] = [[], []]
+        if self.checked_before is not None and self.checked_before[0] == s.shot:  # older than every slot
+            sides[0] = self.checked_before[1]
+        for side, rng in enumerate((range(i - 1, -1, -1), range(i + 1, len(self.slots)))):
             for j in rng:
                 o = self.slots[j].found
                 if o.shot != s.shot:
                     break
                 if o.hands_checked:
-                    out += o.hands
+                    sides[side] = list(o.hands)
                     break
-        return out
+        return in_between(*sides)
 
     def pop(self) -> None:
         """Done with the oldest buffered frame."""

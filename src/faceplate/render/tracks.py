@@ -22,6 +22,7 @@ from faceplate.geometry import F64
 from faceplate.media import colour
 from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate
+from faceplate.ops.eyewear import eyewear_matte
 from faceplate.ops.filters import fill_nonfinite
 from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.store import FaceRow, ShotStore
@@ -88,6 +89,23 @@ def sample_picks(early: list[FaceRow]) -> list[FaceRow]:
     return [early[i] for i in np.linspace(0, len(early) - 1, min(SAMPLES_PER_TRACK, len(early))).astype(int)]
 
 
+def held_out(samples: list[AlignedFace], glasses: bool | None = None) -> F32 | None:
+    """The occluder matte (R, R) a track holds out, from its sample faces (aligned alike), or None.
+
+    ``glasses``: None finds them (:func:`track_occluders`); True also holds out where glasses lie on the
+    mesh (:func:`eyewear_matte`, the union over the samples: clear, rimless or small frames the finder
+    misses); False holds out none.
+    """
+    if glasses is False:
+        return None
+    found = track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples])
+    if not glasses:
+        return found
+    shape = (samples[0].image.shape[0], samples[0].image.shape[1])
+    mesh = np.max([eyewear_matte(s.landmarks, shape, s.iod) for s in samples], axis=0)
+    return mesh if found is None else np.maximum(mesh, found)
+
+
 def track_context(
     effect: Effect,
     col: ColourPath,
@@ -95,26 +113,25 @@ def track_context(
     early: list[FaceRow],
     images: dict[int, NDArray[Any]],
     identity: F32 | None = None,
+    glasses: bool | None = None,
 ) -> TrackContext:
     """A track's working resolution and effect context from its measured faces in its first second.
 
     ``early`` in frame order; ``images`` the decoded plate frames of at least ``sample_picks(early)``. Both
     render paths pass the same faces, so a streamed first render and a re-render of the analysed shot agree.
+    ``glasses``: as :func:`held_out` (None: found; True: the track wears glasses; False: none held out).
     """
     res = effect.resolution(float(np.median([interocular(f.best) for f in early])))
     samples = [aligned_face(images[f.frame], f, res, effect.face_type, col)[0] for f in sample_picks(early)]
-    held = (
-        track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples])
-        if effect.holds_occluders
-        else None
-    )
+    held = held_out(samples, glasses) if effect.holds_occluders else None
     return TrackContext(track, res, effect.prepare(samples, identity), held)
 
 
 def prepare_tracks(
-    store: ShotStore, plate: Plate, effect: Effect, ids: list[int], col: ColourPath
+    store: ShotStore, plate: Plate, effect: Effect, ids: list[int], col: ColourPath, glasses: bool | None = None
 ) -> dict[int, TrackContext]:
-    """Working resolution and effect context per track, from sample frames of its first second."""
+    """Working resolution and effect context per track, from sample frames of its first second
+    (``glasses`` as :func:`held_out`, for every track)."""
     tracks = {}
     window = lookahead(float(plate.info.fps))
     for t in ids:
@@ -125,5 +142,5 @@ def prepare_tracks(
         imgs = {f: img for f, img in decoded if f in picks}
         vectors = [v for _, _, v in store.embeddings(t)]
         identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
-        tracks[t] = track_context(effect, col, t, early, imgs, identity)
+        tracks[t] = track_context(effect, col, t, early, imgs, identity, glasses)
     return tracks
