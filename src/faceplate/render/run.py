@@ -21,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.config import RenderConfig
-from faceplate.cpu import single_thread_blas
+from faceplate.cpu import single_thread_blas, usable_cores
 from faceplate.effects.base import Effect
 from faceplate.errors import FaceNotFoundError, Interrupted
 from faceplate.export import select_tracks
@@ -48,7 +48,12 @@ from faceplate.render.tracks import ColourPath, TrackContext, prepare_tracks, tr
 from faceplate.store import F32, FaceRow, ShotStore
 from faceplate.timing import Stopwatch
 
-EFFECT_WORKERS = 2  # frames whose effect runs at once in a one-pass render (the effect is its largest stage)
+EFFECT_WORKERS = 2  # frames whose effect runs at once (the effect is the largest stage), fewer on one core
+
+
+def effect_workers() -> int:
+    """Effect threads for this process: EFFECT_WORKERS, at most the cores it may use."""
+    return max(1, min(EFFECT_WORKERS, usable_cores()))
 
 
 @dataclass(frozen=True)
@@ -144,9 +149,9 @@ def _run_frames(
     todo = sum(len(r) for r in runs)
     in_place = "delta" not in writers and not effect.history  # history frames must stay as decoded
     side_by_side = type(effect).streams and not effect.history  # pure per frame, no earlier frames
-    pool = ThreadPoolExecutor(EFFECT_WORKERS, "faceplate-effect") if side_by_side else None
+    pool = ThreadPoolExecutor(effect_workers(), "faceplate-effect") if side_by_side else None
     behind = Background(lambda f, img, job: _timed_write(sw, writers, plate, in_place, f, img, _done(job)),
-                        depth=EFFECT_WORKERS + 1 if pool else 2)  # fmt: skip
+                        depth=effect_workers() + 1 if pool else 2)  # fmt: skip
     yuv = stays_yuv(writers, col.identity)
 
     def effect_step(rgb: NDArray[Any], faces: list[FaceRow], hands: list[F32], before: Earlier) -> list[Change]:
@@ -234,9 +239,9 @@ def _render_streamed(
     yuv = stays_yuv(writers, col.identity)
     in_place = "delta" not in writers
     # effects on EFFECT_WORKERS threads, composited and written in frame order on the writer thread
-    pool = ThreadPoolExecutor(EFFECT_WORKERS, thread_name_prefix="faceplate-effect")
+    pool = ThreadPoolExecutor(effect_workers(), thread_name_prefix="faceplate-effect")
     behind = Background(lambda f, img, job: _timed_write(sw, writers, plate, in_place, f, img, _done(job)),
-                        depth=EFFECT_WORKERS + 1)  # fmt: skip
+                        depth=effect_workers() + 1)  # fmt: skip
 
     def effect_step(img: Any, faces: list[FaceRow], tracks: dict[int, TrackContext], hands: list[F32]) -> list[Change]:
         with sw("effect (background)"):
