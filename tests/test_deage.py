@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, media, run_cli
+from conftest import assert_one_line_error, cli_here, media, run_cli
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
@@ -269,6 +269,8 @@ def test_cli_hair_and_volume_reach_the_settings_and_age_warns(tmp_path: Path) ->
     settings = json.loads((tmp_path / ".c.png.faceplate.json").read_text())["settings"]["settings"]
     assert settings["hair"] is True and settings["volume"] is False
     assert "warning" in r.stdout and "below ~20" in r.stdout
+    r = cli_here("deage", media("lp_driving_d19.jpg"), "-o", tmp_path / "n.png", "--years", "5")
+    assert r.returncode == 0 and "does not guess ages; give --age" in r.stdout, r.stdout + r.stderr  # not silence
     assert age_warning(70, 20) is None and age_warning(None, 30) is None
     assert "child" in (age_warning(12, 5) or "")
     with pytest.raises(ConfigError, match="--age"):
