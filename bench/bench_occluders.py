@@ -78,20 +78,12 @@ def read01(path: Path) -> np.ndarray:
     return img if img.ndim == 2 else img[..., 2::-1] if img.shape[2] >= 3 else img[..., 0]
 
 
-GLASSES = {"auto": None, "on": True, "off": False}
+GLASSES = ("auto", "on", "off")  # RenderConfig.glasses (``--glasses``)
 
 
-def hold_glasses(mode: str) -> None:
-    """Make the render path hold out glasses per ``mode`` (GLASSES), in place of a render setting."""
-    from functools import partial
-
-    from faceplate.render import run, tracks
-
-    run.prepare_tracks = partial(tracks.prepare_tracks, glasses=GLASSES[mode])  # type: ignore[assignment]
-    run.track_context = partial(tracks.track_context, glasses=GLASSES[mode])  # type: ignore[assignment]
-
-
-def render_label(label: Label, name: str, tmp: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def render_label(
+    label: Label, name: str, tmp: Path, glasses: str = "auto"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(plate, comp, matte) in [0, 1] at plate resolution for the labelled frame and face."""
     from faceplate.config import ExtractConfig, RenderConfig
     from faceplate.extract import extract
@@ -104,7 +96,7 @@ def render_label(label: Label, name: str, tmp: Path) -> tuple[np.ndarray, np.nda
     extract(ExtractConfig(plate=plate, shot=tmp / "shot", frames=frames, tiles=2 if small else 1))  # crowd faces
     track = labelled_track(tmp / "shot", label)
     cfg = RenderConfig(plate=plate, shot=tmp / "shot", frames=frames, out=str(tmp / f"{name}.####.png"),
-                       matte=str(tmp / f"{name}_m.####.png"), format="png16", track=track)  # fmt: skip
+                       matte=str(tmp / f"{name}_m.####.png"), format="png16", track=track, glasses=glasses)  # fmt: skip
     render(cfg, effects()[name]())
     with open_plate(plate) as p:
         rgb = p.read(label.frame, display=True)
@@ -156,7 +148,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--labels", nargs="*", default=[])
     ap.add_argument("--effects", nargs="*", default=["beauty", "deage"])
-    ap.add_argument("--glasses", nargs="*", default=["auto"], choices=sorted(GLASSES))
+    ap.add_argument("--glasses", nargs="*", default=["auto"], choices=GLASSES)
     ap.add_argument("--sheets", type=Path, default=REPO / "bench" / "_work" / "occluders")
     a = ap.parse_args()
     print(machine())
@@ -167,10 +159,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for label, name, mode in ((lb, n, g) for lb in load_labels(*a.labels) for n in a.effects for g in a.glasses):
         kinds = ",".join(k for k in ("glasses", "hair", "hand", "mic") if label.regions.get(k)) or "-"
-        hold_glasses(mode)
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                plate, comp, matte = render_label(label, name, Path(tmp))
+                plate, comp, matte = render_label(label, name, Path(tmp), mode)
             m = measures(label, plate, comp, matte)
         except MeasureFailure as e:
             print(f"| {label.name} | {name} | {mode} | {kinds} | ERROR: {e} | | | | |", flush=True)

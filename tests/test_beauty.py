@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import assert_one_line_error, media, run_cli
-from faceplate.analysis.faces import DETECTORS, Landmarker
+from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
 from faceplate.analysis.identity import Embedder, distance
 from faceplate.config import ExtractConfig, RenderConfig
+from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.errors import FaceNotFoundError
 from faceplate.extract import Interrupted, extract
@@ -21,10 +23,13 @@ from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.media.colour import LINEAR_709, converter
 from faceplate.media.frames import FrameRange
 from faceplate.media.yuv import Yuv420, to_rgb
-from faceplate.metrics import measure
+from faceplate.metrics import measure, skin_coverage
+from faceplate.ops.retouch import keep_fine
 from faceplate.render import ColourPath, prepare_tracks, render, render_frame
+from faceplate.render.composite import EDGE, edge_ramp
 from faceplate.render.preview import LABEL_BAR
 from faceplate.store import ShotStore
+from labels import Label, load_labels
 
 D18 = "lp_driving_d18.mp4"
 
@@ -331,8 +336,12 @@ def test_yuv_composite_matches_the_rgb_path(tmp_path: Path) -> None:
     comp_rgb, matte_rgb = render_frame(yuv.rgb, faces, tracks, effect, col)
     comp_yuv, matte_yuv = render_frame(yuv, faces, tracks, effect, col)
     assert comp_yuv is yuv and isinstance(comp_rgb, np.ndarray)
-    skin = (matte_rgb > 0.5) & (matte_yuv > 0.5)
-    assert skin.sum() > 10000
+    assert ((matte_rgb > 0.5) & (matte_yuv > 0.5)).sum() > 10000
+    # compared where the retouch works at full strength: near the matte's edge only fine texture changes
+    # (SkinMatte.edge_band), a change the size of the rounding
+    full = ((matte_rgb > 0.99) & (matte_yuv > 0.99)).astype(np.uint8)
+    skin = cv2.erode(full, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (25, 25))) > 0
+    assert skin.sum() > 3000
     change_rgb = comp_rgb.astype(np.float32) - yuv.rgb
     change_yuv = to_rgb(yuv).astype(np.float32) - to_rgb(before)
     assert np.abs(change_rgb[skin]).mean() > 1.0  # the retouch did something worth comparing
@@ -358,3 +367,52 @@ def test_yuv_composite_matches_the_rgb_path(tmp_path: Path) -> None:
     diff = np.abs(b.astype(np.float32) - a).mean(-1)
     inside, outside = diff[m > 200].mean(), diff[m == 0].mean()
     assert inside > 1.5 * outside, (inside, outside)
+
+
+# --- the skin matte against hand-labelled frames (issue #14) --------------------------------------------------
+
+
+def labelled_matte(name: str) -> tuple[Label, np.ndarray]:
+    """(label, beauty's skin matte (H, W) in plate pixels) of a labelled still frame: the face in the label's
+    box, its skin model fitted on that frame alone, the matte un-aligned as the render does (crop-edge fade)."""
+    (label,) = load_labels(name)
+    with open_plate(media(label.media)) as p:
+        rgb = p.read(label.frame, display=True)
+    x0, y0, x1, y1 = label.face_box
+    lms = [Landmarker()(rgb, d.roi()) for d in DETECTORS.get("mediapipe")(1, 0.5)(rgb)]
+    (lm,) = [m for m in lms if m is not None and x0 < m[:, 0].mean() < x1 and y0 < m[:, 1].mean() < y1]
+    effect = BeautyEffect()
+    res = effect.resolution(interocular(lm))
+    m = align_matrix(lm, res, effect.face_type)
+    crop = align_image(rgb.astype(np.float32) / 255, m, res)
+    alm = to_aligned(m, lm).astype(np.float32)
+    face = AlignedFace(label.frame, 0, crop, alm, interocular(alm))
+    matte = effect.skin_matte(face, effect.prepare([face])) * edge_ramp((res, res), EDGE * face.iod)
+    h, w = rgb.shape[:2]
+    return label, cv2.warpAffine(matte, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+
+
+@pytest.mark.parametrize(("name", "inside"), [("fr_biden_0000", 0.57), ("lp_source_s32_0112", 0.63)])
+def test_skin_matte_covers_the_labelled_skin_up_to_the_features(name: str, inside: float) -> None:
+    """The matte reaches the lash lines, brows, lips and the outline (measured here: Biden 64%, s32 70%; 41%
+    and 45% with the old wide margins and the stubble floor over the whole lower face) and stays off
+    everything else (the goal, 90% in, is not met yet: bench/RESULTS.md)."""
+    label, matte = labelled_matte(name)
+    cover = skin_coverage(matte, label.skin())
+    assert cover.inside > inside, cover
+    assert cover.outside < 0.02, cover
+    hair = label.mask("hair") > 0.5
+    assert matte[hair].mean() < 0.022  # s32's blonde hairline: 0.011, 0.037 without its strands (skin.hair_strands)
+
+
+def test_keep_fine_takes_out_broad_change_only_near_edges() -> None:
+    """Near a feature (``near`` = 1) a broad change (a tone shift) goes, a fine one (texture) stays; away
+    from it (``near`` = 0) both stay."""
+    xs = np.mgrid[0:64, 0:64][1].astype(np.float32)
+    fine = 0.01 * np.sin(xs * 2.0)[..., None] * np.ones(3, np.float32)
+    change = np.ascontiguousarray(fine + 0.05, np.float32)
+    near = (xs < 32).astype(np.float32)
+    out = keep_fine(change, near, 3.0)
+    assert np.abs(out[20:44, 4:28].mean()) < 0.002  # the broad 0.05 is gone near the edge
+    assert np.abs(out[20:44, 4:28] - fine[20:44, 4:28]).max() < 0.005  # the texture is kept
+    np.testing.assert_array_equal(out[:, 40:], change[:, 40:])

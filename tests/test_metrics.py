@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import media
+from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
 from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.config import RenderConfig
+from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import DeageEffect, DeageSettings
 from faceplate.media import open_plate
@@ -24,6 +27,7 @@ from faceplate.metrics import (
     measure,
     occluder_change,
     seam_score,
+    skin_core,
     skin_coverage,
 )
 from faceplate.render import render
@@ -234,3 +238,20 @@ def test_measure_on_an_empty_matte_raises(still: Callable[[str, str], Arrays], r
 def _small_disc(shape: tuple[int, ...], r: int = 6) -> np.ndarray:
     h, w = shape[:2]
     return np.asarray(cv2.circle(np.zeros((h, w), np.float32), (w // 2, h // 2), r, (1.0,), -1), np.float32)
+
+
+def test_skin_core_of_a_face_looking_up() -> None:
+    """lp_driving_d12 frame 50 (laughing, looking up, clear glasses): the clip measure raised "empty skin
+    core" there because the matte's old wide margins left no full-strength skin wider than the band filter's
+    reach; the face shows plenty of cheek and forehead, so the matte was the bug. Its core here: 6856 px
+    (384 px crop), 956 with the old margins (and none with the track's own skin model)."""
+    with open_plate(media("lp_driving_d12.mp4")) as p:
+        rgb = p.read(50, display=True)
+    (det,) = DETECTORS.get("mediapipe")(1, 0.5)(rgb)
+    lm = Landmarker()(rgb, det.roi())
+    m = align_matrix(lm, 384, "whole_face")
+    crop, alm = align_image(rgb.astype(np.float32) / 255, m, 384), to_aligned(m, lm).astype(np.float32)
+    effect = BeautyEffect()
+    face = AlignedFace(50, 0, crop, alm, interocular(alm))
+    matte = effect.matte_for(effect.prepare([face]), crop, alm)
+    assert skin_core(matte, interocular(alm)).sum() > 3000

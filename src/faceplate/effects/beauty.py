@@ -11,19 +11,26 @@ import numpy as np
 from faceplate.analysis.faces import interocular
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.errors import FaceNotFoundError
-from faceplate.landmarks import MOUTH_L, MOUTH_R, NOSE_BOTTOM
-from faceplate.ops.filters import fill_holes, gauss
+from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R, NOSE_BOTTOM
+from faceplate.ops.filters import fill_holes, gauss, luma
 from faceplate.ops.regions import (
+    dark_features,
+    dilate,
+    edge_distance,
+    eye_distance,
     feather,
+    feature_edges,
+    feature_mask,
     fill_enclosed,
     inset_outline,
     outer_edges,
+    region_mask,
     sample_patches,
     skin_region,
     under_eye,
 )
-from faceplate.ops.retouch import RetouchSettings, retouch
-from faceplate.ops.skin import SkinModel
+from faceplate.ops.retouch import RetouchSettings, keep_fine, retouch, soft_step
+from faceplate.ops.skin import SkinModel, hair_strands
 
 
 def _hw(img: np.ndarray) -> tuple[int, int]:
@@ -33,25 +40,48 @@ def _hw(img: np.ndarray) -> tuple[int, int]:
 WORK_IOD = 56.0  # retouch at a scale where the eyes are at most this far apart (px)
 
 
-OUTLINE_INSET = 0.05  # the matte stays this far (iod) inside the face outline: the silhouette's shading is shape
-STUBBLE = 0.82  # below the nose, skin darker than this share of the face's mean luma is stubble, not shade
-
-
-def beard_floor(lm: np.ndarray, shape: tuple[int, int], dark: float) -> np.ndarray:
-    """Per-pixel dark floor (H, W) for the skin model: ``dark`` above the nose, rising to STUBBLE from the
-    nose tip to the mouth (a shaved beard's shadow is darker skin of skin's own hue; shading is not there)."""
+def beard_floor(lm: np.ndarray, shape: tuple[int, int], dark: float, stubble: float, reach: float = 0.0) -> np.ndarray:
+    """Per-pixel dark floor (H, W) for the skin model: ``dark`` above the nose, rising to ``stubble`` from
+    the nose tip to the mouth (a shaved beard's shadow is darker skin of skin's own hue); with ``reach`` > 0
+    (eye distances) only that far round the lips (moustache and chin), not on the cheeks and jaw."""
     ys = np.arange(shape[0], dtype=np.float32)[:, None]
     nose, mouth = float(lm[NOSE_BOTTOM, 1]), float(lm[[MOUTH_L, MOUTH_R], 1].mean())
-    t = np.clip((ys - nose) / max(mouth - nose, 1.0), 0.0, 1.0)
-    return np.broadcast_to(dark + (STUBBLE - dark) * t, shape).astype(np.float32)
+    t = np.broadcast_to(np.clip((ys - nose) / max(mouth - nose, 1.0), 0.0, 1.0), shape)
+    if reach > 0:
+        iod = eye_distance(lm)
+        t = t * gauss(dilate(region_mask(lm, shape, "lips"), reach * iod), 0.05 * iod)
+    return np.asarray(dark + (max(stubble, dark) - dark) * t, np.float32)
 
 
 @dataclass(frozen=True)
 class SkinMatte:
-    """How the skin matte is built: feather width and skin-colour refinement, in iod units."""
+    """How the skin matte is built; lengths in eye distances (iod).
 
-    feather: float = 0.035
+    The matte covers the skin up to the features' own edges: ``margins`` (eyes, brows, lips) round the
+    mesh's features (a negative one: that feature's edge comes from the picture, see regions.dark_features;
+    the brows and, with ``nostril`` 0, the nostrils), ``feather`` the soft edge, ``outline_inset`` the inset
+    from the face outline raised by ``forehead_lift``, ``close`` the colour mask's closing radius (spots
+    thinner than this near an edge are skin). Within ``edge_band`` of the matte's edge only the change finer
+    than ``edge_sigma`` is applied: texture is retouched up to the lash line and the lip edge, the shading
+    that gives them (and the outline) their shape is kept. ``stubble``: below the nose and within
+    ``stubble_reach`` of the lips (0: the whole lower face), skin darker than this share of the mean luma is
+    stubble (at or below the model's own floor: no such rule). ``strands``: hair strands on the forehead and
+    temples (ops.skin.hair_strands) are not skin even where their colour is.
+    """
+
+    feather: float = 0.015
     use_colour: bool = True
+    margins: tuple[float, float, float] | None = (0.03, -1.0, 0.01)
+    outline_inset: float = 0.0
+    nostril: float = 0.0
+    edge_band: float = 0.25
+    edge_sigma: float = 0.015
+    close: float = 0.03
+    feature_colour: bool = True
+    forehead_lift: float = 0.25
+    stubble: float = 0.72
+    stubble_reach: float = 0.3
+    strands: bool = True
 
 
 @EFFECTS.register("beauty")
@@ -63,19 +93,34 @@ class BeautyEffect(Effect):
     streams: ClassVar[bool] = True
     settings: RetouchSettings = field(default_factory=RetouchSettings)
     matte: SkinMatte = field(default_factory=SkinMatte)
+    crop: str = "whole_face"  # "head": its crop also reaches a tall forehead and the chin that whole_face's
+    #                           edge fade cuts (labelled skin cover +3-8%), at ~2x the effect's cost
+
+    @property
+    def face_type(self) -> str:  # type: ignore[override]
+        return self.crop
 
     def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> SkinModel | None:
-        """Fit the track's skin-colour model on its cheeks and forehead across the sample frames."""
+        """Fit the track's skin-colour model on its cheeks across the sample frames, then on the cheeks and
+        the forehead pixels that the cheeks' model calls skin (a fringe over the forehead is not sampled)."""
         if not self.matte.use_colour:
             return None
-        pixels = []
+        cheeks, forehead = [], []
         for f in samples:
-            core = sample_patches(f.landmarks, _hw(f.image)) * skin_region(f.landmarks, _hw(f.image))
-            pixels.append(f.image[core > 0.5])
-        px = np.concatenate(pixels) if pixels else np.empty((0, 3), np.float32)
+            shape = _hw(f.image)
+            region = skin_region(f.landmarks, shape)
+            both = sample_patches(f.landmarks, shape) * region
+            only = sample_patches(f.landmarks, shape, forehead=False) * region
+            cheeks.append(f.image[only > 0.5])
+            forehead.append(f.image[(both > 0.5) & (only <= 0.5)])
+        px = np.concatenate(cheeks) if cheeks else np.empty((0, 3), np.float32)
         if len(px) < 50:
-            raise FaceNotFoundError("the chosen face shows too little skin to retouch (no cheeks or forehead visible)")
-        return SkinModel.fit(px)
+            raise FaceNotFoundError("the chosen face shows too little skin to retouch (no cheeks visible)")
+        model = SkinModel.fit(px)
+        top = np.concatenate(forehead) if forehead else np.empty((0, 3), np.float32)
+        if len(top):
+            top = top[model.likelihood(top.reshape(-1, 1, 3)).ravel() > 0.5]
+        return SkinModel.fit(np.concatenate([px, top])) if len(top) else model
 
     def skin_matte(self, face: AlignedFace, model: SkinModel | None) -> np.ndarray:
         """Soft skin matte (R, R) in [0, 1] for ``face``, its occluders (``face.held_out``) held out."""
@@ -90,15 +135,51 @@ class BeautyEffect(Effect):
         along hair is no seam, a feather onto it would retouch it). Glasses: the occluder matte.
         """
         shape = _hw(face.image)
-        hard = skin_region(face.landmarks, shape) * inset_outline(face.landmarks, shape, OUTLINE_INSET * face.iod)
+        hard = self.hard_region(face)
         if model is None:
             return feather(hard, self.matte.feather * face.iod)
-        r = max(1, round(0.06 * face.iod))
+        r = max(1, round(self.matte.close * face.iod))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        like = model.likelihood(face.image, beard_floor(face.landmarks, shape, model.dark))
+        floor = beard_floor(face.landmarks, shape, model.dark, self.matte.stubble, self.matte.stubble_reach)
+        like = model.likelihood(face.image, floor)
+        if self.matte.strands:
+            like = like * (1.0 - self.strands_above_eyes(face))
         closed = np.asarray(cv2.morphologyEx(like, cv2.MORPH_CLOSE, disk), np.float32)
-        filled = fill_enclosed(closed, hard, outer_edges(face.landmarks, shape))
+        edges = outer_edges(face.landmarks, shape, area=self.outline_area(face.landmarks, shape, face.iod))
+        if self.matte.feature_colour:
+            edges = np.maximum(edges, feature_edges(face.landmarks, shape))
+        filled = fill_enclosed(closed, hard, edges)
         return feather(hard * gauss(filled, 0.01 * face.iod), self.matte.feather * face.iod) * filled
+
+    def strands_above_eyes(self, face: AlignedFace) -> np.ndarray:
+        """Hair strands (H, W) in [0, 1] on the forehead and temples, from 0.15 iod above the eyes up (a
+        fringe or a hairline; below, crow's feet and laugh lines are as strong and as aligned as hair)."""
+        shape, lm = _hw(face.image), face.landmarks
+        strands = hair_strands(face.image, sample_patches(lm, shape, forehead=False), face.iod)
+        eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * face.iod
+        strands[max(0, int(np.ceil(eyes))) :] = 0.0
+        return strands
+
+    def outline_area(self, lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
+        """The face outline raised towards the hairline, inset (H, W) in [0, 1]."""
+        return inset_outline(lm, shape, self.matte.outline_inset * iod, self.matte.forehead_lift)
+
+    def hard_region(self, face: AlignedFace) -> np.ndarray:
+        """The skin area (H, W) in [0, 1] before colour: the outline's area less the features (the mesh's
+        eyes and lips with their margins; with ``feature_colour`` brow hair and nostrils by their darkness)."""
+        m, shape, lm = self.matte, _hw(face.image), face.landmarks
+        hard = np.clip(self.outline_area(lm, shape, face.iod) - feature_mask(lm, shape, m.margins, m.nostril), 0.0, 1.0)
+        if m.feature_colour:
+            hard = hard * (1.0 - dilate(dark_features(luma(face.image), lm, shape), 0.01 * face.iod))
+        return hard
+
+    def near_edges(self, matte: np.ndarray, iod: float) -> np.ndarray:
+        """(H, W) in [0, 1]: 1 at the edge of ``matte`` (H, W) (features, outline, hair, shadows, occluders),
+        falling to 0 at ``edge_band`` iod inside it."""
+        band = self.matte.edge_band * iod
+        if band <= 0:
+            return np.zeros(matte.shape, np.float32)
+        return 1.0 - soft_step(edge_distance(matte), 0.0, band)
 
     def resolution(self, plate_iod: float) -> int:
         """Work where the eyes are at most WORK_IOD px apart: only the change is resampled to the plate."""
@@ -118,4 +199,5 @@ class BeautyEffect(Effect):
         # filter pulls its colour into the skin beside it (no halo at the outline, the lashes or a frame)
         img = fill_holes(face.image, 1.0 - np.clip(matte * 4.0, 0.0, 1.0), 0.05 * face.iod)
         change = retouch(img, matte, under, cheeks, face.iod, self.settings) - img
+        change = keep_fine(change, self.near_edges(matte, face.iod), self.matte.edge_sigma * face.iod)
         return EffectResult(face.image + change, matte)

@@ -106,25 +106,57 @@ def raised_oval(lm: NDArray[np.floating], forehead_lift: float = 0.18) -> NDArra
     return oval
 
 
-def skin_region(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift: float = 0.18) -> F32:
+def skin_region(
+    lm: NDArray[np.floating],
+    shape: tuple[int, int],
+    forehead_lift: float = 0.18,
+    margins: tuple[float, float, float] | None = None,
+    nostril: float = 0.65,
+) -> F32:
     """Hard skin area (H, W) in {0, 1}: face oval raised towards the hairline, minus eyes, brows, lips, nostrils.
 
     The mesh stops mid-forehead; its upper rim is lifted by ``forehead_lift`` of the face height (the
-    per-shot skin-colour model then removes hair). Exclusions are enlarged so a feather never reaches them.
+    per-shot skin-colour model then removes hair). Exclusions are enlarged so a feather never reaches them:
+    ``margins`` (eyes, brows, lips) in eye distances, default KEEP_EYES/KEEP_BROWS/KEEP_LIPS's; ``nostril``
+    is the nostril disc's radius in nose-tip-to-wing distances.
     """
     m = polygon_mask(shape, raised_oval(lm, forehead_lift), hull=False)
+    return np.clip(m - feature_mask(lm, shape, margins, nostril), 0.0, 1.0)
+
+
+def feature_mask(
+    lm: NDArray[np.floating],
+    shape: tuple[int, int],
+    margins: tuple[float, float, float] | None = None,
+    nostril: float = 0.65,
+) -> F32:
+    """Eyes, brows and lips grown by ``margins`` (eye distances; default KEEP_*'s; a negative margin leaves
+    that feature out of the mask) and the nostril discs (radius ``nostril`` nose-tip-to-wing distances) as a
+    mask (H, W) in [0, 1] (anti-aliased)."""
+    keep = (KEEP_EYES, KEEP_BROWS, KEEP_LIPS)
+    grown = [(names, margin if margins is None else margins[i]) for i, (names, margin) in enumerate(keep)]
     keep_out = np.zeros(shape, np.float32)
     iod = eye_distance(lm)
-    for names, margin in (KEEP_EYES, KEEP_BROWS, KEEP_LIPS):
+    for names, margin in grown:
+        if margin < 0:
+            continue
         part = np.zeros(shape, np.float32)
         for name in names:
             part = np.maximum(part, region_mask(lm, shape, name))
         keep_out = np.maximum(keep_out, dilate(part, margin * iod))
     for alar in (ALAR_R, ALAR_L):
         c = (lm[NOSE_BOTTOM, :2] + lm[alar, :2]) / 2
-        r = 0.65 * float(np.linalg.norm(lm[NOSE_BOTTOM, :2] - lm[alar, :2]))
+        r = nostril * float(np.linalg.norm(lm[NOSE_BOTTOM, :2] - lm[alar, :2]))
         cv2.circle(keep_out, _pt(c), int(r + 0.5), (1.0,), -1, lineType=cv2.LINE_AA)
-    return np.clip(m - keep_out, 0.0, 1.0)
+    return keep_out
+
+
+def edge_distance(region: F32) -> F32:
+    """Distance (H, W) in px from each pixel of ``region`` (H, W, > 0.5 inside) to its nearest pixel outside
+    (0 outside): how far skin lies from the features and the outline that bound it."""
+    inside = (region > 0.5).astype(np.uint8)
+    inside[0, :], inside[-1, :], inside[:, 0], inside[:, -1] = 0, 0, 0, 0
+    return np.asarray(cv2.distanceTransform(inside, cv2.DIST_L2, 5), np.float32)
 
 
 def fill_enclosed(mask: F32, region: F32, edges: F32) -> F32:
@@ -139,18 +171,52 @@ def fill_enclosed(mask: F32, region: F32, edges: F32) -> F32:
     return np.asarray(np.where(open_[lab], mask, 1.0), np.float32)
 
 
-def outer_edges(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift: float = 0.18) -> F32:
-    """Where hair and beards enter the skin (H, W) {0, 1}: the raised face outline's rim and the lips."""
-    oval = (polygon_mask(shape, raised_oval(lm, forehead_lift), hull=False) > 0.5).astype(np.uint8)
+def outer_edges(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift: float = 0.18,
+                area: F32 | None = None) -> F32:  # fmt: skip
+    """Where hair and beards enter the skin (H, W) {0, 1}: the rim of the raised face outline (or of
+    ``area`` (H, W), the outline as the caller grew or shrank it) and the lips."""
+    if area is None:
+        area = polygon_mask(shape, raised_oval(lm, forehead_lift), hull=False)
+    oval = (area > 0.5).astype(np.uint8)
     rim = oval - cv2.erode(oval, np.ones((5, 5), np.uint8))
     lips = dilate(region_mask(lm, shape, "lips"), (KEEP_LIPS[1] + 0.02) * eye_distance(lm))
     return np.maximum(rim.astype(np.float32), lips)
 
 
-def inset_outline(lm: NDArray[np.floating], shape: tuple[int, int], r: float) -> F32:
-    """The raised face outline's area (H, W) shrunk by ``r`` px."""
-    oval = polygon_mask(shape, raised_oval(lm), hull=False)
+def feature_edges(lm: NDArray[np.floating], shape: tuple[int, int], nostril: float = 0.3) -> F32:
+    """Where dark features enter the skin (H, W) {0, 1}: eyes, brows' cores (their mesh hull shrunk to 60%)
+    and nostril discs (radius ``nostril`` nose-tip-to-wing distances). An off-colour patch that reaches one
+    (a lash line, brow hair, a nostril's shadow) is that feature, not a spot enclosed by skin."""
+    out = np.zeros(shape, np.float32)
+    for name, factor in (("eye_r", 1.0), ("eye_l", 1.0), ("brow_r", 0.6), ("brow_l", 0.6)):
+        out = np.maximum(out, region_mask(lm, shape, name, factor))
+    out = np.maximum(out, feature_mask(lm, shape, (-1.0, -1.0, -1.0), nostril))  # nostril discs alone
+    return (out > 0.5).astype(np.float32)
+
+
+def dark_features(lum: F32, lm: NDArray[np.floating], shape: tuple[int, int], brow: float = 0.1,
+                  nostril: float = 0.3) -> F32:  # fmt: skip
+    """Brow hair and nostril openings (H, W) {0, 1}: pixels of luma ``lum`` (H, W) in the brows' mesh hulls
+    (grown by 0.06 eye distances: the mesh's brow sits off the hair) darker by ``brow`` than the luma around
+    them (0.15 eye distances), or in the nostril discs darker by ``nostril`` (the shade under a nose is
+    not its opening), and the discs' cores (radius 0.3) always. The mesh gives where, the picture gives the
+    feature's own edge."""
+    iod = eye_distance(lm)
+    brows = np.zeros(shape, np.float32)
+    for name in ("brow_r", "brow_l"):
+        brows = np.maximum(brows, dilate(region_mask(lm, shape, name), 0.06 * iod))
+    nostrils = feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.65)
+    around = gauss(lum, 0.15 * iod)
+    dark = ((lum < (1.0 - brow) * around) & (brows > 0.5)) | ((lum < (1.0 - nostril) * around) & (nostrils > 0.5))
+    return (dark | (feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.3) > 0.5)).astype(np.float32)
+
+
+def inset_outline(lm: NDArray[np.floating], shape: tuple[int, int], r: float, forehead_lift: float = 0.18) -> F32:
+    """The raised face outline's area (H, W) shrunk by ``r`` px (grown where ``r`` < 0)."""
+    oval = polygon_mask(shape, raised_oval(lm, forehead_lift), hull=False)
     k = round(r)
+    if k <= -1:
+        return dilate(oval, -r)
     if k < 1:
         return oval
     return np.asarray(cv2.erode(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))), np.float32)
@@ -197,8 +263,9 @@ def under_eye(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
     return out
 
 
-def sample_patches(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
-    """Core skin patches (H, W) for colour sampling: both cheeks and the mid forehead (upright face)."""
+def sample_patches(lm: NDArray[np.floating], shape: tuple[int, int], forehead: bool = True) -> F32:
+    """Core skin patches (H, W) for colour sampling: both cheeks and (``forehead``) the mid forehead
+    (upright face)."""
     iod = eye_distance(lm)
     m = np.zeros(shape, np.uint8)
     mid_eyes = (lm[EYE_OUTER_R, :2] + lm[EYE_OUTER_L, :2]) / 2
@@ -207,6 +274,6 @@ def sample_patches(lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
         (lm[EYE_OUTER_L, :2] + lm[MOUTH_L, :2]) / 2,
         mid_eyes + np.array([0.0, -0.75 * iod]),
     ]
-    for c in centres:
+    for c in centres if forehead else centres[:2]:
         cv2.circle(m, _pt(c), max(1, int(0.22 * iod)), (1,), -1)
     return m.astype(np.float32)

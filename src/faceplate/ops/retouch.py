@@ -57,6 +57,14 @@ def soft_step(x: F32, lo: float, hi: float) -> F32:
     return np.asarray(t * t * (3 - 2 * t), np.float32)
 
 
+def keep_fine(change: F32, near: F32, sigma: float) -> F32:
+    """``change`` (H, W, C) with its part broader than ``sigma`` px taken out where ``near`` (H, W) is 1
+    (in proportion between): texture fixes stay, shading and tone shifts there do not."""
+    if not near.any() or sigma <= 0:
+        return change
+    return np.asarray(change - near[..., None] * gauss(change, sigma), np.float32)
+
+
 def blemish_map(img: F32, skin: F32, iod: float) -> F32:
     """Small dark or red spots on skin (H, W) in [0, 1]."""
     y = luma(img)
