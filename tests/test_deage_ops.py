@@ -125,3 +125,24 @@ def test_volume_moves_hold_eyes_and_mouth_line(biden: Face) -> None:
     assert np.abs(mv).max() <= 0.02 * iod  # tiny
     for i in (13, 14, 61, 291, 33, 133, 362, 263):
         assert np.min(np.linalg.norm(anchors - lm[i, :2], axis=1)) < 1e-6  # held
+
+
+def test_a_side_lights_shadow_edge_is_kept_an_age_dip_beside_it_filled() -> None:
+    """A side light: the left half 0.3 darker, its edge 0.03 iod soft (a nose's side shadow), with a hollow on
+    each side and a crease on the lit one. The dips are filled; the shadow's side of the edge is not lifted (it
+    was by 0.066 hollows, 0.15 lines: a bright band down the shadow side of the nose)."""
+    iod = 72.0
+    yy, xx = np.mgrid[:R, :R].astype(np.float32)
+    light = 0.5 + 0.3 / (1 + np.exp(-(xx - 128) / (0.03 * iod)))
+    hollows_ = sum(0.05 * np.exp(-((xx - cx) ** 2 + (yy - 128) ** 2) / (2 * (0.12 * iod) ** 2)) for cx in (64, 190))
+    crease = 0.1 * np.exp(-(((yy - 200) / 2.0) ** 2)) * ((xx > 150) & (xx < 230))
+    img = np.repeat((light - hollows_ - crease)[..., None], 3, 2).astype(np.float32)
+    skin = np.ones((R, R), np.float32)
+    edge = (xx > 100) & (xx < 127) & (np.abs(yy - 40) < 20)  # the shadow's side of the edge, away from the dips
+    lifted = luma(fill_hollows(img, skin, skin, iod, 0.75)) - luma(img)
+    assert lifted[edge].max() < 0.02 and min(lifted[128, 64], lifted[128, 190]) > 0.02  # the hollows, not the light
+    evened = luma(even_tone(img, skin, iod, 0.0, 0.1)) - luma(img)
+    assert np.abs(evened[edge]).max() < 0.003
+    out, _ = remove_wrinkles(img, skin, iod, 1.0)
+    filled = luma(out) - luma(img)
+    assert filled[edge].max() < 0.01 and filled[200, 170:210].mean() > 0.06  # the crease, not the shadow's edge

@@ -14,6 +14,7 @@ from faceplate.errors import FaceNotFoundError
 from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R, NOSE_BOTTOM
 from faceplate.ops.filters import fill_holes, gauss, luma
 from faceplate.ops.regions import (
+    blur_radius,
     dark_features,
     dilate,
     edge_distance,
@@ -23,6 +24,7 @@ from faceplate.ops.regions import (
     feature_mask,
     fill_enclosed,
     inset_outline,
+    on_support,
     outer_edges,
     region_mask,
     sample_patches,
@@ -49,7 +51,9 @@ def beard_floor(lm: np.ndarray, shape: tuple[int, int], dark: float, stubble: fl
     t = np.broadcast_to(np.clip((ys - nose) / max(mouth - nose, 1.0), 0.0, 1.0), shape)
     if reach > 0:
         iod = eye_distance(lm)
-        t = t * gauss(dilate(region_mask(lm, shape, "lips"), reach * iod), 0.05 * iod)
+        k, s = round(reach * iod), 0.05 * iod
+        lips = on_support(lambda m: gauss(dilate(m, k), s), region_mask(lm, shape, "lips"), k + blur_radius(s))
+        t = t * lips
     return np.asarray(dark + (max(stubble, dark) - dark) * t, np.float32)
 
 
@@ -155,10 +159,8 @@ class BeautyEffect(Effect):
         """Hair strands (H, W) in [0, 1] on the forehead and temples, from 0.15 iod above the eyes up (a
         fringe or a hairline; below, crow's feet and laugh lines are as strong and as aligned as hair)."""
         shape, lm = _hw(face.image), face.landmarks
-        strands = hair_strands(face.image, sample_patches(lm, shape, forehead=False), face.iod)
         eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * face.iod
-        strands[max(0, int(np.ceil(eyes))) :] = 0.0
-        return strands
+        return hair_strands(face.image, sample_patches(lm, shape, forehead=False), face.iod, rows=int(np.ceil(eyes)))
 
     def outline_area(self, lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
         """The face outline raised towards the hairline, inset (H, W) in [0, 1]."""

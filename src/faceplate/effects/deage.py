@@ -52,7 +52,7 @@ from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
 from faceplate.landmarks import LIFT_ANCHORS
-from faceplate.ops.filters import blur, gauss
+from faceplate.ops.filters import blur, gauss, spread
 from faceplate.ops.hair import hair_alpha, recolour_hair
 from faceplate.ops.regions import (
     dilate,
@@ -209,20 +209,20 @@ def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.n
         [x, y] for y in np.linspace(0, h - 1, 6)[1:-1] for x in (0, w - 1)
     ]
     anchors = np.vstack([lm[ANCHORS, :2], grown_oval(lm, iod, 0.3)[::2], border])
-    fld = half_rbf(np.vstack([pts, anchors]), np.vstack([mvs, np.zeros((len(anchors), 2))]), shape, 0.35 * iod)
+    half = half_rbf(np.vstack([pts, anchors]), np.vstack([mvs, np.zeros((len(anchors), 2))]), shape, 0.35 * iod)
     if s.volume:
         lp, lmv, la = volume_moves(lm, iod, s.shape)
-        fld += half_rbf(np.vstack([lp, la]), np.vstack([lmv, np.zeros((len(la), 2))]), shape, 0.12 * iod)
-    return np.asarray(fld * face_falloff(lm, shape, iod)[..., None], np.float32)
+        half += half_rbf(np.vstack([lp, la]), np.vstack([lmv, np.zeros((len(la), 2))]), shape, 0.12 * iod)
+    fld = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR) * 2.0  # both fields scaled up at once
+    return np.asarray(fld * spread(face_falloff(lm, shape, iod), 2), np.float32)
 
 
 def half_rbf(pts: np.ndarray, moves: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
-    """``rbf_field`` solved and evaluated at half size, then scaled up (a smooth field: same within ~1e-2 px)."""
+    """``rbf_field`` for a crop of ``shape`` (H, W) solved and evaluated at half size ((H+1)//2, (W+1)//2, 2),
+    in half-size px: scaled up (cv2.resize, x2) it is the field within ~1e-2 px (a smooth field)."""
     h, w = shape
     q = (np.asarray(pts, np.float64) - 0.5) / 2  # half-size pixel u sits at full-size 2u + 0.5 (cv2.resize)
-    half = rbf_field(q, np.asarray(moves) / 2, ((h + 1) // 2, (w + 1) // 2), sigma / 2)
-    big = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR) * 2.0
-    return np.asarray(big, np.float32)
+    return rbf_field(q, np.asarray(moves) / 2, ((h + 1) // 2, (w + 1) // 2), sigma / 2)
 
 
 FOLDS = [[203, 206, 216, 212], [423, 426, 436, 432]]  # mesh points along each fold, nose wing → past the mouth
@@ -255,25 +255,27 @@ def nose_mask(lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
 
 
 @cache
-def pixel_grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel x and y coordinates (H, W) float32 each (cached per crop size; read-only)."""
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """Pixel (x, y) coordinates (H, W, 2) float32 (cached per crop size; read-only)."""
     xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    xs.flags.writeable = ys.flags.writeable = False
-    return xs, ys
+    grid = np.dstack([xs, ys])
+    grid.flags.writeable = False
+    return grid
 
 
 def warp_keep_grain(img: np.ndarray, fld: np.ndarray, stay: np.ndarray | None = None) -> np.ndarray:
     """``apply_field`` without its interpolation blur: the band under ~1 px is moved by nearest pixel, and
     where ``stay`` (H, W) in [0, 1] is 1 (open skin) not moved at all: only the change travels back to the
     plate, so unmoved grain leaves the plate's own pores at plate resolution (resampled twice they soften)."""
-    xs, ys = pixel_grid(*fld.shape[:2])
-    mx, my = xs - fld[..., 0], ys - fld[..., 1]
+    xy = pixel_grid(*fld.shape[:2]) - fld  # one (H, W, 2) map: the same sampling as separate x and y maps
     low = gauss(img, 1.0)
-    fine = np.ascontiguousarray(img - low)
-    grain = np.asarray(cv2.remap(fine, mx, my, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT), np.float32)
+    fine = img - low
+    near = cv2.remap(fine, xy, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)  # type: ignore[call-overload]
+    grain = np.asarray(near, np.float32)
     if stay is not None:
-        grain += stay[..., None] * (fine - grain)
-    return np.asarray(cv2.remap(low, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) + grain, np.float32)
+        grain += spread(stay, img.shape[2]) * (fine - grain)
+    moved = cv2.remap(low, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)  # type: ignore[call-overload]
+    return np.asarray(moved + grain, np.float32)
 
 
 def open_skin(lm: np.ndarray, like: np.ndarray, iod: float) -> np.ndarray:
@@ -394,28 +396,29 @@ class DeageEffect(Effect):
         like = skin_likelihood(face.image, ctx.skin)
         before = lift_weight(face, like, face.landmarks)
         hold = np.clip(gauss(before, 0.04 * face.iod), 0.0, 1.0)
-        fld = lift_field(face.landmarks, shape, self.settings) * hold[..., None]
+        fld = lift_field(face.landmarks, shape, self.settings) * spread(hold, 2)
         warped = warp_keep_grain(face.image, fld, open_skin(face.landmarks, like, face.iod))
         lm = face.landmarks.copy()
         xi = np.clip(np.round(lm[:, 0]).astype(int), 0, shape[1] - 1)
         yi = np.clip(np.round(lm[:, 1]).astype(int), 0, shape[0] - 1)
         lm[:, :2] += fld[yi, xi]
         retouched = self._retouch(AlignedFace(face.frame, face.track, warped, lm, face.iod), ctx.skin)
-        skin = retouched.matte[..., None]
-        out = warped + skin * (retouched.image - warped)  # retouch on skin only; the warp everywhere it moves
-        out = self._restore(out, warped, lm, skin[..., 0], face.iod)
+        skin = retouched.matte
+        out = warped + spread(skin, 3) * (retouched.image - warped)  # retouch on skin; the warp wherever it moves
+        out = self._restore(out, warped, lm, skin, face.iod)
         if self.settings.tone:
-            c = ycbcr(out)
-            c[..., 1:] *= 1.0 + 0.08 * self.settings.k * skin
-            out = np.clip(colour_matrix(c, RGB_FROM_YCBCR), 0, 1)
-        moved = np.sqrt(fld[..., 0] ** 2 + fld[..., 1] ** 2)  # |fld|: as np.linalg.norm, bit for bit, ~15x faster
+            y, cb, cr = cv2.split(ycbcr(out))
+            gain = 1.0 + 0.08 * self.settings.k * skin
+            toned = np.asarray(cv2.merge([y, cb * gain, cr * gain]), np.float32)
+            out = np.clip(colour_matrix(toned, RGB_FROM_YCBCR), 0, 1)
+        moved = cv2.magnitude(*cv2.split(fld))  # |fld|
         moved_area = np.clip(moved / (0.004 * face.iod), 0, 1).astype(np.float32)
         after = lift_weight(face, skin_likelihood(warped, ctx.skin), lm)
         on_skin = np.clip(gauss(np.maximum(before, after), 0.015 * face.iod), 0.0, 1.0)
         matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod) * on_skin)
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
-            hair = hair_alpha(face.image, face.landmarks, person, face.iod) * (1.0 - skin[..., 0])
+            hair = hair_alpha(face.image, face.landmarks, person, face.iod) * (1.0 - skin)
             out = recolour_hair(out, hair, min(self.settings.k, 1.0), iod=face.iod)
             matte = np.maximum(matte, (hair > 0).astype(np.float32))  # the recolour is alpha-weighted already
         return EffectResult(np.asarray(out, np.float32), np.clip(matte, 0, 1).astype(np.float32))

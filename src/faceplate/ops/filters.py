@@ -9,6 +9,15 @@ from numpy.typing import NDArray
 from faceplate.rec709 import LUMA
 
 F32 = NDArray[np.float32]
+PYRAMID_FROM = 6.0  # px: blurs wider than this run on a pyramid level
+
+
+def spread(mask: F32, channels: int) -> F32:
+    """(H, W) → (H, W, C): ``mask`` in every channel, to weigh an image (H, W, C) by (OpenCV's merge: a
+    product with it ~2x faster than numpy's broadcast of ``mask[..., None]``)."""
+    if channels == 1:
+        return np.asarray(mask[..., None], np.float32)
+    return np.asarray(cv2.merge([np.asarray(mask, np.float32)] * channels), np.float32)
 
 
 def box(img: F32, r: int) -> F32:
@@ -32,23 +41,23 @@ def guided(guide: F32, src: F32, r: int, eps: float) -> F32:
     """
     mean_i = box(guide, r)
     denom = box(guide * guide, r) - mean_i * mean_i + eps
-    channels = [src] if src.ndim == 2 else [src[..., c] for c in range(src.shape[2])]
+    channels = [src] if src.ndim == 2 else [np.asarray(p, np.float32) for p in cv2.split(np.asarray(src, np.float32))]
     out = []
     for p in channels:
         mean_p = box(p, r)
         a = (box(guide * p, r) - mean_i * mean_p) / denom
         b = mean_p - a * mean_i
         out.append(box(a, r) * guide + box(b, r))
-    return out[0] if src.ndim == 2 else np.dstack(out)
+    return out[0] if src.ndim == 2 else np.asarray(cv2.merge(out), np.float32)
 
 
 def blur(img: F32, sigma: float) -> F32:
     """Gaussian blur; large sigmas run on a pyramid level (same result within a few 1e-3, 5-20x faster)."""
-    if sigma <= 6:
+    if sigma <= PYRAMID_FROM:
         return gauss(img, sigma)
     h, w = img.shape[:2]
     small, f = img, 1
-    while sigma / f > 6 and min(small.shape[:2]) > 16:
+    while sigma / f > PYRAMID_FROM and min(small.shape[:2]) > 16:
         small = np.asarray(cv2.pyrDown(small), np.float32)
         f *= 2
     out = gauss(small, np.sqrt(max((sigma / f) ** 2 - 1.0, 0.25)))  # pyrDown already blurred ~1 level px
@@ -59,7 +68,8 @@ def normalized_blur(img: F32, weight: F32, sigma: float) -> F32:
     """Blur ``img`` using only pixels where ``weight`` (H, W) is high: fills holes from their surroundings."""
     w = np.maximum(blur(weight, sigma), 1e-6)
     if img.ndim == 3:
-        return blur(np.ascontiguousarray(img * weight[..., None]), sigma) / w[..., None]
+        c = img.shape[2]
+        return blur(img * spread(weight, c), sigma) / spread(w, c)
     return blur(img * weight, sigma) / w
 
 
@@ -68,8 +78,9 @@ def fill_holes(img: F32, holes: F32, sigma: float) -> F32:
     the rest (so filters near an occluder do not pull its colour in)."""
     if not holes.any():
         return img
-    w = (1.0 - holes)[..., None]
-    return np.asarray(img * w + normalized_blur(img, 1.0 - holes, sigma) * (1.0 - w), np.float32)
+    keep = 1.0 - holes
+    w = spread(keep, img.shape[2])
+    return np.asarray(img * w + normalized_blur(img, keep, sigma) * (1.0 - w), np.float32)
 
 
 def luma(rgb: F32) -> F32:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 
@@ -206,9 +207,22 @@ def dark_features(lum: F32, lm: NDArray[np.floating], shape: tuple[int, int], br
     for name in ("brow_r", "brow_l"):
         brows = np.maximum(brows, dilate(region_mask(lm, shape, name), 0.06 * iod))
     nostrils = feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.65)
-    around = gauss(lum, 0.15 * iod)
+    around = blurred_over(lum, np.maximum(brows, nostrils), 0.15 * iod)
     dark = ((lum < (1.0 - brow) * around) & (brows > 0.5)) | ((lum < (1.0 - nostril) * around) & (nostrils > 0.5))
     return (dark | (feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.3) > 0.5)).astype(np.float32)
+
+
+def blurred_over(img: F32, where: F32, sigma: float) -> F32:
+    """``gauss(img, sigma)`` (H, W) where ``where`` (H, W) >= 0 is nonzero (0 elsewhere), blurred over the
+    rectangle round it only (its kernel's reach beyond: the same values there)."""
+    reach = blur_radius(sigma)
+    roi = support(where, reach)
+    if roi is None:
+        return gauss(img, sigma)
+    out = np.zeros(img.shape, np.float32)
+    if roi[0].stop > roi[0].start:
+        out[roi] = gauss(np.ascontiguousarray(img[roi]), sigma)
+    return out
 
 
 def inset_outline(lm: NDArray[np.floating], shape: tuple[int, int], r: float, forehead_lift: float = 0.18) -> F32:
@@ -222,23 +236,81 @@ def inset_outline(lm: NDArray[np.floating], shape: tuple[int, int], r: float, fo
     return np.asarray(cv2.erode(oval, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))), np.float32)
 
 
+@cache
+def disk(k: int) -> NDArray[np.uint8]:
+    """Elliptical structuring element (2k+1, 2k+1) (cached; read-only)."""
+    kernel = np.asarray(cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)), np.uint8)
+    kernel.flags.writeable = False
+    return kernel
+
+
+def as_bytes(mask: F32) -> NDArray[np.uint8] | None:
+    """``mask`` (H, W) as uint8 levels when it is exactly levels / 255 (a rasterised mask), else None."""
+    if mask.dtype != np.float32 or mask.ndim != 2:
+        return None
+    u8 = np.asarray(cv2.convertScaleAbs(mask, alpha=255.0), np.uint8)
+    return u8 if np.array_equal(u8.astype(np.float32) / 255.0, mask) else None
+
+
+def support(mask: F32, reach: int) -> tuple[slice, slice] | None:
+    """Rows and columns (slices) of ``mask`` (H, W) >= 0 holding its nonzero pixels grown by ``reach`` px; None
+    when that is most of the mask (or it is not a non-negative float32 (H, W) mask)."""
+    if mask.ndim != 2 or mask.dtype != np.float32 or float(mask.min()) < 0:
+        return None
+    x, y, w, h = cv2.boundingRect(np.asarray(mask != 0, np.uint8))
+    if w == 0:
+        return slice(0, 0), slice(0, 0)
+    rows = slice(max(0, y - reach), min(mask.shape[0], y + h + reach))
+    cols = slice(max(0, x - reach), min(mask.shape[1], x + w + reach))
+    if (rows.stop - rows.start) * (cols.stop - cols.start) > 0.6 * mask.size:
+        return None
+    return rows, cols
+
+
+def on_support(op: Callable[[F32], F32], mask: F32, reach: int) -> F32:
+    """``op(mask)`` for a local op on a mask (H, W) >= 0 that leaves zero where no nonzero pixel lies within
+    ``reach`` px (dilate, erode, a blur of radius <= reach): worked on that rectangle only, the same result."""
+    roi = support(mask, reach)
+    if roi is None:
+        return np.asarray(op(mask), np.float32)
+    out = np.zeros(mask.shape, np.float32)
+    if roi[0].stop > roi[0].start:
+        out[roi] = op(np.ascontiguousarray(mask[roi]))
+    return out
+
+
+def grown(mask: F32, k: int) -> F32:
+    """``mask`` (H, W) dilated by the disk of radius ``k`` px; a rasterised mask (levels / 255) as bytes
+    (the same result, ~3x faster for wide disks)."""
+    u8 = as_bytes(mask) if k >= 3 else None
+    if u8 is not None:
+        return np.asarray(cv2.dilate(u8, disk(k)).astype(np.float32) / 255.0, np.float32)
+    return np.asarray(cv2.dilate(mask, disk(k)), np.float32)
+
+
 def dilate(mask: F32, r: float) -> F32:
-    """Grow a mask by ``r`` px (elliptical structuring element)."""
+    """Grow a mask by ``r`` px (elliptical structuring element), worked round its nonzero pixels only."""
     k = round(r)
     if k < 1:
         return mask
-    return np.asarray(
-        cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))), np.float32
-    )
+    return on_support(lambda m: grown(m, k), mask, k)
+
+
+def blur_radius(sigma: float) -> int:
+    """Reach (px) of ``filters.gauss`` at ``sigma``: its kernel's half width."""
+    return int(np.ceil(3 * sigma)) if sigma > 0 else 0
 
 
 def feather(mask: F32, sigma: float) -> F32:
     """Soft edges that stay inside the hard mask: erode by ~2 sigma, then blur by ``sigma``."""
     r = int(np.ceil(2 * sigma))
-    if r > 0:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        mask = np.asarray(cv2.erode(mask, kernel), np.float32)
-    return np.clip(gauss(mask, sigma), 0.0, 1.0)
+
+    def soft(m: F32) -> F32:
+        if r > 0:
+            m = np.asarray(cv2.erode(m, disk(r)), np.float32)
+        return gauss(m, sigma)
+
+    return np.clip(on_support(soft, mask, r + blur_radius(sigma)), 0.0, 1.0)
 
 
 def eye_distance(lm: NDArray[np.floating]) -> float:

@@ -17,6 +17,7 @@ from faceplate.ops.filters import gauss, luma
 from faceplate.rec709 import YCBCR
 
 F32 = NDArray[np.float32]
+SUM3 = np.ones((1, 3), np.float32)
 
 
 def ycbcr(rgb: F32) -> F32:
@@ -30,11 +31,20 @@ def colour_matrix(rgb: F32, m: NDArray[np.float32]) -> F32:
     return np.asarray(cv2.transform(flat, m), np.float32).reshape(rgb.shape)
 
 
+def channel_sum(a: F32) -> F32:
+    """(..., 3) → (...): the sum of the three channels (OpenCV's transform: ~5x numpy's sum over them)."""
+    flat = np.ascontiguousarray(a, np.float32).reshape(-1, 1, 3)
+    return np.asarray(cv2.transform(flat, SUM3), np.float32).reshape(a.shape[:-1])
+
+
 def skin_features(rgb: F32) -> F32:
     """(..., 3) luma and chroma over luma: shading scales encoded RGB, so Cb/Y' and Cr/Y' stay put on a
     face turned from the light while hair, lips and backgrounds move away."""
     c = ycbcr(np.asarray(rgb, np.float32))
-    return np.concatenate([c[..., :1], c[..., 1:] / np.maximum(c[..., :1], 0.06)], axis=-1)
+    inv = 1.0 / np.maximum(c[..., 0], 0.06)
+    c[..., 1] *= inv
+    c[..., 2] *= inv
+    return c
 
 
 @dataclass(frozen=True)
@@ -66,7 +76,8 @@ class SkinModel:
         and below ``dark`` (default ``self.dark``; a map (H, W) sets it per pixel) times the mean luma."""
         f = skin_features(rgb)
         d = f - self.mean.astype(np.float32)
-        m = np.sqrt(np.maximum((colour_matrix(d, self.inv_cov.astype(np.float32)) * d).sum(-1), 0.0))
+        q = colour_matrix(d, self.inv_cov.astype(np.float32)) * d
+        m = np.sqrt(np.maximum(channel_sum(q), 0.0))
         like = np.clip((self.far - m) / (self.far - self.near), 0.0, 1.0)
         floor = self.dark if dark is None else dark
         lit = np.clip((f[..., 0] / float(self.mean[0]) - floor) / 0.1, 0.0, 1.0)
@@ -74,23 +85,30 @@ class SkinModel:
 
 
 def hair_strands(rgb: F32, reference: F32, iod: float, ratio: tuple[float, float] = (2.5, 4.5),
-                 coherence: tuple[float, float] = (0.8, 0.92)) -> F32:  # fmt: skip
+                 coherence: tuple[float, float] = (0.8, 0.92), rows: int | None = None) -> F32:  # fmt: skip
     """Hair strands (H, W) in [0, 1] of encoded RGB (H, W, 3): fine luma texture (finer than 0.03 eye
     distances, its energy over 0.06) ``ratio`` times stronger than in ``reference`` (H, W, > 0.5: the cheeks)
     and oriented (structure-tensor coherence in ``coherence``). Fair or white hair that reads as skin by its
-    colour still has strands; skin's pores are neither as strong nor aligned."""
+    colour still has strands; skin's pores are neither as strong nor aligned. With ``rows``, only the rows
+    above it (0 below; the same values above, at less cost)."""
     y = luma(rgb)
     hp = y - gauss(y, 0.03 * iod)
     tex = np.sqrt(gauss(hp * hp, 0.06 * iod))
     ref = reference > 0.5
+    out = np.zeros(y.shape, np.float32)
     if not ref.any():
-        return np.zeros(y.shape, np.float32)
+        return out
     base = max(float(np.median(tex[ref])), 1e-4)
-    gx = cv2.Sobel(y, cv2.CV_32F, 1, 0)
-    gy = cv2.Sobel(y, cv2.CV_32F, 0, 1)
     s = 0.06 * iod
-    jxx, jyy, jxy = gauss(gx * gx, s), gauss(gy * gy, s), gauss(gx * gy, s)
+    n = y.shape[0] if rows is None else max(0, min(y.shape[0], rows))
+    if n == 0:
+        return out
+    top = y[: min(y.shape[0], n + 2 + int(np.ceil(3 * s)))]  # rows below n reach rows above by Sobel + blur only
+    gx = cv2.Sobel(top, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(top, cv2.CV_32F, 0, 1)
+    jxx, jyy, jxy = (gauss(a, s)[:n] for a in (gx * gx, gy * gy, gx * gy))
     coh = np.sqrt((jxx - jyy) ** 2 + 4 * jxy * jxy) / (jxx + jyy + 1e-8)
-    strong = np.clip((tex / base - ratio[0]) / (ratio[1] - ratio[0]), 0.0, 1.0)
+    strong = np.clip((tex[:n] / base - ratio[0]) / (ratio[1] - ratio[0]), 0.0, 1.0)
     aligned = np.clip((coh - coherence[0]) / (coherence[1] - coherence[0]), 0.0, 1.0)
-    return np.asarray(strong * aligned, np.float32)
+    out[:n] = strong * aligned
+    return out

@@ -1,8 +1,11 @@
 """Volume restore in aligned space (pure ops): hollows filled by shading, tone evened, age spots, tiny moves.
 
 Shading: the luma of hollow shadows (tear troughs, temples, cheek hollows, jowls and marionette lines) is
-lifted towards the surrounding skin's broad level, only where it is darker. Tone: a little brighter and
-the broad luma evened. Age spots: flat dark blobs at 0.03-0.1 iod filled from the skin around them.
+lifted towards the surrounding skin's broad level, only where it is darker, and never above the skin
+around it on the same side (``dip_floor``). Tone: a little brighter and the broad luma evened, the same
+way. An age hollow is a local dip, darker than the skin on both sides across it; a shadow of the light
+(the nose's side and cast shadows, a side light's falloff across the face) is level with the dark side
+of its edge: shape and light, kept. Age spots: flat dark blobs at 0.03-0.1 iod filled from the skin around them.
 Shape: small warp moves (lip fullness, upper-lid hooding lifted) for ``lift_field``; the eyes, the inner
 lip line and the mouth corners stay put.
 
@@ -20,6 +23,7 @@ from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R
 from faceplate.ops.filters import blur, gauss, luma, normalized_blur
 from faceplate.ops.regions import mesh_regions, under_eye
 from faceplate.ops.retouch import soft_step
+from faceplate.ops.wrinkles import dip_floor
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -27,6 +31,7 @@ UPPER_LIP_OUTER = [0, 37, 267, 39, 269, 40, 270]  # top edge of the upper lip, c
 LOWER_LIP_OUTER = [17, 84, 314, 181, 405, 91, 321]  # bottom edge of the lower lip
 LIP_INNER = [13, 14, 82, 312, 87, 317, 78, 308]  # the mouth line: held still
 CHEEKS = [50, 280, 101, 330, 205, 425]  # cheek apples
+REACH = 0.3  # iod: how far to either side a hollow's surrounding skin is read (the hollows' broad scale)
 
 
 def _blob(shape: tuple[int, int], c: F64, r: float) -> F32:
@@ -52,26 +57,42 @@ def lift_luma(img: F32, lift: F32) -> F32:
     return np.asarray(np.clip(img * (1.0 + lift / np.maximum(y, 0.05))[..., None], 0, 1), np.float32)
 
 
+def dip_bounds(y: F32, skin: F32, iod: float) -> tuple[F32, F32]:
+    """(lower, upper) (H, W): the broad level of ``y`` on ``skin`` (0.3 iod) limited to what a local dip or
+    bump may be evened to: never above ``dip_floor`` (the darker side, across some direction, ``REACH`` iod
+    away) nor below its mirror for bumps. Inside a light's shadow or its lit side both bounds sit at the
+    pixel's own level: nothing to even."""
+    broad = normalized_blur(y, skin + 1e-3, 0.3 * iod)
+    level = normalized_blur(y, skin + 1e-3, 0.06 * iod)
+    floor = dip_floor(level, REACH * iod, skin)
+    ceiling = -dip_floor(-level, REACH * iod, skin)
+    return np.minimum(broad, floor), np.maximum(broad, ceiling)
+
+
 def fill_hollows(img: F32, skin: F32, where: F32, iod: float, amount: float) -> F32:
     """Shadows on ``skin`` inside ``where`` (H, W) lifted by ``amount`` towards the skin's broad level
-    (0.3 iod around), only where darker than it; the change is broad (> 0.03 iod), pores untouched."""
+    (0.3 iod around), only where darker than it and than the skin on both sides (``dip_bounds``): a light's
+    shadow stays; the change is broad (> 0.03 iod), pores untouched."""
     y = luma(img)
     local = normalized_blur(y, skin + 1e-3, 0.03 * iod)
-    broad = normalized_blur(y, skin + 1e-3, 0.3 * iod)
-    lift = amount * where * skin * np.clip(broad - local, 0.0, 0.25)
+    lift = amount * where * skin * np.clip(dip_bounds(y, skin, iod)[0] - local, 0.0, 0.25)
     return lift_luma(img, np.asarray(lift, np.float32))
 
 
 def even_tone(img: F32, skin: F32, iod: float, bright: float, even: float) -> F32:
-    """Skin a little brighter (luma x (1 + ``bright``)) and its broad luma (0.06-0.3 iod) evened by ``even``."""
+    """Skin a little brighter (luma x (1 + ``bright``)) and its broad luma (0.06-0.3 iod) evened by ``even``
+    where it is a local dip or bump (``dip_bounds``): blotches go, the lighting's shading stays."""
     y = luma(img)
-    dev = normalized_blur(y, skin + 1e-3, 0.06 * iod) - normalized_blur(y, skin + 1e-3, 0.3 * iod)
+    local = normalized_blur(y, skin + 1e-3, 0.06 * iod)
+    lo, hi = dip_bounds(y, skin, iod)
+    dev = np.minimum(local - lo, 0.0) + np.maximum(local - hi, 0.0)
     lift = skin * (bright * y - even * dev)
     return lift_luma(img, np.asarray(lift, np.float32))
 
 
 def age_spots(img: F32, skin: F32, iod: float) -> F32:
-    """Flat dark blobs (H, W) in [0, 1] on skin at 0.03-0.1 iod: both Hessian eigenvalues positive (not lines)."""
+    """Flat dark blobs (H, W) in [0, 1] on skin at 0.03-0.1 iod: both Hessian eigenvalues positive (not lines),
+    darker than the skin around them on every side (``dip_floor``: a patch of a light's shadow is not a spot)."""
     y = luma(img)
     out = np.zeros(y.shape, np.float32)
     for s in (0.03, 0.06):
@@ -81,7 +102,8 @@ def age_spots(img: F32, skin: F32, iod: float) -> F32:
         xy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
         small = 0.5 * (xx + yy) - np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)  # the smaller eigenvalue
         out = np.maximum(out, gauss(soft_step(small * (s * iod) ** 2, 0.002, 0.006), s * iod))
-    darker = soft_step(blur(y, 0.15 * iod) - gauss(y, 0.03 * iod), 0.005, 0.02)
+    around = np.minimum(blur(y, 0.15 * iod), dip_floor(gauss(y, 0.03 * iod), 0.15 * iod, skin))  # in a shadow: no spot
+    darker = soft_step(around - gauss(y, 0.03 * iod), 0.005, 0.02)
     return np.asarray(np.clip(2.0 * out * darker, 0, 1) * skin, np.float32)
 
 

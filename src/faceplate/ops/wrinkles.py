@@ -2,10 +2,13 @@
 
 Valleys (forehead and glabella lines, crow's feet, nasolabial and marionette folds, neck lines) are found
 as the largest Hessian eigenvalue of luma at several scales (0.025-0.065 iod). Inside them the low and
-mid bands are filled from the surrounding clean skin (a normalised blur that ignores the valleys), and the
-pore-scale band is put back from nearby clean skin: the fine band of copies of the image shifted by 0.09
-iod (above, below, beside), each weighted by how clean its source is, matched to the clean skin's pore
-energy. ``flatten_mid`` lowers the crinkle band between the pores and 0.04 iod on all skin.
+mid bands are filled from the surrounding clean skin (a normalised blur that ignores the valleys), never
+above the darker of the two sides across the valley (``dip_floor``): a line is darker than the skin on
+both sides and is filled; the dark foot of a light's edge (the nose's side shadow, a side light's falloff
+over a cheekbone) is dark on one side only, so it is shape and light and stays. The pore-scale band is
+put back from nearby clean skin: the fine band of copies of the image shifted by 0.09 iod (above, below,
+beside), each weighted by how clean its source is, matched to the clean skin's pore energy. ``flatten_mid``
+lowers the crinkle band between the pores and 0.04 iod on all skin.
 Everything is a deterministic function of the frame (no random noise): temporally stable.
 
 Images are float32 encoded RGB (H, W, 3) in [0, 1]; masks float32 (H, W) in [0, 1]; lengths in eye
@@ -27,6 +30,8 @@ F32 = NDArray[np.float32]
 SCALES = ((0.025, 0.025, 0.06), (0.04, 0.035, 0.08), (0.065, 0.05, 0.11))
 PORE = 0.8  # px at the working scale: the pore band kept / re-synthesised
 SHIFTS = ((0.0, 0.09), (0.0, -0.09), (0.09, 0.0), (-0.09, 0.0))  # iod units: above, below, beside
+OFF_SKIN = 1e4  # a level that never limits (finite: it is resampled)
+SIDE = 0.12  # iod units: how far across a valley its two sides are read (past the widest valley's shoulder)
 
 
 def valley_depth(y: F32, sigma: float) -> F32:
@@ -77,12 +82,46 @@ def clean_texture(fine: F32, clean: F32, iod: float) -> F32:
     return np.asarray(tex * np.clip(np.sqrt(want / max(have, 1e-10)), 0.5, 2.5), np.float32)
 
 
-def fill_lines(img: F32, lines: F32, iod: float) -> F32:
+def enclosed(skin: F32, gap: float) -> NDArray[np.bool_]:
+    """The face (H, W): ``skin`` > 0.5 and the holes in it (eyes, brows, lips, nostrils; gaps to the outline
+    under ``gap`` px closed), not what reaches the crop's border round it (background, hair at the outline)."""
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(gap / 2) + 1,) * 2)
+    m = np.pad(cv2.morphologyEx((skin > 0.5).astype(np.uint8), cv2.MORPH_CLOSE, k), 1)
+    cv2.floodFill(m, None, (0, 0), (2,))
+    return np.asarray(m[1:-1, 1:-1] != 2)
+
+
+def dip_floor(level: F32, reach: float, skin: F32) -> F32:
+    """How far a dip in ``level`` (H, W) may be filled: across some direction (4, 45 degrees apart) the darker
+    of the two levels ``reach`` px to either side, the highest such over the directions. A side outside the
+    face (``enclosed`` by ``skin`` (H, W), gaps under ``reach`` closed) does not count: the other decides
+    (``OFF_SKIN`` where neither is in it). A dip (a line, a hollow) is darker than both sides across it and
+    reads below its floor; a shadow's border (the dark side of a light's edge, a side light's falloff) is
+    level with its dark side in every direction: shape and light, not filled. The face's own features count:
+    a line beside a brow is not lifted past the brow's level."""
+    h, w = level.shape
+    r, d = max(1, round(reach)), max(1, round(0.7071 * reach))  # whole px: a shift is a slice
+    off = np.where(enclosed(skin, reach), level, OFF_SKIN).astype(np.float32)
+    pad = cv2.copyMakeBorder(off, r, r, r, r, cv2.BORDER_REFLECT)
+    side = lambda dx, dy: pad[r + dy : r + dy + h, r + dx : r + dx + w]  # noqa: E731  (p + (dx, dy))
+    out = np.full(level.shape, -OFF_SKIN, np.float32)
+    for dx, dy in ((r, 0), (0, r), (d, d), (d, -d)):
+        out = np.maximum(out, np.minimum(side(dx, dy), side(-dx, -dy)))
+    return out
+
+
+def fill_lines(img: F32, lines: F32, iod: float, skin: F32 | None = None) -> F32:
     """``img`` (H, W, 3) with the low and mid bands inside ``lines`` (H, W) in [0, 1] replaced by those of the
-    skin around them (a normalised blur that ignores the lines); the pore band is left to ``restore_pores``."""
+    skin around them (a normalised blur that ignores the lines), lifted no higher than ``dip_floor`` over
+    ``skin`` (default: everywhere) and never darkened; the pore band is left to ``restore_pores``."""
     base = gauss(img, PORE)
     fill = normalized_blur(base, np.clip(1.0 - 1.5 * lines, 0, 1) + 1e-3, 0.05 * iod)
-    return np.asarray(np.clip(img + lines[..., None] * (fill - base), 0, 1), np.float32)
+    yb = luma(base)
+    rise = luma(fill) - yb
+    on = np.ones(lines.shape, np.float32) if skin is None else skin
+    room = np.clip(dip_floor(gauss(luma(img), 0.02 * iod), SIDE * iod, on) - yb, 0.0, None)
+    share = np.where(rise > 1e-4, np.minimum(room / np.maximum(rise, 1e-4), 1.0), 0.0)
+    return np.asarray(np.clip(img + (lines * share)[..., None] * (fill - base), 0, 1), np.float32)
 
 
 def flatten_mid(img: F32, skin: F32, iod: float, amount: float, sigma: float = 0.04) -> F32:
@@ -110,7 +149,7 @@ def remove_wrinkles(img: F32, skin: F32, iod: float, amount: float, plate: F32 |
     """
     v = valley_map(luma(img if plate is None else plate), skin, iod)
     w = np.asarray(np.clip(v * amount, 0, 1), np.float32)
-    return fill_lines(img, w, iod), w
+    return fill_lines(img, w, iod, skin), w
 
 
 def restore_pores(img: F32, texture: F32, skin: F32, keep: float) -> F32:
