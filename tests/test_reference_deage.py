@@ -39,6 +39,7 @@ def test_gate_accepts_the_actor_years_younger_and_refuses_another_person(stills:
     assert "\n" not in str(e.value) and "fr_biden.jpg" in str(e.value) and f"{SAME_PERSON_ACROSS_AGE}" in str(e.value)
 
 
+@pytest.mark.slow
 def test_cli_refuses_another_person_a_missing_still_and_a_still_without_a_face(tmp_path: Path) -> None:
     import cv2
 
@@ -53,6 +54,7 @@ def test_cli_refuses_another_person_a_missing_still_and_a_still_without_a_face(t
     assert_one_line_error(r, "no face", "wall.png")
 
 
+@pytest.mark.slow
 def test_deage_reference_takes_the_younger_skin_and_leaves_the_rest(tmp_path: Path, stills: dict) -> None:
     shot = tmp_path / "shot"
     r = run_cli("deage", media(OLD), "-o", tmp_path / "ref.png", "--shot", shot, "--reference", media(YOUNG),

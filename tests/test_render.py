@@ -249,6 +249,7 @@ def test_png_comp_keeps_the_plates_own_alpha(tmp_path: Path) -> None:
     assert matte.max() > 0.9 and np.abs(comp[..., :3] - plate[..., :3])[matte[..., 0] > 0.5].mean() > 1e-3
 
 
+@pytest.mark.slow
 def test_invalid_model_json_is_refused_before_use(models: dict[str, Path], tmp_path: Path) -> None:
     bad = tmp_path / "swap"
     shutil.copytree(models["swap"], bad)
