@@ -12,9 +12,8 @@ from faceplate.analysis.faces import interocular
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.errors import FaceNotFoundError
 from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R, NOSE_BOTTOM
-from faceplate.ops.filters import fill_holes, gauss, luma
+from faceplate.ops.filters import blur_radius, fill_holes, gauss, luma
 from faceplate.ops.regions import (
-    blur_radius,
     dark_features,
     dilate,
     edge_distance,

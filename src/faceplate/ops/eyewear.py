@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from faceplate.landmarks import EYE_INNER_L, EYE_INNER_R, EYE_OUTER_L, EYE_OUTER_R
 from faceplate.ops.regions import dilate, eye_distance, polygon_mask
+from faceplate.ops.retouch import soft_step
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -91,5 +92,4 @@ def eyewear_matte(lm: NDArray[np.floating], shape: tuple[int, int], iod: float |
     if not (hard > 0.5).any():
         return np.zeros(shape, np.float32)
     d = cv2.distanceTransform((hard < 0.5).astype(np.uint8), cv2.DIST_L2, 5)  # px to the hold-out
-    w = np.clip(1.0 - d / max(FADE * iod, FADE_PX), 0.0, 1.0)
-    return (w * w * (3.0 - 2.0 * w)).astype(np.float32)
+    return soft_step(1.0 - d / max(FADE * iod, FADE_PX), 0.0, 1.0)

@@ -25,11 +25,16 @@ def box(img: F32, r: int) -> F32:
     return np.asarray(cv2.blur(img, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REFLECT), np.float32)
 
 
+def blur_radius(sigma: float) -> int:
+    """Reach (px) of :func:`gauss` at ``sigma``: its kernel's half width."""
+    return int(np.ceil(3 * sigma)) if sigma > 0 else 0
+
+
 def gauss(img: F32, sigma: float) -> F32:
-    """Gaussian blur with standard deviation ``sigma`` px (kernel to 3 sigma)."""
+    """Gaussian blur with standard deviation ``sigma`` px (kernel to 3 sigma: :func:`blur_radius`)."""
     if sigma <= 0:
         return img
-    k = 2 * int(np.ceil(3 * sigma)) + 1
+    k = 2 * blur_radius(sigma) + 1
     return np.asarray(cv2.GaussianBlur(img, (k, k), sigma, borderType=cv2.BORDER_REFLECT), np.float32)
 
 

@@ -148,13 +148,14 @@ def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None)
     small = img if k == 1.0 else np.asarray(cv2.resize(img, size, interpolation=cv2.INTER_AREA), np.float32)
     xy = np.asarray(lm[:, :2], np.float64) * np.array([size[0] / w, size[1] / h])
     siod, shape = iod * size[0] / w, (size[1], size[0])
-    face = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, siod))
+    oval = polygon_mask(shape, raised_oval(xy), hull=False)
+    face = oval * (1.0 - features(xy, shape, siod))
     eyes = np.array([xy[mesh_regions()[e]].mean(0) for e in ("eye_r", "eye_l")])
     depth = dark_lines(luma(small), siod)
     occ = classify(depth, face, eyes, siod)
     if occ.any():  # a frame's top bar often lies on the brows, which the search left out: add what touches
-        oval = polygon_mask(shape, raised_oval(xy), hull=False) * (1.0 - features(xy, shape, siod, brows=False))
-        occ = np.maximum(occ, touching(structures(depth, siod) * (oval > 0.5), dilate(occ, 0.02 * siod)))
+        browed = oval * (1.0 - features(xy, shape, siod, brows=False))
+        occ = np.maximum(occ, touching(structures(depth, siod) * (browed > 0.5), dilate(occ, 0.02 * siod)))
         occ = np.maximum(occ, mirrored(occ, *eye_frame(xy)))  # a frame is symmetric: a rim found on one side
         #                                                       (a tortoiseshell's pale lower rim) is on both
     occ = dilate(occ, MARGIN * siod)

@@ -22,7 +22,7 @@ from faceplate.landmarks import (
     MOUTH_R,
     NOSE_BOTTOM,
 )
-from faceplate.ops.filters import gauss
+from faceplate.ops.filters import blur_radius, gauss
 
 F32 = NDArray[np.float32]
 I64 = NDArray[np.int64]
@@ -294,11 +294,6 @@ def dilate(mask: F32, r: float) -> F32:
     if k < 1:
         return mask
     return on_support(lambda m: grown(m, k), mask, k)
-
-
-def blur_radius(sigma: float) -> int:
-    """Reach (px) of ``filters.gauss`` at ``sigma``: its kernel's half width."""
-    return int(np.ceil(3 * sigma)) if sigma > 0 else 0
 
 
 def feather(mask: F32, sigma: float) -> F32:

@@ -57,13 +57,13 @@ def lift_luma(img: F32, lift: F32) -> F32:
     return np.asarray(np.clip(img * (1.0 + lift / np.maximum(y, 0.05))[..., None], 0, 1), np.float32)
 
 
-def dip_bounds(y: F32, skin: F32, iod: float) -> tuple[F32, F32]:
+def dip_bounds(y: F32, skin: F32, iod: float, level: F32 | None = None) -> tuple[F32, F32]:
     """(lower, upper) (H, W): the broad level of ``y`` on ``skin`` (0.3 iod) limited to what a local dip or
     bump may be evened to: never above ``dip_floor`` (the darker side, across some direction, ``REACH`` iod
     away) nor below its mirror for bumps. Inside a light's shadow or its lit side both bounds sit at the
-    pixel's own level: nothing to even."""
+    pixel's own level: nothing to even. ``level``: that blur of ``y`` at 0.06 iod, if the caller has it."""
     broad = normalized_blur(y, skin + 1e-3, 0.3 * iod)
-    level = normalized_blur(y, skin + 1e-3, 0.06 * iod)
+    level = normalized_blur(y, skin + 1e-3, 0.06 * iod) if level is None else level
     floor = dip_floor(level, REACH * iod, skin)
     ceiling = -dip_floor(-level, REACH * iod, skin)
     return np.minimum(broad, floor), np.maximum(broad, ceiling)
@@ -84,7 +84,7 @@ def even_tone(img: F32, skin: F32, iod: float, bright: float, even: float) -> F3
     where it is a local dip or bump (``dip_bounds``): blotches go, the lighting's shading stays."""
     y = luma(img)
     local = normalized_blur(y, skin + 1e-3, 0.06 * iod)
-    lo, hi = dip_bounds(y, skin, iod)
+    lo, hi = dip_bounds(y, skin, iod, local)
     dev = np.minimum(local - lo, 0.0) + np.maximum(local - hi, 0.0)
     lift = skin * (bright * y - even * dev)
     return lift_luma(img, np.asarray(lift, np.float32))
