@@ -14,7 +14,7 @@ from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.media import open_plate
 from faceplate.ops.filters import gauss, luma
-from faceplate.ops.hair import hair_alpha, recolour_hair
+from faceplate.ops.hair import darken_salt, hair_alpha, recolour_hair, salt_and_pepper, salt_gate
 from faceplate.ops.regions import eye_distance
 from faceplate.ops.skin import ycbcr
 
@@ -101,3 +101,32 @@ def test_pigmented_hair_barely_changes(name: str, frame: int) -> None:
     assert hair.sum() > iod * iod
     y0, y1 = luma(img)[hair], luma(recolour_hair(img, alpha, 1.0, iod=iod))[hair]
     assert abs(1 - y1.mean() / y0.mean()) < 0.07
+
+
+def test_salt_and_pepper_hair_darkens_strand_by_strand() -> None:
+    img, lm, person, iod = head_crop("fr_obama.jpg")  # short black hair with many grey strands
+    alpha = hair_alpha(img, lm, person, iod)
+    salt, pepper = salt_and_pepper(img, alpha, iod)
+    assert salt_gate(salt, pepper, alpha) > 0.9
+    out = recolour_hair(img, alpha, 1.0, iod=iod)
+    hair = alpha > 0.7
+    salt_after, _ = salt_and_pepper(out, alpha, iod)
+    assert salt_after[hair].mean() < 0.5 * salt[hair].mean()  # most grey strands gone (0.59 → 0.21 here)
+    y0, y1 = luma(img), luma(out)
+    dark = hair & (y0 < np.percentile(y0[hair], 20))
+    assert np.abs(y1[dark] - y0[dark]).mean() < 0.03  # the dark strands stay as they are
+    high = lambda y: y - gauss(y, 0.05 * iod)  # noqa: E731
+    assert high(y1)[hair].std() > 0.4 * high(y0)[hair].std()  # still strands, not a flat cap
+    backdrop = person < 0.05
+    assert np.abs(darken_salt(img, alpha, 1.0, iod) - img)[backdrop].max() < 3 / 255  # the window stays
+
+
+@pytest.mark.parametrize(
+    "name, frame", [("fr_obama2.jpg", 0), ("fr_biden.jpg", 0), ("lp_source_s32.mp4", 90), ("lp_driving_d18.mp4", 30)]
+)
+def test_salt_and_pepper_is_not_seen_in_dark_blonde_or_white_hair(name: str, frame: int) -> None:
+    img, lm, person, iod = head_crop(name, frame)  # dark with highlights; white; ash blonde; dark brown
+    alpha = hair_alpha(img, lm, person, iod)
+    salt, pepper = salt_and_pepper(img, alpha, iod)
+    assert salt_gate(salt, pepper, alpha) == 0.0
+    np.testing.assert_array_equal(darken_salt(img, alpha, 1.0, iod), img)

@@ -8,7 +8,9 @@ wisp over the backdrop gets the alpha of its own luminance and the backdrop betw
 
 ``recolour_hair`` darkens the grey part of that hair to a younger colour: the low-pass luma is scaled to the
 target level, the high-pass (strands, highlights) is kept at ``KEEP`` of its amplitude, and the chroma moves
-towards the target hue as a change, so half-transparent wisps keep the backdrop seen through them.
+towards the target hue as a change, so half-transparent wisps keep the backdrop seen through them. In
+salt-and-pepper hair (grey strands among dark ones, which the low-pass cannot see) each grey strand is first
+pulled towards the dark strands beside it (``darken_salt``), keeping ``SALT_KEPT`` of its brightness.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ F32 = NDArray[np.float32]
 
 BROWN = (0.27, -0.17, 0.21)  # natural mid brown: luma, Cb/luma, Cr/luma
 KEEP = 0.85  # share of the strands' high-pass luma kept by the recolour
+SALT_KEPT = 0.3  # share of a grey strand's brightness above the dark strands beside it kept (salt-and-pepper)
+SALT_SHARE = (0.3, 0.45)  # share of grey strands in the sure hair: none → all of the salt darkened
+PEPPER_DARK = (0.4, 0.3)  # luma of the dark strands: above the first, no salt-and-pepper (blonde, white)
 WISP_REACH = 0.35  # how far outside the person mask wisps are looked for (eye distances)
 FOREHEAD_LIFT = 0.15  # the forehead's outline raised this share of the face height (hair starts above it)
 EDGE_BAND = 0.04  # half width of the unknown band between sure hair and sure not-hair (eye distances)
@@ -230,6 +235,57 @@ def own_hair_colour(img: F32, alpha: F32) -> tuple[float, float, float] | None:
     return float(np.percentile(y, 40)), float(np.median(px[:, 1] / y)), float(np.median(px[:, 2] / y))
 
 
+def salt_and_pepper(img: F32, alpha: F32, iod: float) -> tuple[F32, F32]:
+    """(salt, pepper), both (H, W), in hair ``alpha`` (H, W) of ``img`` (H, W, 3): ``pepper`` the luma of the
+    dark strands nearby (a local minimum over ~0.04 eye distances, blurred over the hair), ``salt`` how much
+    each pixel is a grey strand standing out above them (low chroma, ≥ 0.05 brighter)."""
+    c = ycbcr(np.asarray(img, np.float32))
+    y = np.ascontiguousarray(c[..., 0])
+    sat = np.hypot(c[..., 1], c[..., 2]) / np.maximum(y, 0.05)
+    hair = np.asarray(alpha > 0.3, np.float32)
+    r = max(1, round(0.04 * iod))
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    low = cv2.erode(np.where(hair > 0, y, 1.0).astype(np.float32), disk)
+    pepper = normalized_blur(np.asarray(np.minimum(low, y), np.float32), hair, 0.05 * iod)
+    salt = np.clip((y - pepper - 0.05) / 0.15, 0, 1) * np.clip((0.2 - sat) / 0.1, 0, 1)
+    return np.asarray(salt, np.float32), np.asarray(pepper, np.float32)
+
+
+def salt_gate(salt: F32, pepper: F32, alpha: F32) -> float:
+    """How salt-and-pepper the hair is as a whole, in [0, 1]: many grey strands (``SALT_SHARE``) among dark
+    ones (``PEPPER_DARK``) in the sure hair (``alpha`` > 0.7). A white head, blonde or dark hair with a few
+    highlights: 0."""
+    sure = alpha > 0.7
+    if sure.sum() < 50:
+        return 0.0
+    share = float(salt[sure].mean())
+    dark = float(np.median(pepper[sure]))
+    lo, hi = SALT_SHARE
+    p_lo, p_hi = PEPPER_DARK
+    return float(np.clip((share - lo) / (hi - lo), 0, 1) * np.clip((p_lo - dark) / (p_lo - p_hi), 0, 1))
+
+
+def darken_salt(img: F32, alpha: F32, amount: float, iod: float) -> F32:
+    """Salt-and-pepper hair of ``img`` (H, W, 3) with its grey strands pulled towards the dark strands beside
+    them by ``amount`` in [0, 1] where ``alpha`` (H, W) > 0 (``SALT_KEPT`` of their brightness kept, chroma
+    scaled with the luma: a dark strand, not a tinted one), in the hair's body (``alpha`` > 0.3: faint wisps
+    over the backdrop are the white-hair recolour's). Unchanged where the hair is not salt-and-pepper."""
+    img = np.asarray(img, np.float32)
+    salt, pepper = salt_and_pepper(img, alpha, iod)
+    gate = salt_gate(salt, pepper, alpha) * amount
+    if gate <= 0:
+        return img.copy()
+    c = ycbcr(img)
+    y = c[..., 0]
+    body = np.clip((np.asarray(alpha, np.float32) - 0.3) / 0.4, 0, 1)  # the hair's body, not faint wisps
+    k = alpha * body * salt * gate
+    y_new = y - k * (1.0 - SALT_KEPT) * np.maximum(y - pepper, 0.0)
+    less = y_new / np.maximum(y, 1e-3) - 1.0
+    delta = np.asarray(cv2.merge([y_new - y, c[..., 1] * less, c[..., 2] * less]), np.float32)
+    out = np.clip(img + colour_matrix(delta, RGB_FROM_YCBCR), 0, 1)
+    return np.asarray(np.where((k > 0)[..., None], out, img), np.float32)  # exactly the plate off the salt
+
+
 def recolour_hair(
     img: F32,
     alpha: F32,
@@ -246,6 +302,8 @@ def recolour_hair(
     """
     img = np.asarray(img, np.float32)
     iod = img.shape[0] / 4.8 if iod is None else iod
+    if amount > 0:
+        img = darken_salt(img, alpha, amount, iod)
     f = work_scale(iod)
     small, w = shrink(img, f), shrink(np.asarray(alpha, np.float32), f)
     grey_px = grey_weight(small)
