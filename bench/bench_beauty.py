@@ -23,6 +23,7 @@ import sys
 import tempfile
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from bench_extract import machine
 from make_plates import REPO, make
@@ -82,6 +83,21 @@ def speed(sizes: list[str], repeat: int, clips: int = 1) -> None:
             )
 
 
+def rendered_matte(effect: Any, context: Any, held_out: Any, crop: Any, landmarks: Any) -> Any:
+    """The skin matte (R, R) of a measure's aligned crop (R, R, 3) as the render applied it: the track's held
+    out occluders (glasses; aligned alike at the track's own size, resized to R) taken out, or the measure
+    would count lenses the render left alone as skin the retouch failed to smooth."""
+    import cv2
+    import numpy as np
+
+    matte = effect.matte_for(context, crop, landmarks)
+    if held_out is None:
+        return matte
+    size = (matte.shape[1], matte.shape[0])
+    held = cv2.resize(np.asarray(held_out, np.float32), size, interpolation=cv2.INTER_LINEAR)
+    return matte * (1.0 - held)
+
+
 def quality() -> None:
     import numpy as np
 
@@ -110,11 +126,9 @@ def quality() -> None:
                 track = max(store.tracks(), key=lambda t: t.n_faces)
                 rng = cfg.frames_in(plate.info.frames)
                 faces = [f for f in store.track_faces(track.id) if f.frame in rng]
-                ctx = prepare_tracks(store, plate, effect, [track.id], ColourPath(plate.info.colorspace))[
-                    track.id
-                ].context
+                tr = prepare_tracks(store, plate, effect, [track.id], ColourPath(plate.info.colorspace))[track.id]
                 try:
-                    m = measure(plate, comp, faces, partial(effect.matte_for, ctx))
+                    m = measure(plate, comp, faces, partial(rendered_matte, effect, tr.context, tr.held_out))
                 except MeasureError as e:  # a frame the measure cannot see is an error, never a score
                     print(f"| {name} | {frames} | ERROR: {e} | | |", flush=True)
                     continue

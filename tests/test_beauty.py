@@ -403,17 +403,19 @@ def labelled_matte(name: str) -> tuple[Label, np.ndarray]:
     return label, cv2.warpAffine(matte, m, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
 
 
-@pytest.mark.parametrize(("name", "inside"), [("fr_biden_0000", 0.57), ("lp_source_s32_0112", 0.63)])
+@pytest.mark.parametrize(("name", "inside"), [("fr_biden_0000", 0.60), ("lp_source_s32_0112", 0.73)])
 def test_skin_matte_covers_the_labelled_skin_up_to_the_features(name: str, inside: float) -> None:
-    """The matte reaches the lash lines, brows, lips and the outline (measured here: Biden 64%, s32 70%; 41%
-    and 45% with the old wide margins and the stubble floor over the whole lower face) and stays off
-    everything else (the goal, 90% in, is not met yet: bench/RESULTS.md)."""
+    """The matte reaches the lash lines, brows, lips and the outline, the colour likelihood taken as a
+    decision (SkinMatte.decide: s32's shaded cheek) (measured here: Biden 63%, s32 76%; 64% and 70% with the
+    likelihood as a weight, 41% and 45% with the old wide margins and the stubble floor over the whole lower
+    face) and stays off everything else (the goal, 90% in, is not met yet: bench/RESULTS.md)."""
     label, matte = labelled_matte(name)
     cover = skin_coverage(matte, label.skin())
     assert cover.inside > inside, cover
     assert cover.outside < 0.02, cover
     hair = label.mask("hair") > 0.5
-    assert matte[hair].mean() < 0.022  # s32's blonde hairline: 0.011, 0.037 without its strands (skin.hair_strands)
+    assert matte[hair].mean() < 0.008  # s32's blonde hairline: 0.003; 0.016 without the margin off what the
+    # colour rejects (SkinMatte.colour_margin), 0.011 with the likelihood as a weight, 0.037 without strands
 
 
 def test_keep_fine_takes_out_broad_change_only_near_edges() -> None:

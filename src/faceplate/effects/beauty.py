@@ -16,6 +16,7 @@ from faceplate.ops.filters import blur_radius, fill_holes, gauss, luma
 from faceplate.ops.regions import (
     dark_features,
     dilate,
+    distance_from,
     edge_distance,
     eye_distance,
     feather,
@@ -70,6 +71,11 @@ class SkinMatte:
     ``stubble_reach`` of the lips (0: the whole lower face), skin darker than this share of the mean luma is
     stubble (at or below the model's own floor: no such rule). ``strands``: hair strands on the forehead and
     temples (ops.skin.hair_strands) are not skin even where their colour is.
+
+    The colour likelihood is a decision, not a weight: ``decide`` (lo, hi) maps it to 0-1 (a shaded cheek
+    at half the likelihood is skin), and the matte rises from 0 to 1 between ``colour_margin`` (eye
+    distances) from what the colour calls not skin (hair, a beard, a frame reaching in from the outline or
+    the lips).
     """
 
     feather: float = 0.015
@@ -85,6 +91,8 @@ class SkinMatte:
     stubble: float = 0.72
     stubble_reach: float = 0.3
     strands: bool = True
+    decide: tuple[float, float] = (0.25, 0.5)
+    colour_margin: tuple[float, float] = (0.03, 0.1)
 
 
 @EFFECTS.register("beauty")
@@ -134,25 +142,30 @@ class BeautyEffect(Effect):
         """Soft skin matte (R, R) in [0, 1] from the mesh and the skin colour alone.
 
         Off-colour patches enclosed by skin (spots, ruddy or shaded cheeks) are skin; hair and beards reach
-        in from the outline or the lips and stay out, with the matte's edge on their own edge (a hard edge
+        in from the outline or the lips and stay out, the matte rising from 0 at their own edge (a hard edge
         along hair is no seam, a feather onto it would retouch it). Glasses: the occluder matte.
         """
-        shape = _hw(face.image)
+        m, shape = self.matte, _hw(face.image)
         hard = self.hard_region(face)
         if model is None:
-            return feather(hard, self.matte.feather * face.iod)
-        r = max(1, round(self.matte.close * face.iod))
+            return feather(hard, m.feather * face.iod)
+        r = max(1, round(m.close * face.iod))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        floor = beard_floor(face.landmarks, shape, model.dark, self.matte.stubble, self.matte.stubble_reach)
+        floor = beard_floor(face.landmarks, shape, model.dark, m.stubble, m.stubble_reach)
         like = model.likelihood(face.image, floor)
-        if self.matte.strands:
+        if m.strands:
             like = like * (1.0 - self.strands_above_eyes(face))
         closed = np.asarray(cv2.morphologyEx(like, cv2.MORPH_CLOSE, disk), np.float32)
         edges = outer_edges(face.landmarks, shape, area=self.outline_area(face.landmarks, shape, face.iod))
-        if self.matte.feature_colour:
+        if m.feature_colour:
             edges = np.maximum(edges, feature_edges(face.landmarks, shape))
-        filled = fill_enclosed(closed, hard, edges)
-        return feather(hard * gauss(filled, 0.01 * face.iod), self.matte.feather * face.iod) * filled
+        filled = fill_enclosed(soft_step(closed, *m.decide), hard, edges)
+        soft = feather(hard * gauss(filled, 0.01 * face.iod), m.feather * face.iod) * filled
+        lo, hi = m.colour_margin
+        if hi <= 0:
+            return soft
+        away = distance_from((filled < 0.5) & (hard > 0.5))  # px to the nearest hair, beard or frame pixel
+        return np.asarray(soft * soft_step(away, lo * face.iod, hi * face.iod), np.float32)
 
     def strands_above_eyes(self, face: AlignedFace) -> np.ndarray:
         """Hair strands (H, W) in [0, 1] on the forehead and temples, from 0.15 iod above the eyes up (a

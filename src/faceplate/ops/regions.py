@@ -152,6 +152,15 @@ def feature_mask(
     return keep_out
 
 
+def distance_from(off: NDArray[np.bool_]) -> F32:
+    """Distance (H, W) in px from each pixel to the nearest ``off`` pixel (H, W) bool (the crop's edge
+    does not count: a mask that runs off the crop is not bounded there)."""
+    on = np.ascontiguousarray(~off, np.uint8)
+    if on.all():
+        return np.full(off.shape, float(sum(off.shape)), np.float32)  # farther than any pixel
+    return np.asarray(cv2.distanceTransform(on, cv2.DIST_L2, 5), np.float32)
+
+
 def edge_distance(region: F32) -> F32:
     """Distance (H, W) in px from each pixel of ``region`` (H, W, > 0.5 inside) to its nearest pixel outside
     (0 outside): how far skin lies from the features and the outline that bound it."""
