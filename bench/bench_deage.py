@@ -136,17 +136,20 @@ def hair() -> None:
 
 NATIVE_1080P = [("wan_animate_video.mp4", "0-105"), ("fra_orig.mp4", "0-179")]  # native HD clips, not upscaled
 SPEED_CHILD = (
-    "import json,os,sys,time;from faceplate.config import RenderConfig;from faceplate.render import render;"
-    "from faceplate.effects import EFFECTS;c=time.process_time();"
+    "import json,os,resource,sys,time;from faceplate.config import RenderConfig;from faceplate.render import render;"
+    "from faceplate.effects import EFFECTS;kids=lambda:sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2]);"
+    "c=time.process_time()+kids();"
     "s=render(RenderConfig(plate=sys.argv[1],out=sys.argv[2],frames=sys.argv[3]),EFFECTS.get(sys.argv[4])());"
-    "print(json.dumps({'fps':s.written/s.seconds,'stages':s.stages,'n':s.written,"
-    "'cpu':time.process_time()-c,'load':os.getloadavg()[0]}))"
+    "print(json.dumps({'fps':s.written/s.seconds,'stages':getattr(s,'stages',{}),'cpu_stages':getattr(s,'cpu',{}),"
+    "'n':s.written,'cpu':time.process_time()+kids()-c,'load':os.getloadavg()[0]}))"
 )
 
 
 def speed_run(name: str, frames: str, effect: str, src: Path | None = None) -> dict[str, Any]:
     """One fresh-shot render in a child process (``src``: import faceplate from there instead): fps, stages
-    (wall s), cpu (s of the whole process, all threads), load (1-minute load average after it)."""
+    (wall s), cpu_stages (CPU s of the thread running each stage), cpu (s of the whole process, all threads, and of
+    its helper processes: the identity embedder's),
+    load (1-minute load average after it)."""
     import json
     import os
     import subprocess
@@ -167,7 +170,7 @@ def speed(repeat: int = 2, before: Path | None = None) -> None:
     fps depends on what else runs on the machine; CPU ms a frame (every thread of the process) much less:
     below ~133 ms a frame fits 15 fps on 2 free cores."""
     print("| plate | effect | code | frames | fps end to end (runs) | CPU ms / frame (runs) | load | "
-          "per frame, last run (wall ms) |")  # fmt: skip
+          "per frame, last run: wall ms (CPU ms of the stage's thread) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
     codes = [("before", before), ("after", None)] if before is not None else [("now", None)]
     for name, frames in NATIVE_1080P:
@@ -180,7 +183,9 @@ def speed(repeat: int = 2, before: Path | None = None) -> None:
                 rs = runs[code]
                 fps, cpu = [r["fps"] for r in rs], [1000 * r["cpu"] / r["n"] for r in rs]
                 r = rs[-1]
-                per = ", ".join(f"{k} {1000 * v / r['n']:.1f}" for k, v in r["stages"].items())
+                cs = r.get("cpu_stages", {})
+                per = ", ".join(f"{k} {1000 * v / r['n']:.1f}" + (f" ({1000 * cs[k] / r['n']:.1f})" if k in cs else "")
+                                for k, v in r["stages"].items())  # fmt: skip
                 print(f"| {name} | {effect} | {code} | {r['n']} | {statistics.median(fps):.1f} "
                       f"({', '.join(f'{f:.1f}' for f in fps)}) | {statistics.median(cpu):.0f} "
                       f"({', '.join(f'{c:.0f}' for c in cpu)}) | {max(x['load'] for x in rs):.1f} | {per} |",

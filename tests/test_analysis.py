@@ -17,6 +17,7 @@ from faceplate.errors import FaceNotFoundError
 from faceplate.extract import extract
 from faceplate.geometry import iou
 from faceplate.media import open_plate
+from faceplate.media.frames import parse_frame_range as parse_range
 from faceplate.review import match_reference, reference_face
 from faceplate.store import ShotStore
 
@@ -241,3 +242,70 @@ def test_graphs_start_without_mediapipe_solutions() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "0.10.21", "478"]
+
+
+@pytest.mark.slow
+def test_embedder_process_gives_the_in_process_descriptors(two_people: tuple[np.ndarray, list[np.ndarray]]) -> None:
+    """The helper-process embedder (used by streamed renders: dlib holds the GIL through a descriptor) returns
+    the very descriptors of the in-process one, on both faces of a real photo, also when both are asked for
+    before either is waited for; it reports bad input and a closed helper as errors."""
+    from faceplate.analysis.identity import EmbedderProcess
+    from faceplate.errors import ModelError
+
+    rgb, faces = two_people
+    here, there = Embedder(), EmbedderProcess()
+    try:
+        want = [here(rgb, lm) for lm in faces]
+        for lm, a in zip(faces, want, strict=True):
+            b = there(rgb, lm)
+            assert b.dtype == np.float32 and b.shape == (128,)
+            assert np.array_equal(a, b)
+        first, second = (there.submit(rgb, lm) for lm in faces)  # both asked before either is waited for
+        assert np.array_equal(second(), want[1]) and np.array_equal(first(), want[0])
+        assert np.array_equal(first(), want[0])  # a ticket keeps its answer
+        with pytest.raises(ValueError):
+            there(rgb, faces[0][:68])
+    finally:
+        there.close()
+    there.close()  # twice is fine
+    with pytest.raises(ModelError):
+        there(rgb, faces[0])
+
+
+def test_hand_pass_submitted_ahead_finds_the_hands_it_finds_called() -> None:
+    """HandLandmarker.submit / collect (the graph works while the caller goes on) gives, frame by frame, exactly
+    what calling it gives, on real frames with hands in view (the graph tracks hands from frame to frame)."""
+    from faceplate.analysis.hands import HandLandmarker
+
+    with open_plate(media("fr_short_hamilton_clip.mp4")) as p:
+        frames = [rgb for _, rgb in p.frames(parse_range("126-134"), display=True)]
+    called, ahead = HandLandmarker(), HandLandmarker()
+    try:
+        want = [called(rgb) for rgb in frames]
+        got = []
+        for rgb in frames:
+            ahead.submit(rgb)
+            got.append(ahead.collect())
+    finally:
+        called.close()
+        ahead.close()
+    assert sum(len(h) for h in want) >= len(frames)  # hands in view
+    assert [len(h) for h in got] == [len(h) for h in want]
+    assert all(np.array_equal(a, b) for hs, gs in zip(want, got, strict=True) for a, b in zip(hs, gs, strict=True))
+
+
+def test_identity_helper_needs_no_opencv() -> None:
+    """The identity helper process (started by every streamed render) loads neither OpenCV nor MediaPipe; the
+    mesh indices identity keeps for that are analysis.faces' own."""
+    import subprocess
+    import sys
+
+    from faceplate.analysis import faces, identity
+
+    assert (identity.CHIN, identity.N_LANDMARKS) == (faces.CHIN, faces.N_LANDMARKS)
+    code = (
+        "import sys, faceplate.analysis.embed_worker; from faceplate.analysis.identity import Embedder; "
+        "print('cv2' in sys.modules, 'mediapipe' in sys.modules)"
+    )  # what the helper imports before it loads dlib's models
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]

@@ -295,3 +295,85 @@ def test_one_pass_effects_side_by_side_keep_frame_order(tmp_path: Path) -> None:
             np.testing.assert_array_equal(pa.read(k, native=True), pb.read(k, native=True))
     with pytest.raises(RuntimeError, match="frame 3"):
         render(cfg("c"), Fails())
+
+
+def test_stopwatch_times_threads_wall_and_cpu() -> None:
+    """Stages timed from several threads at once all count (the totals are updated under a lock); ``cpu``
+    holds the timing thread's CPU: a busy stage has about its wall time, a sleeping one almost none."""
+    import threading
+
+    from faceplate.timing import Stopwatch
+
+    sw = Stopwatch()
+
+    def work() -> None:
+        for _ in range(200):
+            with sw("count"):
+                pass
+        with sw("busy"):
+            t = time.thread_time()
+            while time.thread_time() - t < 0.05:
+                pass
+        with sw("sleep"):
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    wall, cpu = sw.snapshot()
+    assert set(wall) == set(cpu) == {"count", "busy", "sleep"}
+    assert cpu["busy"] >= 4 * 0.05 and wall["busy"] >= cpu["busy"] - 1e-3
+    assert wall["sleep"] >= 4 * 0.05 and cpu["sleep"] < 0.05
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_one_pass_render_exits_130_and_ends_its_helper(tmp_path: Path) -> None:
+    """Ctrl-C while a fresh shot is analysed and rendered in one pass: exit 130 with one line, and the identity
+    helper process (render.stream's embedder) ends with it."""
+    tag = f"faceplate-test-{os.getpid()}-{time.time_ns()}"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "FACEPLATE_TEST_TAG": tag}
+    cmd = [sys.executable, "-m", "faceplate", "beauty", str(media("fra_orig.mp4")), "-o", str(tmp_path / "c.mp4")]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+
+    def tagged() -> list[int]:
+        pids = []
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and int(d.name) != proc.pid and tag.encode() in (d / "environ").read_bytes():
+                    pids.append(int(d.name))
+            except OSError:
+                continue
+        return pids
+
+    deadline = time.time() + 60
+    while not tagged() and time.time() < deadline:  # the helper starts with the analysis models
+        time.sleep(0.2)
+    assert tagged(), "no identity helper process started"
+    time.sleep(3.0)  # into the render
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], err
+    deadline = time.time() + 10
+    while tagged() and time.time() < deadline:
+        time.sleep(0.2)
+    assert not tagged()
+
+
+def test_one_pass_models_fall_back_to_dlib_here_without_a_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where no helper process can start (a sandbox), the one-pass render embeds in its own process."""
+    from faceplate.analysis import identity
+    from faceplate.config import ExtractConfig
+    from faceplate.render.stream import close_models, load_models
+
+    def refuse(*args: object, **kw: object) -> None:
+        raise PermissionError("no processes here")
+
+    monkeypatch.setattr(identity.subprocess, "Popen", refuse)
+    models = load_models(ExtractConfig(plate=str(media(D18)), shot=Path("unused"), hands=False))
+    try:
+        assert type(models.embedder) is identity.Embedder and models.hands is None
+    finally:
+        close_models(models)

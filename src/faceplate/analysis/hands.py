@@ -49,17 +49,28 @@ class HandLandmarker:
             "use_prev_landmarks": pc.create_bool(True),
         }
         self._graph = Graph(_HANDS, "hand_landmarks", side)
+        self._size = (0, 0)
 
     def __call__(self, rgb: NDArray[np.uint8]) -> list[F32]:
         """Hands in uint8 RGB (H, W, 3): each (21, 3) float32, x/y in plate pixels, z relative."""
-        h, w = rgb.shape[:2]
-        small = shrink(rgb, HAND_INPUT)
+        self.submit(rgb)
+        return self.collect()
+
+    def submit(self, rgb: NDArray[np.uint8]) -> None:
+        """Start looking for hands in ``rgb`` (H, W, 3) uint8 on the graph's threads; :meth:`collect` waits for
+        them. Frames must be submitted in order, one at a time (the graph tracks hands from frame to frame)."""
+        self._size = (int(rgb.shape[0]), int(rgb.shape[1]))
         g = self._graph
-        out = g.run({"image": g._image_packet(small)})
+        g.submit({"image": g.image_packet(shrink(rgb, HAND_INPUT))})
+
+    def collect(self) -> list[F32]:
+        """The hands of the last :meth:`submit` (as :meth:`__call__` returns them)."""
+        h, w = self._size
+        out = self._graph.collect()
         if not out:
             return []
         hands = []
-        for lm_list in g._pg.get_proto_list(out[0]):
+        for lm_list in self._graph.getter.get_proto_list(out[0]):
             pts = np.array([(p.x * w - 0.5, p.y * h - 0.5, p.z * w) for p in lm_list.landmark], np.float32)
             hands.append(pts)
         return hands

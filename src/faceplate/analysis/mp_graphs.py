@@ -118,20 +118,47 @@ class Graph:
             raise ModelError(f"cannot start MediaPipe graph: {err}") from None
         self._ts = 0
 
-    def _image_packet(self, rgb: NDArray[np.uint8]) -> Any:
+    def image_packet(self, rgb: NDArray[np.uint8]) -> Any:
+        """An image packet of uint8 RGB (H, W, 3) (copied) for :meth:`run` / :meth:`submit`."""
         return self._pc.create_image_frame(image_format=self._if.ImageFormat.SRGB, data=np.ascontiguousarray(rgb))
 
+    @property
+    def getter(self) -> Any:
+        """MediaPipe's ``packet_getter`` module, to read output packets."""
+        return self._pg
+
     def run(self, inputs: dict[str, Any]) -> list[Any]:
+        """Feed one set of inputs, wait, return the output packets."""
+        self.submit(inputs)
+        return self.collect()
+
+    def submit(self, inputs: dict[str, Any]) -> None:
+        """Feed one set of inputs without waiting: the graph works on its own threads while the caller goes
+        on; :meth:`collect` waits and returns the outputs. One submission at a time (outputs are the same as
+        :meth:`run`'s: the graph sees the same inputs in the same order)."""
         self._ts += 1
         self._out.clear()
         try:
-            with quiet_stderr() if self._ts <= 2 else contextlib.nullcontext():
-                for name, packet in inputs.items():
-                    self._graph.add_packet_to_input_stream(name, packet.at(self._ts))
-                self._graph.wait_until_idle()
+            if self._ts <= 2:  # the first runs log (TFLite's delegate lines) while they work: wait in silence
+                with quiet_stderr():
+                    self._add(inputs)
+                    self._graph.wait_until_idle()
+            else:
+                self._add(inputs)
+        except RuntimeError as err:
+            raise ModelError(f"MediaPipe graph failed: {str(err).strip().splitlines()[-1]}") from None
+
+    def collect(self) -> list[Any]:
+        """Wait for the last :meth:`submit` and return its output packets."""
+        try:
+            self._graph.wait_until_idle()
         except RuntimeError as err:
             raise ModelError(f"MediaPipe graph failed: {str(err).strip().splitlines()[-1]}") from None
         return list(self._out)
+
+    def _add(self, inputs: dict[str, Any]) -> None:
+        for name, packet in inputs.items():
+            self._graph.add_packet_to_input_stream(name, packet.at(self._ts))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -170,7 +197,7 @@ class FullRangeDetector(Graph):
         Returns ``(score, box, keypoints)`` per face: box (4,) = x0, y0, x1, y1 and keypoints (6, 2) in
         *normalised* [0, 1] image coordinates (0 = left/top edge).
         """
-        out = self.run({"image": self._image_packet(rgb)})
+        out = self.run({"image": self.image_packet(rgb)})
         if not out:
             return []
         faces = []
@@ -198,7 +225,7 @@ class MeshLandmarker(Graph):
         Returns (478, 3) float32: x, y normalised to the crop ([0, 1], 0 = left/top edge), z in the same
         units as x (relative depth, negative towards the camera).
         """
-        out = self.run({"image": self._image_packet(crop), "roi": self._roi})
+        out = self.run({"image": self.image_packet(crop), "roi": self._roi})
         if not out:
             return None
         lm = self._pg.get_proto(out[0]).landmark

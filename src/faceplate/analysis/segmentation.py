@@ -33,10 +33,10 @@ class PersonSegmenter:
     def __call__(self, rgb: NDArray[np.uint8]) -> NDArray[np.float32]:
         """uint8 RGB (H, W, 3) → float32 (H, W) in [0, 1], 1 on the person (hair and clothes included)."""
         g = self._graph
-        out = g.run({"image": g._image_packet(rgb)})
+        out = g.run({"image": g.image_packet(rgb)})
         if not out:
             return np.zeros(rgb.shape[:2], np.float32)
-        mask = np.asarray(g._pg.get_image_frame(out[0]).numpy_view(), np.float32)
+        mask = np.asarray(g.getter.get_image_frame(out[0]).numpy_view(), np.float32)
         return np.ascontiguousarray(np.clip(mask.reshape(rgb.shape[:2]), 0, 1))
 
     def close(self) -> None:

@@ -67,8 +67,9 @@ class RenderSummary:
     faces: int
     tracks: list[int]
     seconds: float
-    stages: dict[str, float] = field(default_factory=dict)
+    stages: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
     nonfinite: int = 0  # NaN/Inf plate pixels seen (left as they are where no face was changed)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per stage, of the thread running it
 
     @property
     def fps(self) -> float:
@@ -105,8 +106,9 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         runs = frames_to_do(writers, rng)
         counts = _run_frames(cfg, effect, plate, store, runs, tracks, col, writers, sw, progress)
     _warn_nonfinite(counts.nonfinite)
+    wall, cpu = sw.snapshot()
     return RenderSummary(cfg.out, rng, counts.frames, len(rng) - sum(len(r) for r in runs), counts.faces, ids,
-                         time.perf_counter() - t0, sw.seconds, counts.nonfinite)  # fmt: skip
+                         time.perf_counter() - t0, wall, counts.nonfinite, cpu)  # fmt: skip
 
 
 def _tracks_in(store: ShotStore, cfg: RenderConfig, rng: FrameRange) -> list[int]:
@@ -243,9 +245,10 @@ def _render_streamed(
     behind = Background(lambda f, img, job: _timed_write(sw, writers, plate, in_place, f, img, _done(job)),
                         depth=effect_workers() + 1)  # fmt: skip
 
-    def effect_step(img: Any, faces: list[FaceRow], tracks: dict[int, TrackContext], hands: list[F32]) -> list[Change]:
+    def effect_step(img: Any, faces: list[FaceRow], tracks: dict[int, Any], hands: list[F32]) -> list[Change]:
+        ready = {t: c.result() if isinstance(c, Future) else c for t, c in tracks.items()}  # contexts being prepared
         with sw("effect (background)"):
-            return face_changes(img.rgb if isinstance(img, Yuv420) else img, faces, tracks, effect, col, hands)
+            return face_changes(img.rgb if isinstance(img, Yuv420) else img, faces, ready, effect, col, hands)
 
     counts = [0, 0]  # frames written, faces rendered
 
@@ -257,9 +260,14 @@ def _render_streamed(
         counts[0] += 1
         counts[1] += len(faces)
 
-    def prepare(track: int, early: list[FaceRow], images: dict[int, Any]) -> TrackContext:
+    def prepare_now(track: int, early: list[FaceRow], images: dict[int, Any]) -> TrackContext:
         with sw("prepare"):
             return track_context(effect, col, track, early, images, glasses=cfg.hold_glasses)
+
+    def prepare(track: int, early: list[FaceRow], images: dict[int, Any]) -> Future[TrackContext]:
+        # on an effect thread (idle until the first frame is ready), while this thread analyses on;
+        # the track's first effects wait for it
+        return pool.submit(prepare_now, track, early, images)
 
     try:
         ids = stream_render(cfg, plate, store, rng, yuv, prepare, render_one, sw, progress)
@@ -278,7 +286,8 @@ def _render_streamed(
     with sw("write (wait)"):
         for w in writers.values():
             w.close()
-    return RenderSummary(cfg.out, rng, counts[0], len(done), counts[1], ids, time.perf_counter() - t0, sw.seconds)
+    wall, cpu = sw.snapshot()
+    return RenderSummary(cfg.out, rng, counts[0], len(done), counts[1], ids, time.perf_counter() - t0, wall, cpu=cpu)
 
 
 def _stop(behind: Background, writers: dict[str, FrameWriter], pool: ThreadPoolExecutor | None = None) -> None:

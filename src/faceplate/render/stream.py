@@ -24,10 +24,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.analysis.faces import interocular
-from faceplate.analysis.hands import in_between
+from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
+from faceplate.analysis.hands import HandLandmarker, in_between
+from faceplate.analysis.identity import Embedder, EmbedderProcess
 from faceplate.analysis.smoothing import StreamSmoother, lookahead
-from faceplate.config import RenderConfig
+from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.cpu import single_thread_blas
 from faceplate.effects.base import Effect
 from faceplate.errors import FaceNotFoundError, Interrupted
@@ -143,6 +144,19 @@ class _Shot:
                     break
         return in_between(*sides)
 
+    def reads_newest(self, i: int) -> bool:
+        """Would :meth:`hands_near` for slot ``i`` read the newest buffered slot's hands?"""
+        s = self.slots[i].found
+        if s.hands_checked:
+            return i == len(self.slots) - 1
+        for j in range(i + 1, len(self.slots)):
+            o = self.slots[j].found
+            if o.shot != s.shot:
+                return False
+            if o.hands_checked:
+                return j == len(self.slots) - 1
+        return False
+
     def pop(self) -> None:
         """Done with the oldest buffered frame."""
         slot = self.slots.popleft()
@@ -185,8 +199,10 @@ def stream_render(
     written = 0  # frames handed to render_one
     seen: set[int] = set()
     with sw("model load"):
-        models = Models.load(ecfg)
+        models = load_models(ecfg)
     an = RunAnalyser(ecfg, store, models, rng, sw)
+    # an analyser whose hand pass runs beside the next frame's landmarks has hands pending until it settles
+    settle: Callable[[], None] = getattr(an, "settle", lambda: None)
     decoded = plate.frames_yuv(rng) if yuv else plate.frames(rng, native=True)
     rgb_of: Callable[[Any], NDArray[np.uint8]] = lambda x: x.rgb if isinstance(x, Yuv420) else x  # noqa: E731
 
@@ -201,6 +217,8 @@ def stream_render(
             lm = line.smoother.value(slot.frame, shot.final(line))
             rows.append(FaceRow(t, slot.frame, "stream", None, lm, lm))
             seen.add(t)
+        if rows and cfg.extract.hands and shot.reads_newest(0):
+            settle()  # the newest frame's hand pass may still be running: wait for its hands
         hands = shot.hands_near(0) if rows and cfg.extract.hands else []
         render_one(slot.frame, slot.img, rows, {t: line.context for t, line in on}, hands)
         shot.pop()
@@ -230,12 +248,35 @@ def stream_render(
             an.flush()
         raise
     finally:
-        models.close()
+        close_models(models)
     with sw("finalize"):
         finalize(store, fin)
     if not seen:
         raise FaceNotFoundError(f"no face found in frames {rng} of {cfg.plate} ({len(rng)} frames stored)")
     return sorted(seen)
+
+
+def load_models(cfg: ExtractConfig) -> Models:
+    """``Models.load(cfg)``, but the identity embedder runs in its helper process (EmbedderProcess: the same
+    descriptors; dlib no longer holds the GIL against the effect threads, and loads there meanwhile)."""
+    try:
+        embedder: Embedder = EmbedderProcess()
+    except OSError:  # no helper process can start here: dlib in this process, as in the two-pass path
+        embedder = Embedder()
+    try:
+        return Models(DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score), Landmarker(), embedder,
+                      HandLandmarker() if cfg.hands else None)  # fmt: skip
+    except BaseException:
+        embedder.close()
+        raise
+
+
+def close_models(models: Models) -> None:
+    """``models.close()`` and the embedder's (its helper process)."""
+    try:
+        models.close()
+    finally:
+        models.embedder.close()
 
 
 def _early(shot: _Shot, track: int, line: _Line) -> tuple[list[FaceRow], dict[int, Any]]:
