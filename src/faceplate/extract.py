@@ -69,7 +69,7 @@ class _Batch:
     frames: list[tuple[int, int, float, int, int]] = field(default_factory=list)
     faces: list[tuple[int, int, str, float | None, F32]] = field(default_factory=list)
     tracks: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
-    embeddings: list[tuple[int, int, F32]] = field(default_factory=list)
+    embeddings: list[tuple[int, int, Callable[[], F32]]] = field(default_factory=list)  # descriptors on the way
     hands: list[tuple[int, int, F32]] = field(default_factory=list)
     end: RunEnd | None = None  # the analysis state after the last frame added
 
@@ -82,7 +82,8 @@ class _Batch:
 
     def flush(self, store: ShotStore) -> None:
         if self.frames:
-            store.write_batch(self.frames, self.faces, self.tracks.values(), self.embeddings, self.hands, self.end)
+            vectors = [(t, f, vec()) for t, f, vec in self.embeddings]
+            store.write_batch(self.frames, self.faces, self.tracks.values(), vectors, self.hands, self.end)
         self.frames, self.faces, self.tracks, self.embeddings, self.hands = [], [], {}, [], []
 
 
@@ -238,6 +239,7 @@ class Models:
                    HandLandmarker() if cfg.hands else None)  # fmt: skip
 
     def close(self) -> None:
+        self.embedder.close()
         self.landmarker.close()
         if self.hands is not None:
             self.hands.close()
@@ -270,6 +272,7 @@ class RunAnalyser:
         self.hands_due = _Cadence(cfg.detect_every)
         self.embeds = _Embeds(store, cfg.embed_every, cfg.embed_max)
         self.batch = _Batch()
+        self.pending: tuple[int, list[F32]] | None = None  # (frame, its hands) of a hand pass still running
         self.shot = max_shot + 1
         self.first_decoded = run.first
         prev = store.frame_row(run.first - 1)
@@ -307,29 +310,46 @@ class RunAnalyser:
             self.tracker.cut()
             self.shot += 1
         with self.sw("detect + landmarks"):
-            obs = self.tracker.step(frame, rgb)
-        checked, found = False, []
+            obs = self.tracker.step(frame, rgb)  # the last frame's hand pass runs meanwhile on its graph's threads
+        self.settle()
+        checked, found = False, list[F32]()
         self.hands_due.tick(is_cut)
         due = self.hands_due.now() or (frame == self.run.last and self.hands_due.present)  # no open end
         if obs and self.models.hands is not None and due:  # only where there are faces
             with self.sw("hands"):
-                found = self.models.hands(rgb)
-            self.batch.hands += [(frame, i, h) for i, h in enumerate(found)]
-            self.hands_due.seen(bool(found))
+                self.models.hands.submit(rgb)
+            self.pending = (frame, found)  # filled in by settle(), on the next frame
             checked = True
         for o in obs:
             if self.embeds.wanted(o.track, frame) and interocular(o.landmarks) >= MIN_EMBED_IOD:
                 with self.sw("identity"):
-                    self.batch.embeddings.append((o.track, frame, self.models.embedder(rgb, o.landmarks)))
+                    self.batch.embeddings.append((o.track, frame, self.models.embedder.submit(rgb, o.landmarks)))
                 self.embeds.taken(o.track, frame)
         self.batch.add(frame, self.shot, score, obs, checked)
         self.batch.end = self._run_end(frame)
         if len(self.batch.frames) >= self.cfg.commit_every:
+            self.settle()
             with self.sw("store"):
                 self.batch.flush(self.store)
-        return Analysed(frame, self.shot, obs, checked, found)
+        return Analysed(frame, self.shot, obs, checked, found)  # ``found`` is filled in once settled
+
+    def settle(self) -> None:
+        """Wait for the hand pass still running (if any): its hands go into the batch and into the ``hands``
+        of the frame's Analysed, the hand cadence and the stored run end see them."""
+        if self.pending is None:
+            return
+        (frame, found), self.pending = self.pending, None
+        assert self.models.hands is not None
+        with self.sw("hands"):
+            found += self.models.hands.collect()
+        self.batch.hands += [(frame, i, h) for i, h in enumerate(found)]
+        self.hands_due.seen(bool(found))
+        end = self.batch.end
+        if end is not None and end.frame == frame:  # taken before the hands were known
+            end.counters.update(hands_since=self.hands_due.since, hands_present=int(self.hands_due.present))
 
     def flush(self) -> None:
+        self.settle()
         self.batch.flush(self.store)
 
 
