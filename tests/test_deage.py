@@ -15,13 +15,18 @@ from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.identity import Embedder, distance
 from faceplate.config import ExtractConfig, RenderConfig
+from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import (
+    JOWL_FLOOR,
+    MIDLINE,
     DeageEffect,
     DeageSettings,
+    above_brows,
     age_warning,
     face_falloff,
     fold_band,
+    fringe,
     lift_field,
     open_skin,
     soften_folds,
@@ -36,6 +41,7 @@ from faceplate.ops.hair import hair_alpha
 from faceplate.ops.regions import dilate, region_mask
 from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
+from faceplate.ops.wrinkles import light_evenness
 from faceplate.render import ColourPath, aligned_face, prepare_tracks, render
 from faceplate.store import ShotStore
 
@@ -275,3 +281,93 @@ def test_cli_hair_and_volume_reach_the_settings_and_age_warns(tmp_path: Path) ->
     assert "child" in (age_warning(12, 5) or "")
     with pytest.raises(ConfigError, match="--age"):
         age_warning(-3, 5)
+
+
+def aligned_still(name: str, res: int = 256) -> AlignedFace:
+    rgb = open_plate(media(name)).read(0, display=True)
+    lm = Landmarker()(rgb, DETECTORS.get("mediapipe")(1, 0.5)(rgb)[0].roi())
+    m = align_matrix(lm, res, "whole_face")
+    alm = to_aligned(m, lm).astype(np.float32)
+    crop = np.clip(align_image(rgb.astype(np.float32) / 255, m, res), 0, 1).astype(np.float32)
+    return AlignedFace(0, 0, crop, alm, float(np.linalg.norm(alm[263, :2] - alm[33, :2])))
+
+
+def test_a_fair_fringe_stays_as_shot_forehead_lines_are_not_hair() -> None:
+    """Aniston's blonde fringe over the forehead is found and left exactly as shot (neither warped nor
+    retouched) while her brows still lift; Biden's deep forehead lines are not taken for hair."""
+    biden = aligned_still("fr_biden.jpg")
+    assert fringe(biden.image, biden.landmarks, biden.iod).max() < 0.05  # 0.0
+    face = aligned_still("df_img3.jpg")
+    hair = fringe(face.image, face.landmarks, face.iod)
+    top = int(face.landmarks[[33, 263], 1].min())
+    assert (hair[:top] > 0.99).mean() > 0.03  # the fringe strands above the eyes
+    effect = DeageEffect(DeageSettings(years=20))
+    r = effect.apply(face, effect.prepare([face]))
+    change = np.abs(r.image - face.image).max(axis=2)
+    held = hair == 1.0
+    assert held.sum() > 200 and change[held].max() < 1e-6 and r.matte[held].max() < 1e-6
+    brows = region_mask(face.landmarks, face.image.shape[:2], "brow_r") > 0.5
+    assert change[brows].mean() > 0.01  # the brows moved
+
+
+def test_jowl_lift_follows_the_jowls_there_are() -> None:
+    """Biden (70) has deep folds below the mouth corners and gets the whole jowl lift; a man of ~30 (d18) has
+    none and gets about JOWL_FLOOR of it, his brows lifted as much as Biden's share would."""
+    effect = DeageEffect(DeageSettings(years=20))
+    shares = {}
+    for name in ("fr_biden.jpg", D18):
+        face = aligned_still(name)
+        shares[name] = effect.prepare([face]).jowls
+    assert shares["fr_biden.jpg"] == 1.0 and JOWL_FLOOR <= shares[D18] < 0.4  # depths 0.034, 0.008
+    face = aligned_still(D18)
+    full = lift_field(face.landmarks, (256, 256), DeageSettings(years=20))
+    less = lift_field(face.landmarks, (256, 256), DeageSettings(years=20), JOWL_FLOOR)
+    jaw = face.landmarks[[136, 150, 365, 379], :2].astype(int)
+    brow = face.landmarks[[105, 334], :2].astype(int)
+    at = lambda f, p: np.linalg.norm(f[p[:, 1], p[:, 0]], axis=1)  # noqa: E731
+    assert (at(less, jaw) < 0.5 * at(full, jaw)).all()
+    np.testing.assert_allclose(at(less, brow), at(full, brow), rtol=0.1)
+
+
+def test_hair_over_the_forehead_is_held_its_edge_fades_on_the_hair() -> None:
+    """``above_brows`` on Obama's landmarks with a skin matte that has a lock of hair over the forehead (0.3 iod
+    wide) and a 0.04 iod gap (a highlight): the lock is held (1 inside it, 0 on the skin at its edge), the gap,
+    the brows and everything below them are not."""
+    face = aligned_still("fr_obama.jpg")
+    lm, iod = face.landmarks, face.iod
+    skin = np.ones((256, 256), np.float32)
+    brow_top = int(lm[[105, 334], 1].min())
+    cx = int(lm[168, 0])
+    lock = (slice(0, brow_top - int(0.2 * iod)), slice(cx - int(0.15 * iod), cx + int(0.15 * iod)))
+    skin[lock] = 0.0
+    gap = (slice(brow_top - int(0.3 * iod), brow_top - int(0.26 * iod)), slice(cx + 30, cx + 33))
+    skin[gap] = 0.0
+    held = above_brows(skin, lm, iod)
+    assert held[lock][:-8, 8:-8].min() > 0.95  # 0.1 iod inside its edge: 0.98-1
+    assert held[skin > 0.5].max() < 0.05 and held[gap].max() < 0.05
+    assert held[brow_top:].max() == 0.0
+
+
+@pytest.mark.slow
+def test_under_a_side_light_the_folds_keep_their_shading() -> None:
+    """Obama (even light: his folds are filled) relit from one side (the far half at 0.6x, a real face under a
+    synthetic light): the light reads uneven, and the broad fill of his nasolabial folds drops to under half
+    of what it was, while the fine retouch there stays."""
+    face = aligned_still("fr_obama.jpg")
+    lm, iod = face.landmarks, face.iod
+    xx = np.arange(256, dtype=np.float32)[None, :, None]
+    ramp = 1.0 - 0.4 / (1.0 + np.exp(-(xx - float(lm[MIDLINE, 0].mean())) / (0.1 * iod)))
+    lit = AlignedFace(0, 0, np.asarray(face.image * ramp, np.float32), lm, iod)
+    effect = DeageEffect(DeageSettings(years=20))
+    band = fold_band(lm, (256, 256), iod) > 0.5
+    broad, fine = {}, {}
+    for name, f in (("even", face), ("side", lit)):
+        skin = effect._beauty().skin_matte(f, effect.prepare([f]).skin)
+        light = light_evenness(luma(f.image), skin, float(lm[MIDLINE, 0].mean()), iod)
+        assert (light[band].mean() > 0.9) if name == "even" else (light[band].mean() < 0.1)
+        r = effect.apply(f, effect.prepare([f]))
+        d = luma(r.image) - luma(f.image)
+        broad[name] = float(np.clip(gauss(d, 0.05 * iod), 0, None)[band].mean())
+        fine[name] = float(np.abs(d - gauss(d, 0.02 * iod))[band].mean())
+    assert broad["side"] < 0.5 * broad["even"], broad
+    assert fine["side"] > 0.5 * fine["even"], fine

@@ -14,6 +14,7 @@ from faceplate.ops.regions import eye_distance, feather, skin_region
 from faceplate.ops.volume import age_spots, even_tone, fill_hollows, hollows, moves, remove_spots
 from faceplate.ops.wrinkles import (
     flatten_mid,
+    light_evenness,
     line_texture,
     pore_band,
     remove_wrinkles,
@@ -146,3 +147,29 @@ def test_a_side_lights_shadow_edge_is_kept_an_age_dip_beside_it_filled() -> None
     out, _ = remove_wrinkles(img, skin, iod, 1.0)
     filled = luma(out) - luma(img)
     assert filled[edge].max() < 0.01 and filled[200, 170:210].mean() > 0.06  # the crease, not the shadow's edge
+
+
+def test_light_evenness_tells_a_side_light_from_an_even_one() -> None:
+    """The same face's two sides under one light: a side light (one half 0.6x the other) reads 0 and keeps its
+    shadow's edge; an even light reads 1, and there a dip is filled whole, not only up to its darker side."""
+    iod = 72.0
+    yy, xx = np.mgrid[:R, :R].astype(np.float32)
+    skin = np.ones((R, R), np.float32)
+    side = (0.5 + 0.3 / (1 + np.exp(-(xx - 128) / (0.03 * iod)))).astype(np.float32)
+    lit = light_evenness(side, skin, 128.0, iod)
+    assert lit.max() < 0.05
+    # even light: a hollow beside a bright ridge on one side (a cheekbone): filled to the skin's broad level
+    ridge = 0.1 * np.exp(-(((np.abs(xx - 128) - 50) / (0.06 * iod)) ** 2))
+    hollow = 0.06 * np.exp(-((xx - 64) ** 2 + (yy - 128) ** 2) / (2 * (0.12 * iod) ** 2))
+    even = np.float32(0.6) + ridge - hollow - hollow[:, ::-1]  # both sides of the face alike
+    assert light_evenness(even.astype(np.float32), skin, 128.0, iod).min() > 0.95
+    img = np.repeat(even[..., None], 3, 2).astype(np.float32)
+    ones = np.ones((R, R), np.float32)
+    only_dip = luma(fill_hollows(img, skin, skin, iod, 0.75)) - luma(img)
+    whole = luma(fill_hollows(img, skin, skin, iod, 0.75, ones)) - luma(img)
+    assert whole[128, 64] > 1.05 * only_dip[128, 64] and whole[128, 64] > 0.02  # 0.044 vs 0.041
+    # a side light's edge stays with the evenness passed in: 0 there, so the dip-only fill
+    shade = np.repeat(side[..., None], 3, 2)
+    edge = (xx > 100) & (xx < 127) & (np.abs(yy - 40) < 20)
+    kept = luma(fill_hollows(shade, skin, skin, iod, 0.75, lit)) - luma(shade)
+    assert kept[edge].max() < 0.02

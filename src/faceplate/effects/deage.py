@@ -7,7 +7,8 @@ identity drifted to 0.38 and Aniston moved further from her younger self); years
 tone, hollows and spots:
 
 =================  ====================================================================
-jowls / jawline    lower face outline lifted 0.05·k1 and pulled in 0.02·k1 (most at the jowls)
+jowls / jawline    lower face outline lifted 0.05·k1·j and pulled in 0.02·k1·j (most at the jowls); j: the
+                   track's jowl share, 1 with folds below the mouth corners, 0.3 without (``jowl_share``)
 brows              brows lifted 0.03·k1
 eye bags           under-eye lift (retouch) at full strength, plus a 0.01·k1 lift of the lower lid area
 volume (warp)      cheek apples up 0.01·k1 and out 0.005·k1; upper lip edge up 0.005·k1, lower lip edge
@@ -17,17 +18,23 @@ deep lines         forehead, glabella, crow's feet, folds, neck (valleys 0.025-0
                    min(1, 0.4 + 0.03·N); crinkle band (pores to 0.04) flattened by min(0.9, 0.04·N);
                    nasolabial folds' shadow filled by k1; pores put back from the plate (re-synthesised
                    from nearby clean skin inside the lines): the pore band is kept whole; the lift leaves
-                   the grain of open skin in place (only its shape moves): the plate's pores stay sharp
+                   the grain of open skin in place (only its shape moves): the plate's pores stay sharp.
+                   Under an even light (``wrinkles.light_evenness``: both sides of the face alike) lines,
+                   folds, hollows, spots and tone are filled whole; under a side light only as dips darker
+                   than both sides (``dip_floor``), the folds' broad shading kept
 hollows            tear troughs, temples, cheek hollows, jowls: shadow lifted by min(0.75, 0.025·N)
 spots              age spots (flat dark blobs 0.03-0.1) filled by min(1, 0.035·N)
-tone               skin chroma evened, saturation +8%·k; luma +2%·k, broad luma evened by 0.1·k
+tone               skin chroma evened; luma +2%·k, broad luma evened by 0.1·k (no saturation gain: +8%·k read
+                   3-5 years older on d12 and younger on no tuning face)
 hair (opt-in)      grey/white hair recoloured by min(k, 1) towards a brown (or the person's own darker hair
                    colour), each strand's luminance variation and highlights kept (ops/hair)
 =================  ====================================================================
 
-The lift is held at the eyes, nose, mouth line and crop border and falls to zero within 0.15 eye
-distances outside the face oval (no displaced background, ears or collars). Deep lines, hollows, spots
-and tone work at half the crop size (broad bands only); the pores are never blurred.
+Fair fringe hair over the forehead (``fringe``: fine oriented strands, ``ops.skin.hair_strands``) is
+neither warped nor retouched. The lift is held at the eyes, nose, mouth line and crop border and falls
+to zero within 0.15 eye distances outside the face oval (no displaced background, ears or collars).
+Deep lines, hollows, spots and tone work at half the crop size (broad bands only); the pores are never
+blurred.
 
 ``--hair`` works in a larger ``head`` crop; the hair alpha (ops/hair) is a soft, strand-following matte:
 sure hair on the person (MediaPipe selfie segmentation of the crop), off the face and not skin-coloured,
@@ -51,8 +58,8 @@ from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
-from faceplate.landmarks import LIFT_ANCHORS
-from faceplate.ops.filters import blur, gauss, spread
+from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, LIFT_ANCHORS
+from faceplate.ops.filters import blur, gauss, luma, spread
 from faceplate.ops.hair import hair_alpha, recolour_hair
 from faceplate.ops.regions import (
     dilate,
@@ -61,19 +68,22 @@ from faceplate.ops.regions import (
     mesh_regions,
     polygon_mask,
     region_mask,
+    sample_patches,
     skin_region,
 )
-from faceplate.ops.retouch import RetouchSettings, soft_step
-from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
-from faceplate.ops.volume import age_spots, cheek_moves, even_tone, fill_hollows, hollows, remove_spots
+from faceplate.ops.retouch import RetouchSettings, keep_fine, soft_step
+from faceplate.ops.skin import SkinModel, hair_strands, ycbcr
+from faceplate.ops.volume import age_spots, cheek_moves, even_tone, fill_hollows, hollows, jowl_depth, remove_spots
 from faceplate.ops.volume import moves as volume_moves
 from faceplate.ops.warp import rbf_field
-from faceplate.ops.wrinkles import flatten_mid, line_texture, remove_wrinkles, restore_pores
-from faceplate.rec709 import RGB_FROM_YCBCR
+from faceplate.ops.wrinkles import flatten_mid, light_evenness, line_texture, remove_wrinkles, restore_pores
 
 ANCHORS = list(LIFT_ANCHORS)  # eyes, nose, mouth: never moved
 PORES_KEPT = 1.0  # share of the plate's pore band put back on skin (re-synthesised inside deep lines)
 FALLOFF = 0.15  # iod beyond the face oval where the lift has fallen to zero
+JOWL = (0.008, 0.02)  # jowl_depth: no jowl (at or below; faces of 20-40) to a full one (at or above; 45-70)
+JOWL_FLOOR = 0.3  # the jowl lift's share on a face without jowls (the lower outline still firmed a little)
+FRINGE_FADE = 0.03  # iod: the soft edge of the fringe's hold-out (a harder one reads as a seam on the skin)
 
 
 YOUNGEST = 20.0  # apparent years: below this the facelift and retouch no longer make a believable face
@@ -161,8 +171,17 @@ def grown_oval(lm: np.ndarray, iod: float, by: float) -> np.ndarray:
     return oval + by * iod * out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-6)
 
 
-def broad_moves(lm: np.ndarray, iod: float, s: DeageSettings) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Control points and moves (px) of the broad lift: jowls, brows, lower lids, cheeks."""
+def jowl_share(depth: float | None) -> float:
+    """Share of the jowl lift for a track whose folds below the mouth corners are ``depth`` deep
+    (``volume.jowl_depth``; None: unmeasured, the whole lift): a young jaw has no jowl to lift, and lifting
+    it anyway narrows the jaw away from the actor's own younger face."""
+    return 1.0 if depth is None else float(JOWL_FLOOR + (1.0 - JOWL_FLOOR) * soft_step(np.full(1, depth), *JOWL)[0])
+
+
+def broad_moves(lm: np.ndarray, iod: float, s: DeageSettings, jowls: float = 1.0
+                ) -> tuple[list[np.ndarray], list[np.ndarray]]:  # fmt: skip
+    """Control points and moves (px) of the broad lift: jowls (x ``jowls``, ``jowl_share``), brows, lower
+    lids, cheeks."""
     k = s.shape
     pts: list[np.ndarray] = []
     mvs: list[np.ndarray] = []
@@ -173,8 +192,8 @@ def broad_moves(lm: np.ndarray, iod: float, s: DeageSettings) -> tuple[list[np.n
         for p in oval[oval[:, 1] > mouth_y - 0.1 * iod]:
             side = float(np.clip((p[0] - chin_x) / (0.9 * iod), -1, 1))  # 0 at the chin, ±1 at the jowls
             pts.append(p)
-            up = -0.05 * k * iod * (0.3 + 0.7 * abs(side))
-            mvs.append(np.array([-np.sign(side) * 0.02 * k * iod * abs(side), up]))
+            up = -0.05 * k * jowls * iod * (0.3 + 0.7 * abs(side))
+            mvs.append(np.array([-np.sign(side) * 0.02 * k * jowls * iod * abs(side), up]))
     if s.brows:
         for name in ("brow_r", "brow_l"):
             for p in np.asarray(lm[mesh_regions()[name], :2]):
@@ -193,15 +212,16 @@ def broad_moves(lm: np.ndarray, iod: float, s: DeageSettings) -> tuple[list[np.n
     return pts, mvs
 
 
-def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings) -> np.ndarray:
+def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings, jowls: float = 1.0) -> np.ndarray:
     """Displacement field (H, W, 2) of the facelift for aligned landmarks ``lm`` (upright face).
 
     A broad field (σ 0.35 iod: jowls, brows, lids, cheeks) plus a local one (σ 0.12 iod: lips, upper-lid
     hooding), held at the eyes, nose, mouth line, outside the face (the oval grown by 0.3 iod) and the crop
     border, then multiplied by ``face_falloff``: nothing beyond 0.15 iod outside the face oval moves.
+    ``jowls``: the share of the jowl lift (``jowl_share``).
     """
     iod = eye_distance(lm)
-    pts, mvs = broad_moves(lm, iod, s)
+    pts, mvs = broad_moves(lm, iod, s, jowls)
     if not pts:
         return np.zeros((*shape, 2), np.float32)
     h, w = shape
@@ -245,6 +265,7 @@ def soften_folds(img: np.ndarray, band: np.ndarray, iod: float, amount: float) -
     return np.clip(img + (amount * band * shadow)[..., None], 0, 1).astype(np.float32)
 
 
+MIDLINE = [168, 6, 197, 195, 5, 4, 1, 2]  # nose bridge to base: the face's vertical midline (x)
 NOSE = [168, 122, 351, 129, 358, 98, 327, 2, 64, 294]  # bridge, sides, wings, base
 
 
@@ -312,10 +333,38 @@ def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarr
     return skin
 
 
+def fringe(img: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """Hair strands (H, W) in [0, 1] over the forehead and temples of ``img`` (H, W, 3) from 0.15 iod above
+    the eyes up (beauty's test: ``ops.skin.hair_strands``), off the brows (the lift moves those), with a
+    ``FRINGE_FADE`` soft edge: fringe hair as fair as skin. De-age neither warps nor retouches it."""
+    shape = (img.shape[0], img.shape[1])
+    eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * iod
+    hair = hair_strands(img, sample_patches(lm, shape, forehead=False), iod, rows=int(np.ceil(eyes)))
+    brows = np.maximum(region_mask(lm, shape, "brow_r"), region_mask(lm, shape, "brow_l"))
+    hair = np.clip(2.0 * hair, 0, 1) * (1.0 - dilate(brows, 0.04 * iod))
+    return np.asarray(np.clip(gauss(dilate(hair, 0.01 * iod), FRINGE_FADE * iod) * 1.5, 0, 1), np.float32)
+
+
+def above_brows(skin: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """What is not skin above the brows (H, W) in [0, 1]: off ``skin`` (beauty's matte: the hairline, a fringe
+    or a lock over the forehead by its colour), rising from 0 at the matte's edge to 1 ~0.05 iod into it (the
+    change fades out on the hair, not on the skin: no seam; holes in the matte narrower than that stay skin),
+    from 0.05 iod above the brows' top up, the brows and 0.06 iod round them left out (they lift). De-age
+    leaves it as shot: the lift does not drag hair with the skin."""
+    shape = (skin.shape[0], skin.shape[1])
+    brows = np.maximum(region_mask(lm, shape, "brow_r"), region_mask(lm, shape, "brow_l"))
+    top = float(lm[np.r_[mesh_regions()["brow_r"], mesh_regions()["brow_l"]], 1].min()) - 0.05 * iod
+    rows = soft_step(top - np.arange(shape[0], dtype=np.float32), 0.0, 0.05 * iod)[:, None]
+    near = np.clip(gauss(dilate(brows, 0.06 * iod), 0.02 * iod), 0, 1)
+    off = np.clip(2.0 * gauss(1.0 - skin, 0.03 * iod) - 1.0, 0, 1)
+    return np.asarray(rows * (1.0 - near) * off, np.float32)
+
+
 @dataclass
 class DeageContext:
     skin: SkinModel | None
     segmenter: PersonSegmenter | None
+    jowls: float = 1.0  # share of the jowl lift for the track (jowl_share)
 
 
 @EFFECTS.register("deage")
@@ -340,7 +389,15 @@ class DeageEffect(Effect):
 
     def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> DeageContext:
         seg = PersonSegmenter() if self.settings.hair else None
-        return DeageContext(self._beauty().prepare(samples, identity), seg)
+        skin = self._beauty().prepare(samples, identity)
+        return DeageContext(skin, seg, jowl_share(self.track_jowls(samples, skin)))
+
+    def track_jowls(self, samples: list[AlignedFace], skin: SkinModel | None) -> float | None:
+        """The track's ``volume.jowl_depth``: the median over its sample frames (one value a track: the lift
+        does not change strength as the mouth moves), None if no sample shows the skin below the mouth."""
+        got = [jowl_depth(luma(f.image), self._beauty().skin_matte(f, skin), f.landmarks, f.iod) for f in samples]
+        depths = [d for d in got if d is not None]
+        return float(np.median(depths)) if depths else None
 
     def _retouch(self, face: AlignedFace, skin: SkinModel | None) -> EffectResult:
         """Beauty's retouch at beauty's own working scale (eyes WORK_IOD px apart), its change and matte
@@ -356,47 +413,50 @@ class DeageEffect(Effect):
         up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
         return EffectResult(face.image + up(r.image - small), np.clip(up(r.matte), 0, 1))
 
-    def _restore(self, out: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float) -> np.ndarray:
+    def _restore(self, out: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float,
+                 light: np.ndarray) -> np.ndarray:  # fmt: skip
         """Deep lines, hollows, spots and tone on ``skin`` of the retouched ``out``, worked at half size (broad
-        bands only); then the pore band put back from ``plate`` (re-synthesised inside the lines)."""
+        bands only; filled whole where ``light`` (H, W, ``light_evenness``) is even, only as dips where a
+        side light shades the face); then the pore band put back from ``plate`` (re-synthesised in the lines)."""
         h, w = skin.shape
         half = (max(8, w // 2), max(8, h // 2))
         down = lambda a: np.asarray(cv2.resize(a, half, interpolation=cv2.INTER_AREA), np.float32)  # noqa: E731
         up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
         small, plate_s, skin_s = down(out), down(plate), down(skin)
         lm_s = lm * np.array([half[0] / w, half[1] / h, half[0] / w], np.float32)
-        changed, lines = self._broad(small, plate_s, lm_s, skin_s, iod * half[0] / w)
+        changed, lines = self._broad(small, plate_s, lm_s, skin_s, iod * half[0] / w, down(light))
         out = np.clip(out + up(changed - small), 0, 1)
         tex = line_texture(plate, up(lines), skin, iod)
         return restore_pores(out, tex, skin, PORES_KEPT)
 
-    def _broad(self, img: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float
-               ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    def _broad(self, img: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float,
+               light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """The broad restore at one scale: (image, lines filled (H, W))."""
         s = self.settings
         shape = (skin.shape[0], skin.shape[1])
         lines = np.zeros(skin.shape, np.float32)
         if s.wrinkles:
             nose = nose_mask(lm, shape, iod)
-            img, lines = remove_wrinkles(img, skin * (1.0 - nose), iod, s.line_amount, plate)
-            img = soften_folds(img, fold_band(lm, shape, iod) * skin, iod, s.shape)
+            img, lines = remove_wrinkles(img, skin * (1.0 - nose), iod, s.line_amount, plate, light)
+            img = soften_folds(img, fold_band(lm, shape, iod) * skin * light, iod, s.shape)
             img = flatten_mid(img, skin * (1.0 - 0.7 * nose), iod, s.mid_amount)
         if s.volume:
-            img = fill_hollows(img, skin, hollows(lm, shape, iod), iod, s.hollow_amount)
+            img = fill_hollows(img, skin, hollows(lm, shape, iod), iod, s.hollow_amount, light)
         if s.spots:
-            img = remove_spots(img, age_spots(plate, skin, iod), iod, s.spot_amount)
+            img = remove_spots(img, age_spots(plate, skin, iod, light), iod, s.spot_amount)
         if s.tone:
-            img = even_tone(img, skin, iod, 0.02 * s.k, 0.1 * s.k)
+            img = even_tone(img, skin, iod, 0.02 * s.k, 0.1 * s.k, light)
         return img, lines
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         shape = (face.image.shape[0], face.image.shape[1])
         ctx: DeageContext = context
         # the field is held to zero off the skin (smoothly: no folds), and what still moved off it is cut
-        like = skin_likelihood(face.image, ctx.skin)
+        strands = fringe(face.image, face.landmarks, face.iod)
+        like = skin_likelihood(face.image, ctx.skin) * (1.0 - strands)
         before = lift_weight(face, like, face.landmarks)
         hold = np.clip(gauss(before, 0.04 * face.iod), 0.0, 1.0)
-        fld = lift_field(face.landmarks, shape, self.settings) * spread(hold, 2)
+        fld = lift_field(face.landmarks, shape, self.settings, ctx.jowls) * spread(hold, 2)
         warped = warp_keep_grain(face.image, fld, open_skin(face.landmarks, like, face.iod))
         lm = face.landmarks.copy()
         xi = np.clip(np.round(lm[:, 0]).astype(int), 0, shape[1] - 1)
@@ -404,18 +464,18 @@ class DeageEffect(Effect):
         lm[:, :2] += fld[yi, xi]
         retouched = self._retouch(AlignedFace(face.frame, face.track, warped, lm, face.iod), ctx.skin)
         skin = retouched.matte
+        light = light_evenness(luma(warped), skin, float(lm[MIDLINE, 0].mean()), face.iod)
         out = warped + spread(skin, 3) * (retouched.image - warped)  # retouch on skin; the warp wherever it moves
-        out = self._restore(out, warped, lm, skin, face.iod)
-        if self.settings.tone:
-            y, cb, cr = cv2.split(ycbcr(out))
-            gain = 1.0 + 0.08 * self.settings.k * skin
-            toned = np.asarray(cv2.merge([y, cb * gain, cr * gain]), np.float32)
-            out = np.clip(colour_matrix(toned, RGB_FROM_YCBCR), 0, 1)
+        out = self._restore(out, warped, lm, skin, face.iod, light)
+        # under a side light the folds keep their broad shading, whichever op filled it (texture still fixed)
+        out = warped + keep_fine(out - warped, (1.0 - light) * fold_band(lm, shape, face.iod), 0.02 * face.iod)
         moved = cv2.magnitude(*cv2.split(fld))  # |fld|
         moved_area = np.clip(moved / (0.004 * face.iod), 0, 1).astype(np.float32)
         after = lift_weight(face, skin_likelihood(warped, ctx.skin), lm)
         on_skin = np.clip(gauss(np.maximum(before, after), 0.015 * face.iod), 0.0, 1.0)
-        matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod) * on_skin)
+        rigid = np.maximum(strands, above_brows(skin, lm, face.iod))  # hair over the forehead stays as shot
+        matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod) * on_skin) * (1.0 - rigid)
+        out = out + spread(rigid, 3) * (face.image - out)  # (--hair recolours it below)
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
             hair = hair_alpha(face.image, face.landmarks, person, face.iod) * (1.0 - skin)

@@ -188,7 +188,7 @@ class ReferenceDeageEffect(Effect):
         ctx: ReferenceContext = context
         done = self._deage().apply(face, ctx.deage)
         shape = (face.image.shape[0], face.image.shape[1])
-        fld = lift_field(face.landmarks, shape, self.settings)
+        fld = lift_field(face.landmarks, shape, self.settings, ctx.deage.jowls)
         lm = face.landmarks.copy()
         xi = np.clip(np.round(lm[:, 0]).astype(int), 0, shape[1] - 1)
         yi = np.clip(np.round(lm[:, 1]).astype(int), 0, shape[0] - 1)

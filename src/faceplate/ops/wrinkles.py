@@ -31,6 +31,7 @@ SCALES = ((0.025, 0.025, 0.06), (0.04, 0.035, 0.08), (0.065, 0.05, 0.11))
 PORE = 0.8  # px at the working scale: the pore band kept / re-synthesised
 SHIFTS = ((0.0, 0.09), (0.0, -0.09), (0.09, 0.0), (-0.09, 0.0))  # iod units: above, below, beside
 OFF_SKIN = 1e4  # a level that never limits (finite: it is resampled)
+EVEN = (0.8, 0.9)  # darker / brighter side's broad luma: a side light (at or below) to an even light (at or above)
 SIDE = 0.12  # iod units: how far across a valley its two sides are read (past the widest valley's shoulder)
 
 
@@ -110,10 +111,30 @@ def dip_floor(level: F32, reach: float, skin: F32) -> F32:
     return out
 
 
-def fill_lines(img: F32, lines: F32, iod: float, skin: F32 | None = None) -> F32:
+def light_evenness(y: F32, skin: F32, midline: float, iod: float, ratio: tuple[float, float] = EVEN) -> F32:
+    """How evenly the face is lit (H, W) in [0, 1]: the darker over the brighter of the skin's broad luma
+    (0.25 iod) at a pixel and at its mirror across the face's vertical ``midline`` (x px; an upright aligned
+    face), no higher than the face's median of it over the pixels 0.25 iod or more off the midline (near it a
+    pixel meets itself), mapped from ``ratio`` (0) to (1). Both sides of a face have the same skin: a ratio
+    near 1 says the light is even and a dip is an age crease; a small one that a side light shades one side.
+    Where the mirror is off ``skin`` (H, W), the face's value. Smooth (0.15 iod): a broad weight."""
+    w = y.shape[1]
+    broad = normalized_blur(y, skin + 1e-3, 0.25 * iod)
+    xs = np.clip(np.round(2.0 * midline - np.arange(w)), 0, w - 1).astype(np.intp)
+    mirror, both = broad[:, xs], np.minimum(skin, skin[:, xs])
+    r = np.minimum(broad, mirror) / np.maximum(np.maximum(broad, mirror), 1e-3)
+    far = (both > 0.5) & (np.abs(np.arange(w) - midline) >= 0.25 * iod)[None, :]
+    face = np.float32(np.median(r[far]) if far.sum() > 10 else 1.0)
+    e = both * soft_step(np.minimum(r, face), *ratio) + (1.0 - both) * soft_step(np.full(1, face), *ratio)[0]
+    return np.asarray(np.clip(gauss(e, 0.15 * iod), 0, 1), np.float32)
+
+
+def fill_lines(img: F32, lines: F32, iod: float, skin: F32 | None = None, light: F32 | None = None) -> F32:
     """``img`` (H, W, 3) with the low and mid bands inside ``lines`` (H, W) in [0, 1] replaced by those of the
     skin around them (a normalised blur that ignores the lines), lifted no higher than ``dip_floor`` over
-    ``skin`` (default: everywhere) and never darkened; the pore band is left to ``restore_pores``."""
+    ``skin`` (default: everywhere) and never darkened; where ``light`` (H, W, ``light_evenness``) is 1 the
+    lines are filled whole (an even light casts no shading edge to keep), in proportion between. The pore
+    band is left to ``restore_pores``."""
     base = gauss(img, PORE)
     fill = normalized_blur(base, np.clip(1.0 - 1.5 * lines, 0, 1) + 1e-3, 0.05 * iod)
     yb = luma(base)
@@ -121,6 +142,8 @@ def fill_lines(img: F32, lines: F32, iod: float, skin: F32 | None = None) -> F32
     on = np.ones(lines.shape, np.float32) if skin is None else skin
     room = np.clip(dip_floor(gauss(luma(img), 0.02 * iod), SIDE * iod, on) - yb, 0.0, None)
     share = np.where(rise > 1e-4, np.minimum(room / np.maximum(rise, 1e-4), 1.0), 0.0)
+    if light is not None:
+        share = light + (1.0 - light) * share
     return np.asarray(np.clip(img + (lines * share)[..., None] * (fill - base), 0, 1), np.float32)
 
 
@@ -141,15 +164,16 @@ def line_texture(plate: F32, lines: F32, skin: F32, iod: float) -> F32:
     return np.asarray((a * fine + b * new) / np.sqrt(a * a + b * b + 1e-6), np.float32)
 
 
-def remove_wrinkles(img: F32, skin: F32, iod: float, amount: float, plate: F32 | None = None) -> tuple[F32, F32]:
-    """(image (H, W, 3), lines (H, W)): deep lines on ``skin`` filled by ``amount`` in [0, 1].
+def remove_wrinkles(img: F32, skin: F32, iod: float, amount: float, plate: F32 | None = None,
+                    light: F32 | None = None) -> tuple[F32, F32]:  # fmt: skip
+    """(image (H, W, 3), lines (H, W)): deep lines on ``skin`` filled by ``amount`` in [0, 1] (``fill_lines``).
 
     Lines are found on ``plate`` (default ``img``: e.g. the frame before a retouch smoothed it) and filled in
     ``img``; the pore band is left as it is: put the grain back with ``line_texture`` + ``restore_pores``.
     """
     v = valley_map(luma(img if plate is None else plate), skin, iod)
     w = np.asarray(np.clip(v * amount, 0, 1), np.float32)
-    return fill_lines(img, w, iod, skin), w
+    return fill_lines(img, w, iod, skin, light), w
 
 
 def restore_pores(img: F32, texture: F32, skin: F32, keep: float) -> F32:
