@@ -20,6 +20,7 @@ from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import (
     JOWL_FLOOR,
     MIDLINE,
+    MOUTH_OPENING,
     DeageEffect,
     DeageSettings,
     above_brows,
@@ -38,7 +39,7 @@ from faceplate.media import open_plate
 from faceplate.metrics import measure
 from faceplate.ops.filters import gauss, luma
 from faceplate.ops.hair import hair_alpha
-from faceplate.ops.regions import dilate, region_mask
+from faceplate.ops.regions import dilate, polygon_mask, region_mask
 from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
 from faceplate.ops.wrinkles import light_evenness
@@ -371,3 +372,19 @@ def test_under_a_side_light_the_folds_keep_their_shading() -> None:
         fine[name] = float(np.abs(d - gauss(d, 0.02 * iod))[band].mean())
     assert broad["side"] < 0.5 * broad["even"], broad
     assert fine["side"] > 0.5 * fine["even"], fine
+
+
+def test_teeth_in_an_open_smile_stay_as_shot() -> None:
+    """Obama smiles with his teeth showing: the lips get fuller and the folds lift round them, but the mouth's
+    opening (teeth, gums) is neither warped nor retouched."""
+    face = aligned_still("fr_obama.jpg")
+    effect = DeageEffect(DeageSettings(years=20))
+    r = effect.apply(face, effect.prepare([face]))
+    shape = face.image.shape[:2]
+    opening = polygon_mask(shape, face.landmarks[MOUTH_OPENING], hull=False) > 0.5
+    opening = cv2.erode(opening.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0  # 2 px inside the inner lips
+    assert opening.sum() > 500
+    change = np.abs(r.matte[..., None] * (r.image - face.image)).max(axis=2)  # what the composite shows
+    assert change[opening].mean() < 0.5 / 255 and np.percentile(change[opening], 95) < 2 / 255  # was 26 / 86
+    lips = (region_mask(face.landmarks, shape, "lips") > 0.5) & ~opening
+    assert change[lips].mean() > 2 / 255  # the lips themselves still moved

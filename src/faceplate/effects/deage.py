@@ -267,6 +267,7 @@ def soften_folds(img: np.ndarray, band: np.ndarray, iod: float, amount: float) -
 
 MIDLINE = [168, 6, 197, 195, 5, 4, 1, 2]  # nose bridge to base: the face's vertical midline (x)
 NOSE = [168, 122, 351, 129, 358, 98, 327, 2, 64, 294]  # bridge, sides, wings, base
+MOUTH_OPENING = [78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95]  # inner lip
 
 
 def nose_mask(lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
@@ -321,13 +322,14 @@ def skin_likelihood(img: np.ndarray, model: SkinModel | None) -> np.ndarray:
 
 def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """Where the lift applies (R, R) to an image with skin likelihood ``like`` (the face's crop, or it warped,
-    with landmarks ``lm``): skin and the face's own brows and lips, less the track's glasses
-    (``face.held_out``), unsoftened. Hair, glasses, a mic, a collar or the background are not skin-coloured
+    with landmarks ``lm``): skin and the face's own brows and lips, less the mouth's opening and the track's
+    glasses (``face.held_out``), unsoftened. Hair, glasses, a mic, a collar or the background are not skin-coloured
     and stay rigid."""
     shape = (like.shape[0], like.shape[1])
     skin = like
     for name in ("brow_r", "brow_l", "lips"):
         skin = np.maximum(skin, dilate(region_mask(lm, shape, name), 0.02 * face.iod))
+    skin = skin * (1.0 - polygon_mask(shape, lm[MOUTH_OPENING], hull=False))  # teeth and tongue stay rigid
     if face.held_out is not None:
         skin = skin * (1.0 - dilate(face.held_out, 0.02 * face.iod))
     return skin
