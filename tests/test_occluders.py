@@ -65,10 +65,12 @@ def test_dark_glasses_are_found_frames_and_lenses(name: str) -> None:
                                              ("lp_source_s32.mp4", 112), ("lp_driving_d18.mp4", 30)])  # fmt: skip
 def test_no_glasses_no_occluder(name: str, frame: int) -> None:
     """Eye bags, crow's feet and folds are the face's own: on faces without glasses nothing is held out, at
-    beauty's working size and at twice it (de-age works larger)."""
+    beauty's working size and at twice it (de-age works larger): neither frames found nor, by the bridge and
+    rims (``--glasses auto``), glasses the frame finder cannot see."""
     for scale in (1, 2):
         crop, lm = aligned(name, frame, scale)
         assert occluder_matte(crop, lm).max() == 0, scale
+        assert held_out([AlignedFace(0, 0, crop, lm, eye_distance(lm))]) is None, scale
 
 
 def rendered(label: Label, tmp: Path, glasses: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -112,9 +114,9 @@ def test_one_steady_matte_per_track() -> None:
     crop, lm = aligned("wan_animate_video.mp4", 54)
     occ = occluder_matte(crop, lm)
     none = np.zeros_like(occ)
-    steady = track_occluders([occ, occ, none, occ, np.roll(occ, 2, axis=0)])
+    steady = track_occluders([occ, occ, none, occ, np.roll(occ, 2, axis=0)], eye_distance(lm))
     assert steady is not None and steady[occ > 0.9].min() > 0.9
-    assert track_occluders([none, none, occ]) is None  # most samples show none: no glasses
+    assert track_occluders([none, none, occ], eye_distance(lm)) is None  # most samples show none: no glasses
 
 
 def labelled_face(label: Label) -> tuple[np.ndarray, np.ndarray]:

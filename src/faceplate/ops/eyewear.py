@@ -1,7 +1,8 @@
 """Where a pair of glasses lies on a face, from the 478-point mesh alone (pure ops).
 
-The hold-out for a track the user says wears glasses (clear, rimless or too small to find): two lenses
-around the eye sockets, the bridge and nose pads across the nose, and the arms out to the temples. Shapes
+The hold-out for a track that wears glasses the frame finder cannot see (clear, rimless or small frames:
+the user says so, ``--glasses on``, or :mod:`faceplate.ops.glasses` finds them by bridge and rims): two
+lenses around the eye sockets, the bridge and nose pads across the nose, and the arms out to the temples. Shapes
 are set in the face's eye frame, in eye distances (``iod``) from the midpoint of the eye centres (x out
 from the nose, y down the face), wide enough for common frames: the lenses of the hand-labelled frames of
 lp_driving_d12 and wan_animate_video (tests/data/labels) need -0.38 to 0.52 about the eye line; the shapes
@@ -88,8 +89,13 @@ def eyewear_matte(lm: NDArray[np.floating], shape: tuple[int, int], iod: float |
     over FADE (at least FADE_PX) outside: unlike a found frame's edge, this one crosses skin, where the
     retouch must fade in."""
     iod = iod or eye_distance(lm)
-    hard = dilate((eyewear_region(lm, shape) > 0.5).astype(np.float32), MARGIN * iod)
+    return faded(dilate((eyewear_region(lm, shape) > 0.5).astype(np.float32), MARGIN * iod), iod)
+
+
+def faded(hard: F32, iod: float, fade: float = FADE, fade_px: float = FADE_PX) -> F32:
+    """A hold-out (H, W) in [0, 1]: 1 where ``hard`` (H, W) > 0.5, falling smoothly to 0 over ``fade`` eye
+    distances (``iod`` px; at least ``fade_px``) outside it, so the change on the skin beside it fades in."""
     if not (hard > 0.5).any():
-        return np.zeros(shape, np.float32)
+        return np.zeros(hard.shape, np.float32)
     d = cv2.distanceTransform((hard < 0.5).astype(np.uint8), cv2.DIST_L2, 5)  # px to the hold-out
-    return soft_step(1.0 - d / max(FADE * iod, FADE_PX), 0.0, 1.0)
+    return soft_step(1.0 - d / max(fade * iod, fade_px), 0.0, 1.0)

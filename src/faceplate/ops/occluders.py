@@ -3,9 +3,10 @@
 Glasses frames are thin structures far darker than their surroundings (a morphological black-hat of
 luma), long and not compact, lying around both eyes; a pair (rims above, below and past both corners of
 each eye) takes the lenses inside too. Without a pair nothing near the eyes is held out: eye bags,
-crow's feet and folds are the face's own, to retouch. Other occluders are found elsewhere: hands by the
-hand pass (render path), hair, beards and mics by the skin-colour model (not skin-coloured: not in the
-skin matte).
+crow's feet and folds are the face's own, to retouch (clear and small frames, too faint for this, are
+told by their bridge and rims: :mod:`faceplate.ops.glasses`). Other occluders are found elsewhere: hands
+by the hand pass (render path), hair, beards and mics by the skin-colour model (not skin-coloured: not in
+the skin matte).
 
 Images are float32 encoded RGB (H, W, 3) in [0, 1]; masks float32 (H, W) in [0, 1]; scales in eye
 distances (``iod``, px).
@@ -17,7 +18,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.ops.eyewear import eye_frame
+from faceplate.ops.eyewear import eye_frame, faded
 from faceplate.ops.filters import gauss, luma
 from faceplate.ops.regions import (
     dilate,
@@ -37,7 +38,8 @@ GLASSES = 0.6  # glasses rims lie within this of an eye centre (iod)
 LENS = 0.8  # a found pair's lens is the hull of its rims within this of the eye centre (iod; the lower
 #             outer corner of a wide lens lies past GLASSES)
 DETECT_IOD = 56.0  # px: the eye distance glasses are looked for at (the structure sizes below are tuned there)
-MARGIN = 0.03  # occluders grow by this (iod) before their edge softens: no retouch bleeds onto them
+MARGIN = 0.015  # occluders grow by this (iod), then fade out over FADE: no retouch bleeds onto them
+FADE, FADE_PX = 0.08, 6.0  # a track's glasses hold-out then falls to 0 over this (iod; at least px): no seam
 
 
 def dark_lines(y: F32, iod: float) -> F32:
@@ -164,12 +166,13 @@ def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None)
     return np.clip(np.maximum(occ, gauss(occ, 0.01 * iod) * 1.5), 0.0, 1.0).astype(np.float32)
 
 
-def track_occluders(masks: list[F32]) -> F32 | None:
+def track_occluders(masks: list[F32], iod: float) -> F32 | None:
     """One steady occluder matte (R, R) for a track from its sample faces' mattes (each (R, R), aligned
-    alike), or None when most samples show none: glasses are rigid on the face, so in aligned space they
-    stay put, and one matte for the whole track cannot flicker where a frame's detection drops out."""
+    alike, eyes ``iod`` px apart), or None when most samples show none: glasses are rigid on the face, so
+    in aligned space they stay put, and one matte for the whole track cannot flicker where a frame's
+    detection drops out. It is 1 on the glasses and their margin, then fades out over the skin beside them
+    (:func:`faceplate.ops.eyewear.faded`): a hard cut there is a seam in the retouch and the lift."""
     found = [m for m in masks if m.max() > 0.5]
     if not found or len(found) * 2 < len(masks):
         return None
-    steady = (np.mean(found, axis=0) > 0.35).astype(np.float32)  # where most detections agree, margin included
-    return np.clip(np.maximum(steady, gauss(steady, 1.0) * 1.5), 0.0, 1.0).astype(np.float32)
+    return faded((np.mean(found, axis=0) > 0.35).astype(np.float32), iod, FADE, FADE_PX)  # where most detections agree

@@ -7,7 +7,7 @@ render path (streamed, two-pass, any farm chunk) gives a frame the same context.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import cv2
@@ -24,6 +24,7 @@ from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate
 from faceplate.ops.eyewear import eyewear_matte
 from faceplate.ops.filters import fill_nonfinite
+from faceplate.ops.glasses import track_wears_glasses, wears_glasses
 from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.store import FaceRow, ShotStore
 
@@ -89,17 +90,34 @@ def sample_picks(early: list[FaceRow]) -> list[FaceRow]:
     return [early[i] for i in np.linspace(0, len(early) - 1, min(SAMPLES_PER_TRACK, len(early))).astype(int)]
 
 
-def held_out(samples: list[AlignedFace], glasses: bool | None = None) -> F32 | None:
+def unseen_glasses(samples: list[AlignedFace]) -> bool:
+    """Whether a track wears glasses by its sample faces' bridges and rims (:func:`track_wears_glasses`)."""
+    return track_wears_glasses([wears_glasses(s.image, s.landmarks, s.iod) for s in samples])
+
+
+def measured(face: AlignedFace, row: FaceRow, m: F64) -> AlignedFace:
+    """``face`` (aligned by ``row``'s smoothed landmarks, plate→crop matrix ``m``) with the landmarks measured
+    on that frame instead: on a fast head the smoothed ones trail the face (d12: 0.03-0.25 eye distances),
+    the measured ones lie on it (what the bridge and rims are read against)."""
+    return replace(face, landmarks=to_aligned(m, row.landmarks).astype(np.float32))
+
+
+def held_out(
+    samples: list[AlignedFace], glasses: bool | None = None, seen: list[AlignedFace] | None = None
+) -> F32 | None:
     """The occluder matte (R, R) a track holds out, from its sample faces (aligned alike), or None.
 
-    ``glasses``: None finds them (:func:`track_occluders`); True also holds out where glasses lie on the
-    mesh (:func:`eyewear_matte`, the union over the samples: clear, rimless or small frames the finder
-    misses); False holds out none.
+    ``glasses``: None finds them: the frames the frame finder sees (:func:`track_occluders`), or, where it
+    sees none but the bridge and rims of ``seen`` (the samples with their measured landmarks, default
+    ``samples``) say the track wears glasses (:func:`track_wears_glasses`: clear plastic, a small face's thin
+    frames), where glasses lie on the mesh (:func:`eyewear_matte`, the union over the samples); True holds
+    out that mesh region as well as what the finder sees; False holds out none.
     """
     if glasses is False:
         return None
-    found = track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples])
-    if not glasses:
+    found = track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples],
+                            float(np.median([s.iod for s in samples])))  # fmt: skip
+    if glasses is None and (found is not None or not unseen_glasses(seen or samples)):
         return found
     shape = (samples[0].image.shape[0], samples[0].image.shape[1])
     mesh = np.max([eyewear_matte(s.landmarks, shape, s.iod) for s in samples], axis=0)
@@ -122,8 +140,11 @@ def track_context(
     ``glasses``: as :func:`held_out` (None: found; True: the track wears glasses; False: none held out).
     """
     res = effect.resolution(float(np.median([interocular(f.best) for f in early])))
-    samples = [aligned_face(images[f.frame], f, res, effect.face_type, col)[0] for f in sample_picks(early)]
-    held = held_out(samples, glasses) if effect.holds_occluders else None
+    picks = sample_picks(early)
+    aligned = [aligned_face(images[f.frame], f, res, effect.face_type, col) for f in picks]
+    samples = [a[0] for a in aligned]
+    seen = [measured(a[0], f, a[2]) for a, f in zip(aligned, picks, strict=True)]
+    held = held_out(samples, glasses, seen) if effect.holds_occluders else None
     return TrackContext(track, res, effect.prepare(samples, identity), held)
 
 
