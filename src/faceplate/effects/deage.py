@@ -59,21 +59,31 @@ from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
 from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte
 from faceplate.errors import ConfigError
 from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, LIFT_ANCHORS
-from faceplate.ops.filters import blur, gauss, luma, spread
+from faceplate.ops.filters import blur, blur_radius, gauss, luma, spread
 from faceplate.ops.hair import hair_alpha, recolour_hair
 from faceplate.ops.regions import (
     dilate,
     eye_distance,
     feather,
     mesh_regions,
+    on_support,
     polygon_mask,
-    region_mask,
+    regions_mask,
     sample_patches,
     skin_region,
 )
 from faceplate.ops.retouch import RetouchSettings, keep_fine, soft_step
 from faceplate.ops.skin import SkinModel, hair_strands, ycbcr
-from faceplate.ops.volume import age_spots, cheek_moves, even_tone, fill_hollows, hollows, jowl_depth, remove_spots
+from faceplate.ops.volume import (
+    age_spots,
+    cheek_moves,
+    even_tone,
+    face_area,
+    fill_hollows,
+    hollows,
+    jowl_depth,
+    remove_spots,
+)
 from faceplate.ops.volume import moves as volume_moves
 from faceplate.ops.warp import rbf_field
 from faceplate.ops.wrinkles import flatten_mid, light_evenness, line_texture, remove_wrinkles, restore_pores
@@ -189,22 +199,22 @@ def broad_moves(lm: np.ndarray, iod: float, s: DeageSettings, jowls: float = 1.0
     mouth_y = float(lm[[61, 291], 1].mean())
     chin_x = float(lm[152, 0])
     if s.jowls:
-        for p in oval[oval[:, 1] > mouth_y - 0.1 * iod]:
-            side = float(np.clip((p[0] - chin_x) / (0.9 * iod), -1, 1))  # 0 at the chin, ±1 at the jowls
-            pts.append(p)
-            up = -0.05 * k * jowls * iod * (0.3 + 0.7 * abs(side))
-            mvs.append(np.array([-np.sign(side) * 0.02 * k * jowls * iod * abs(side), up]))
+        low = oval[oval[:, 1] > mouth_y - 0.1 * iod]
+        side = np.clip((low[:, 0] - chin_x) / (0.9 * iod), -1, 1)  # 0 at the chin, ±1 at the jowls
+        up = -0.05 * k * jowls * iod * (0.3 + 0.7 * np.abs(side))
+        pts += list(low)
+        mvs += list(np.stack([-np.sign(side) * 0.02 * k * jowls * iod * np.abs(side), up], axis=1))
     if s.brows:
         for name in ("brow_r", "brow_l"):
-            for p in np.asarray(lm[mesh_regions()[name], :2]):
-                pts.append(p)
-                mvs.append(np.array([0.0, -0.03 * k * iod]))
+            brow = np.asarray(lm[mesh_regions()[name], :2])
+            pts += list(brow)
+            mvs += [np.array([0.0, -0.03 * k * iod])] * len(brow)
     if s.eyebags:
         for name in ("eye_r", "eye_l"):
             eye = np.asarray(lm[mesh_regions()[name], :2])
-            for p in eye[eye[:, 1] > eye[:, 1].mean()] + [0, 0.25 * iod]:
-                pts.append(p)
-                mvs.append(np.array([0.0, -0.01 * k * iod]))
+            lids = eye[eye[:, 1] > eye[:, 1].mean()] + [0, 0.25 * iod]
+            pts += list(lids)
+            mvs += [np.array([0.0, -0.01 * k * iod])] * len(lids)
     if s.volume:
         cp, cm = cheek_moves(lm, iod, k)
         pts += list(cp)
@@ -254,7 +264,8 @@ def fold_band(lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
     for fold in FOLDS:
         pts = np.round(np.asarray(lm[fold, :2], np.float64)).astype(np.int32)
         cv2.polylines(band, [pts], False, (1.0,), max(1, round(0.1 * iod)), cv2.LINE_AA)
-    band = gauss(band, 0.05 * iod)
+    sigma = 0.05 * iod
+    band = on_support(lambda m: gauss(m, sigma), band, blur_radius(sigma))  # the folds' rectangle only
     return np.asarray(np.clip(band / max(float(band.max()), 1e-6) * 1.5, 0, 1), np.float32)
 
 
@@ -262,7 +273,7 @@ def soften_folds(img: np.ndarray, band: np.ndarray, iod: float, amount: float) -
     """Fill the fold's shadow: where the band's luma sits below the wider cheek's, lift it by ``amount``."""
     y = ycbcr(np.asarray(img, np.float32))[..., 0]
     shadow = np.clip(blur(y, 0.25 * iod) - gauss(y, 0.03 * iod), 0, None)
-    return np.clip(img + (amount * band * shadow)[..., None], 0, 1).astype(np.float32)
+    return np.clip(img + spread(amount * band * shadow, img.shape[2]), 0, 1).astype(np.float32)
 
 
 MIDLINE = [168, 6, 197, 195, 5, 4, 1, 2]  # nose bridge to base: the face's vertical midline (x)
@@ -295,9 +306,12 @@ def warp_keep_grain(img: np.ndarray, fld: np.ndarray, stay: np.ndarray | None = 
     near = cv2.remap(fine, xy, None, cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)  # type: ignore[call-overload]
     grain = np.asarray(near, np.float32)
     if stay is not None:
-        grain += spread(stay, img.shape[2]) * (fine - grain)
+        np.subtract(fine, grain, out=fine)  # (in place: fewer full-size temporaries)
+        fine *= spread(stay, img.shape[2])
+        grain += fine
     moved = cv2.remap(low, xy, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)  # type: ignore[call-overload]
-    return np.asarray(moved + grain, np.float32)
+    grain += moved
+    return grain
 
 
 def open_skin(lm: np.ndarray, like: np.ndarray, iod: float) -> np.ndarray:
@@ -327,8 +341,7 @@ def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarr
     and stay rigid."""
     shape = (like.shape[0], like.shape[1])
     skin = like
-    for name in ("brow_r", "brow_l", "lips"):
-        skin = np.maximum(skin, dilate(region_mask(lm, shape, name), 0.02 * face.iod))
+    skin = np.maximum(skin, dilate(regions_mask(lm, shape, ("brow_r", "brow_l", "lips")), 0.02 * face.iod))
     skin = skin * (1.0 - polygon_mask(shape, lm[MOUTH_OPENING], hull=False))  # teeth and tongue stay rigid
     if face.held_out is not None:
         skin = skin * (1.0 - dilate(face.held_out, 0.02 * face.iod))
@@ -342,9 +355,11 @@ def fringe(img: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     shape = (img.shape[0], img.shape[1])
     eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * iod
     hair = hair_strands(img, sample_patches(lm, shape, forehead=False), iod, rows=int(np.ceil(eyes)))
-    brows = np.maximum(region_mask(lm, shape, "brow_r"), region_mask(lm, shape, "brow_l"))
+    brows = regions_mask(lm, shape, ("brow_r", "brow_l"))
     hair = np.clip(2.0 * hair, 0, 1) * (1.0 - dilate(brows, 0.04 * iod))
-    return np.asarray(np.clip(gauss(dilate(hair, 0.01 * iod), FRINGE_FADE * iod) * 1.5, 0, 1), np.float32)
+    fade = FRINGE_FADE * iod
+    soft = on_support(lambda m: gauss(m, fade), dilate(hair, 0.01 * iod), blur_radius(fade))
+    return np.asarray(np.clip(soft * 1.5, 0, 1), np.float32)
 
 
 def above_brows(skin: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
@@ -354,12 +369,18 @@ def above_brows(skin: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     from 0.05 iod above the brows' top up, the brows and 0.06 iod round them left out (they lift). De-age
     leaves it as shot: the lift does not drag hair with the skin."""
     shape = (skin.shape[0], skin.shape[1])
-    brows = np.maximum(region_mask(lm, shape, "brow_r"), region_mask(lm, shape, "brow_l"))
+    brows = regions_mask(lm, shape, ("brow_r", "brow_l"))
     top = float(lm[np.r_[mesh_regions()["brow_r"], mesh_regions()["brow_l"]], 1].min()) - 0.05 * iod
     rows = soft_step(top - np.arange(shape[0], dtype=np.float32), 0.0, 0.05 * iod)[:, None]
-    near = np.clip(gauss(dilate(brows, 0.06 * iod), 0.02 * iod), 0, 1)
-    off = np.clip(2.0 * gauss(1.0 - skin, 0.03 * iod) - 1.0, 0, 1)
-    return np.asarray(rows * (1.0 - near) * off, np.float32)
+    near = np.clip(on_support(lambda m: gauss(m, 0.02 * iod), dilate(brows, 0.06 * iod), blur_radius(0.02 * iod)), 0, 1)
+    n = min(shape[0], max(0, int(np.ceil(top)) + 1))  # rows below ``top`` are 0
+    out = np.zeros(shape, np.float32)
+    if n == 0:
+        return out
+    reach = blur_radius(0.03 * iod)  # the blur reads that far below the last row kept
+    off = np.clip(2.0 * gauss(1.0 - skin[: min(shape[0], n + reach)], 0.03 * iod)[:n] - 1.0, 0, 1)
+    out[:n] = rows[:n] * (1.0 - near[:n]) * off
+    return out
 
 
 @dataclass
@@ -442,12 +463,13 @@ class DeageEffect(Effect):
             img, lines = remove_wrinkles(img, skin * (1.0 - nose), iod, s.line_amount, plate, light)
             img = soften_folds(img, fold_band(lm, shape, iod) * skin * light, iod, s.shape)
             img = flatten_mid(img, skin * (1.0 - 0.7 * nose), iod, s.mid_amount)
+        face = face_area(skin, iod) if s.volume or s.tone else None  # shared by both
         if s.volume:
-            img = fill_hollows(img, skin, hollows(lm, shape, iod), iod, s.hollow_amount, light)
+            img = fill_hollows(img, skin, hollows(lm, shape, iod), iod, s.hollow_amount, light, face)
         if s.spots:
             img = remove_spots(img, age_spots(plate, skin, iod, light), iod, s.spot_amount)
         if s.tone:
-            img = even_tone(img, skin, iod, 0.02 * s.k, 0.1 * s.k, light)
+            img = even_tone(img, skin, iod, 0.02 * s.k, 0.1 * s.k, light, face)
         return img, lines
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:

@@ -96,6 +96,17 @@ def region_mask(lm: NDArray[np.floating], shape: tuple[int, int], name: str, fac
     return polygon_mask(shape, grow(lm[idx], factor), hull=name != "oval")
 
 
+def regions_mask(lm: NDArray[np.floating], shape: tuple[int, int], names: tuple[str, ...], factor: float = 1.0) -> F32:
+    """``region_mask``'s maximum (H, W) over the regions ``names`` that lie apart (no pixel in two, as the eyes,
+    the brows and the lips do), drawn on one canvas: the same mask at the cost of one."""
+    m = np.zeros(shape, np.uint8)
+    for name in names:
+        p = np.round(grow(lm[mesh_regions()[name]], factor)[:, :2] * 16).astype(np.int32)
+        poly = cv2.convexHull(p) if name != "oval" else p.reshape(-1, 1, 2)
+        cv2.fillPoly(m, [poly], (255,), lineType=cv2.LINE_AA, shift=4)
+    return m.astype(np.float32) / 255.0
+
+
 def raised_oval(lm: NDArray[np.floating], forehead_lift: float = 0.18) -> NDArray[np.float64]:
     """The mesh's face outline (N, 2) with its upper rim raised towards the hairline by ``forehead_lift``
     of the face height (the mesh stops mid-forehead), more at the top than near the eyes."""
@@ -141,9 +152,7 @@ def feature_mask(
     for names, margin in grown:
         if margin < 0:
             continue
-        part = np.zeros(shape, np.float32)
-        for name in names:
-            part = np.maximum(part, region_mask(lm, shape, name))
+        part = regions_mask(lm, shape, names)
         keep_out = np.maximum(keep_out, dilate(part, margin * iod))
     for alar in (ALAR_R, ALAR_L):
         c = (lm[NOSE_BOTTOM, :2] + lm[alar, :2]) / 2
@@ -212,9 +221,7 @@ def dark_features(lum: F32, lm: NDArray[np.floating], shape: tuple[int, int], br
     not its opening), and the discs' cores (radius 0.3) always. The mesh gives where, the picture gives the
     feature's own edge."""
     iod = eye_distance(lm)
-    brows = np.zeros(shape, np.float32)
-    for name in ("brow_r", "brow_l"):
-        brows = np.maximum(brows, dilate(region_mask(lm, shape, name), 0.06 * iod))
+    brows = dilate(regions_mask(lm, shape, ("brow_r", "brow_l")), 0.06 * iod)  # dilating the max: the max of each
     nostrils = feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.65)
     around = blurred_over(lum, np.maximum(brows, nostrils), 0.15 * iod)
     dark = ((lum < (1.0 - brow) * around) & (brows > 0.5)) | ((lum < (1.0 - nostril) * around) & (nostrils > 0.5))

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from faceplate.errors import ConfigError
 from faceplate.ops.filters import blur, gauss, guided, luma, normalized_blur, spread
+from faceplate.ops.regions import blurred_over
 from faceplate.ops.skin import colour_matrix, ycbcr
 from faceplate.rec709 import RGB_FROM_YCBCR
 
@@ -63,7 +64,8 @@ def keep_fine(change: F32, near: F32, sigma: float) -> F32:
     (in proportion between): texture fixes stay, shading and tone shifts there do not."""
     if not near.any() or sigma <= 0:
         return change
-    return np.asarray(change - spread(near, change.shape[2]) * gauss(change, sigma), np.float32)
+    broad = blurred_over(change, near, sigma)  # where ``near`` is 0 the blur is not needed
+    return np.asarray(change - spread(near, change.shape[2]) * broad, np.float32)
 
 
 def blemish_map(img: F32, skin: F32, iod: float) -> F32:
@@ -127,7 +129,7 @@ def retouch(img: F32, skin: F32, under_eye: F32, cheeks: F32, iod: float, s: Ret
     if s.smooth:
         out = guided(luma(low), gauss(out, FINE_WORK), max(1, round(SMOOTH_R * iod)), SMOOTH_EPS) + s.texture * fine
     if s.undereye and cheeks.sum() > 0 and under_eye.sum() > 0:
-        ly = luma(normalized_blur(out, skin, 0.06 * iod))
+        ly = normalized_blur(luma(out), skin, 0.06 * iod)  # luma is linear: blurring it alone is the same
         target = float((ly * cheeks).sum() / cheeks.sum())
         lift = np.clip(target - ly, 0.0, 0.25) * 0.7 * under_eye
         out = out * spread(1.0 + lift / np.maximum(ly, 0.05), ch)

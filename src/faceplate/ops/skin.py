@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.ops.filters import gauss, luma
+from faceplate.ops.filters import blur_radius, gauss, luma
 from faceplate.rec709 import YCBCR
 
 F32 = NDArray[np.float32]
@@ -92,17 +92,19 @@ def hair_strands(rgb: F32, reference: F32, iod: float, ratio: tuple[float, float
     colour still has strands; skin's pores are neither as strong nor aligned. With ``rows``, only the rows
     above it (0 below; the same values above, at less cost)."""
     y = luma(rgb)
-    hp = y - gauss(y, 0.03 * iod)
-    tex = np.sqrt(gauss(hp * hp, 0.06 * iod))
     ref = reference > 0.5
     out = np.zeros(y.shape, np.float32)
     if not ref.any():
         return out
-    base = max(float(np.median(tex[ref])), 1e-4)
     s = 0.06 * iod
     n = y.shape[0] if rows is None else max(0, min(y.shape[0], rows))
     if n == 0:
         return out
+    m = max(n, int(np.flatnonzero(ref.any(axis=1))[-1]) + 1)  # the rows ``tex`` is read on
+    part = y[: min(y.shape[0], m + blur_radius(0.03 * iod) + blur_radius(s))]  # rows below m reach it by blurs only
+    hp = part - gauss(part, 0.03 * iod)
+    tex = np.sqrt(gauss(hp * hp, s))[:m]
+    base = max(float(np.median(tex[ref[:m]])), 1e-4)
     top = y[: min(y.shape[0], n + 2 + int(np.ceil(3 * s)))]  # rows below n reach rows above by Sobel + blur only
     gx = cv2.Sobel(top, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(top, cv2.CV_32F, 0, 1)

@@ -20,13 +20,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R
-from faceplate.ops.filters import blur, gauss, luma, normalized_blur
+from faceplate.ops.filters import blur, gauss, luma, normalized_blur, spread
 from faceplate.ops.regions import mesh_regions, under_eye
 from faceplate.ops.retouch import soft_step
-from faceplate.ops.wrinkles import dip_floor, valley_depth
+from faceplate.ops.wrinkles import dip_floor, enclosed, valley_depth
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
+B8 = NDArray[np.bool_]
 UPPER_LIP_OUTER = [0, 37, 267, 39, 269, 40, 270]  # top edge of the upper lip, centre outwards
 LOWER_LIP_OUTER = [17, 84, 314, 181, 405, 91, 321]  # bottom edge of the lower lip
 LIP_INNER = [13, 14, 82, 312, 87, 317, 78, 308]  # the mouth line: held still
@@ -71,42 +72,53 @@ def jowl_depth(y: F32, skin: F32, lm: NDArray[np.floating], iod: float) -> float
 def lift_luma(img: F32, lift: F32) -> F32:
     """``img`` (H, W, 3) with its luma raised by ``lift`` (H, W), chroma ratio kept (no greying)."""
     y = luma(img)
-    return np.asarray(np.clip(img * (1.0 + lift / np.maximum(y, 0.05))[..., None], 0, 1), np.float32)
+    return np.asarray(np.clip(img * spread(1.0 + lift / np.maximum(y, 0.05), img.shape[2]), 0, 1), np.float32)
 
 
-def dip_bounds(y: F32, skin: F32, iod: float, level: F32 | None = None, light: F32 | None = None
-               ) -> tuple[F32, F32]:  # fmt: skip
+def face_area(skin: F32, iod: float) -> B8:
+    """The face (H, W) that ``dip_bounds`` reads its floors in: ``wrinkles.enclosed`` by ``skin`` at ``REACH``."""
+    return enclosed(skin, REACH * iod)
+
+
+def dip_bounds(y: F32, skin: F32, iod: float, level: F32 | None = None, light: F32 | None = None,
+               face: B8 | None = None) -> tuple[F32, F32]:  # fmt: skip
     """(lower, upper) (H, W): the broad level of ``y`` on ``skin`` (0.3 iod) limited to what a local dip or
     bump may be evened to: never above ``dip_floor`` (the darker side, across some direction, ``REACH`` iod
     away) nor below its mirror for bumps. Inside a light's shadow or its lit side both bounds sit at the
     pixel's own level: nothing to even. ``level``: that blur of ``y`` at 0.06 iod, if the caller has it.
     Where ``light`` (H, W, ``wrinkles.light_evenness``) is 1 the bounds are the broad level itself (an even
-    light casts no shading edge to keep), in proportion between."""
+    light casts no shading edge to keep), in proportion between. ``face``: ``face_area(skin, iod)``, if the
+    caller has it."""
     broad = normalized_blur(y, skin + 1e-3, 0.3 * iod)
     level = normalized_blur(y, skin + 1e-3, 0.06 * iod) if level is None else level
-    lo = np.minimum(broad, dip_floor(level, REACH * iod, skin))
-    hi = np.maximum(broad, -dip_floor(-level, REACH * iod, skin))
+    face = face_area(skin, iod) if face is None else face  # one face for both floors
+    lo = np.minimum(broad, dip_floor(level, REACH * iod, skin, face))
+    hi = np.maximum(broad, -dip_floor(-level, REACH * iod, skin, face))
     if light is None:
         return lo, hi
     return lo + light * (broad - lo), hi + light * (broad - hi)
 
 
-def fill_hollows(img: F32, skin: F32, where: F32, iod: float, amount: float, light: F32 | None = None) -> F32:
+def fill_hollows(img: F32, skin: F32, where: F32, iod: float, amount: float, light: F32 | None = None,
+                 face: B8 | None = None) -> F32:  # fmt: skip
     """Shadows on ``skin`` inside ``where`` (H, W) lifted by ``amount`` towards the skin's broad level
     (0.3 iod around), only where darker than it and than the skin on both sides (``dip_bounds``): a light's
-    shadow stays (in proportion to 1 - ``light``); the change is broad (> 0.03 iod), pores untouched."""
+    shadow stays (in proportion to 1 - ``light``); the change is broad (> 0.03 iod), pores untouched.
+    ``face``: ``face_area(skin, iod)``, if the caller has it."""
     y = luma(img)
     local = normalized_blur(y, skin + 1e-3, 0.03 * iod)
-    lift = amount * where * skin * np.clip(dip_bounds(y, skin, iod, light=light)[0] - local, 0.0, 0.25)
+    lift = amount * where * skin * np.clip(dip_bounds(y, skin, iod, light=light, face=face)[0] - local, 0.0, 0.25)
     return lift_luma(img, np.asarray(lift, np.float32))
 
 
-def even_tone(img: F32, skin: F32, iod: float, bright: float, even: float, light: F32 | None = None) -> F32:
+def even_tone(img: F32, skin: F32, iod: float, bright: float, even: float, light: F32 | None = None,
+              face: B8 | None = None) -> F32:  # fmt: skip
     """Skin a little brighter (luma x (1 + ``bright``)) and its broad luma (0.06-0.3 iod) evened by ``even``
-    where it is a local dip or bump (``dip_bounds``, ``light``): blotches go, the lighting's shading stays."""
+    where it is a local dip or bump (``dip_bounds``, ``light``, ``face``): blotches go, the lighting's shading
+    stays."""
     y = luma(img)
     local = normalized_blur(y, skin + 1e-3, 0.06 * iod)
-    lo, hi = dip_bounds(y, skin, iod, local, light)
+    lo, hi = dip_bounds(y, skin, iod, local, light, face)
     dev = np.minimum(local - lo, 0.0) + np.maximum(local - hi, 0.0)
     lift = skin * (bright * y - even * dev)
     return lift_luma(img, np.asarray(lift, np.float32))
@@ -118,26 +130,28 @@ def age_spots(img: F32, skin: F32, iod: float, light: F32 | None = None) -> F32:
     where ``light`` is 1, an even light, darker than the skin around is enough)."""
     y = luma(img)
     out = np.zeros(y.shape, np.float32)
+    near = gauss(y, 0.03 * iod)  # the first scale's blur, also the spot's own level below
     for s in (0.03, 0.06):
-        g = gauss(y, s * iod)
+        g = near if s == 0.03 else gauss(y, s * iod)
         yy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
         xx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
         xy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
         small = 0.5 * (xx + yy) - np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)  # the smaller eigenvalue
         out = np.maximum(out, gauss(soft_step(small * (s * iod) ** 2, 0.002, 0.006), s * iod))
     ring = blur(y, 0.15 * iod)
-    around = np.minimum(ring, dip_floor(gauss(y, 0.03 * iod), 0.15 * iod, skin))  # in a shadow: no spot
+    around = np.minimum(ring, dip_floor(near, 0.15 * iod, skin))  # in a shadow: no spot
     if light is not None:
         around = around + light * (ring - around)
-    darker = soft_step(around - gauss(y, 0.03 * iod), 0.005, 0.02)
+    darker = soft_step(around - near, 0.005, 0.02)
     return np.asarray(np.clip(2.0 * out * darker, 0, 1) * skin, np.float32)
 
 
 def remove_spots(img: F32, spots: F32, iod: float, amount: float) -> F32:
     """``img`` with ``spots`` (H, W) filled from the skin around them (broad bands only; pores are restored later)."""
-    fill = normalized_blur(gauss(img, 0.01 * iod), 1.0 - spots + 1e-3, 0.08 * iod)
-    w = np.clip(spots * amount, 0, 1)[..., None]
-    return np.asarray(img + w * (fill - gauss(img, 0.01 * iod)), np.float32)
+    smooth = gauss(img, 0.01 * iod)
+    fill = normalized_blur(smooth, 1.0 - spots + 1e-3, 0.08 * iod)
+    w = spread(np.clip(spots * amount, 0, 1), img.shape[2])
+    return np.asarray(img + w * (fill - smooth), np.float32)
 
 
 def moves(lm: NDArray[np.floating], iod: float, k: float) -> tuple[F64, F64, F64]:

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.ops.filters import gauss, luma, normalized_blur
+from faceplate.ops.filters import blur, gauss, luma, normalized_blur, spread
 from faceplate.ops.retouch import soft_step
 
 F32 = NDArray[np.float32]
@@ -92,17 +92,18 @@ def enclosed(skin: F32, gap: float) -> NDArray[np.bool_]:
     return np.asarray(m[1:-1, 1:-1] != 2)
 
 
-def dip_floor(level: F32, reach: float, skin: F32) -> F32:
+def dip_floor(level: F32, reach: float, skin: F32, face: NDArray[np.bool_] | None = None) -> F32:
     """How far a dip in ``level`` (H, W) may be filled: across some direction (4, 45 degrees apart) the darker
     of the two levels ``reach`` px to either side, the highest such over the directions. A side outside the
     face (``enclosed`` by ``skin`` (H, W), gaps under ``reach`` closed) does not count: the other decides
     (``OFF_SKIN`` where neither is in it). A dip (a line, a hollow) is darker than both sides across it and
     reads below its floor; a shadow's border (the dark side of a light's edge, a side light's falloff) is
     level with its dark side in every direction: shape and light, not filled. The face's own features count:
-    a line beside a brow is not lifted past the brow's level."""
+    a line beside a brow is not lifted past the brow's level. ``face``: ``enclosed(skin, reach)``, if the
+    caller has it."""
     h, w = level.shape
     r, d = max(1, round(reach)), max(1, round(0.7071 * reach))  # whole px: a shift is a slice
-    off = np.where(enclosed(skin, reach), level, OFF_SKIN).astype(np.float32)
+    off = np.where(enclosed(skin, reach) if face is None else face, level, np.float32(OFF_SKIN))
     pad = cv2.copyMakeBorder(off, r, r, r, r, cv2.BORDER_REFLECT)
     side = lambda dx, dy: pad[r + dy : r + dy + h, r + dx : r + dx + w]  # noqa: E731  (p + (dx, dy))
     out = np.full(level.shape, -OFF_SKIN, np.float32)
@@ -126,7 +127,7 @@ def light_evenness(y: F32, skin: F32, midline: float, iod: float, ratio: tuple[f
     far = (both > 0.5) & (np.abs(np.arange(w) - midline) >= 0.25 * iod)[None, :]
     face = np.float32(np.median(r[far]) if far.sum() > 10 else 1.0)
     e = both * soft_step(np.minimum(r, face), *ratio) + (1.0 - both) * soft_step(np.full(1, face), *ratio)[0]
-    return np.asarray(np.clip(gauss(e, 0.15 * iod), 0, 1), np.float32)
+    return np.asarray(np.clip(blur(e, 0.15 * iod), 0, 1), np.float32)
 
 
 def fill_lines(img: F32, lines: F32, iod: float, skin: F32 | None = None, light: F32 | None = None) -> F32:
@@ -144,7 +145,7 @@ def fill_lines(img: F32, lines: F32, iod: float, skin: F32 | None = None, light:
     share = np.where(rise > 1e-4, np.minimum(room / np.maximum(rise, 1e-4), 1.0), 0.0)
     if light is not None:
         share = light + (1.0 - light) * share
-    return np.asarray(np.clip(img + (lines * share)[..., None] * (fill - base), 0, 1), np.float32)
+    return np.asarray(np.clip(img + spread(lines * share, img.shape[2]) * (fill - base), 0, 1), np.float32)
 
 
 def flatten_mid(img: F32, skin: F32, iod: float, amount: float, sigma: float = 0.04) -> F32:
@@ -152,7 +153,7 @@ def flatten_mid(img: F32, skin: F32, iod: float, amount: float, sigma: float = 0
     grain) lowered by ``amount``: a normalised blur over ``skin`` (H, W), so edges of non-skin do not bleed in."""
     base = gauss(img, PORE)
     fill = normalized_blur(base, skin + 1e-3, sigma * iod)
-    return np.asarray(np.clip(img + (amount * skin)[..., None] * (fill - base), 0, 1), np.float32)
+    return np.asarray(np.clip(img + spread(amount * skin, img.shape[2]) * (fill - base), 0, 1), np.float32)
 
 
 def line_texture(plate: F32, lines: F32, skin: F32, iod: float) -> F32:
@@ -186,4 +187,4 @@ def restore_pores(img: F32, texture: F32, skin: F32, keep: float) -> F32:
     d = np.zeros(y.shape, np.float32)
     for _ in range(2):
         d += (keep * texture - pore_band(y + d)) * skin
-    return np.asarray(np.clip(img + d[..., None], 0, 1), np.float32)
+    return np.asarray(np.clip(img + spread(d, img.shape[2]), 0, 1), np.float32)
