@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from bench_beauty import rendered_matte
 from bench_extract import machine
 from make_plates import REPO
 
@@ -65,11 +66,9 @@ def quality() -> None:
                 track = max(store.tracks(), key=lambda t: t.n_faces)
                 rng = cfg.frames_in(plate.info.frames)
                 faces = [f for f in store.track_faces(track.id) if f.frame in rng]
-                ctx = prepare_tracks(store, plate, beauty, [track.id], ColourPath(plate.info.colorspace))[
-                    track.id
-                ].context
-                try:
-                    m = measure(plate, comp, faces, partial(beauty.matte_for, ctx))
+                tr = prepare_tracks(store, plate, beauty, [track.id], ColourPath(plate.info.colorspace))[track.id]
+                try:  # the matte as the render applied it: the track's held-out glasses are not skin to measure
+                    m = measure(plate, comp, faces, partial(rendered_matte, beauty, tr.context, tr.held_out))
                 except MeasureError as e:  # a frame the measure cannot see is an error, never a score
                     print(f"| {name} | {frames} | ERROR: {e} | | |", flush=True)
                     continue
@@ -90,11 +89,12 @@ def hair() -> None:
     (off the face, above the mouth): the person matte, the hair weight, and the hair change itself against
     the plate's own change there."""
     from faceplate.config import ExtractConfig
-    from faceplate.effects.deage import DeageEffect, DeageSettings, darken_hair, hair_matte
+    from faceplate.effects.deage import DeageEffect, DeageSettings
     from faceplate.extract import extract
     from faceplate.media import open_plate
     from faceplate.media.frames import parse_frame_range
     from faceplate.ops.augment import face_mask
+    from faceplate.ops.hair import hair_alpha, recolour_hair
     from faceplate.render import ColourPath, aligned_face, prepare_tracks
     from faceplate.store import ShotStore
 
@@ -119,8 +119,8 @@ def hair() -> None:
                     face = aligned_face(img, by_frame[frame], tr.res, effect.face_type, col)[0]
                     u8 = np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8)
                     person = tr.context.segmenter(u8)
-                    weight = hair_matte(face.image, face.landmarks, person, face.iod)
-                    change = darken_hair(face.image, weight, amount) - face.image
+                    weight = hair_alpha(face.image, face.landmarks, person, face.iod)
+                    change = recolour_hair(face.image, weight, amount, iod=face.iod) - face.image
                     r = face.image.shape[0]
                     ys = np.arange(r, dtype=np.float32)[:, None]
                     zone = (1 - face_mask(face.landmarks, r)) * (ys < face.landmarks[[61, 291], 1].mean())

@@ -92,7 +92,7 @@ class SkinMatte:
     stubble_reach: float = 0.3
     strands: bool = True
     decide: tuple[float, float] = (0.25, 0.5)
-    colour_margin: tuple[float, float] = (0.03, 0.15)
+    colour_margin: tuple[float, float] = (0.03, 0.1)
 
 
 @EFFECTS.register("beauty")

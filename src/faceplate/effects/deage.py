@@ -383,6 +383,12 @@ def above_brows(skin: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     return out
 
 
+def deage_matte() -> SkinMatte:
+    """Beauty's skin matte with a wider rise off hair and beards (0.03-0.15 iod): the lift and the fills change
+    more than a retouch, and over beauty's 0.1 that change stepped at a fair temple (a seam)."""
+    return SkinMatte(colour_margin=(0.03, 0.15))
+
+
 @dataclass
 class DeageContext:
     skin: SkinModel | None
@@ -398,7 +404,7 @@ class DeageEffect(Effect):
     name: ClassVar[str] = "deage"
     streams: ClassVar[bool] = True
     settings: DeageSettings = field(default_factory=DeageSettings)
-    matte: SkinMatte = field(default_factory=SkinMatte)
+    matte: SkinMatte = field(default_factory=deage_matte)
 
     @property
     def face_type(self) -> str:  # type: ignore[override]

@@ -22,7 +22,7 @@ from faceplate.analysis.faces import DETECTORS, Landmarker, interocular, landmar
 from faceplate.analysis.identity import MIN_EMBED_IOD, SAME_PERSON_ACROSS_AGE, Embedder, distance
 from faceplate.effects.base import EFFECTS, F32, AlignedFace, Effect, EffectResult, file_digest
 from faceplate.effects.beauty import BeautyEffect, SkinMatte
-from faceplate.effects.deage import DeageContext, DeageEffect, DeageSettings, lift_field
+from faceplate.effects.deage import DeageContext, DeageEffect, DeageSettings, deage_matte, lift_field
 from faceplate.errors import ConfigError, FaceNotFoundError, PlateError
 from faceplate.landmarks import MESH_POINTS
 from faceplate.media.plate import open_plate
@@ -134,7 +134,7 @@ class ReferenceDeageEffect(Effect):
     settings: DeageSettings = field(default_factory=DeageSettings)
     references: tuple[str, ...] = ()
     transfer: TransferSettings = field(default_factory=TransferSettings)
-    matte: SkinMatte = field(default_factory=SkinMatte)
+    matte: SkinMatte = field(default_factory=deage_matte)
 
     def __post_init__(self) -> None:
         if not self.references:
