@@ -218,6 +218,7 @@ def test_one_pass_render_without_a_face_leaves_no_output(tmp_path: Path) -> None
         assert len(store.stored_frames()) == 20  # the analysis is kept
 
 
+@pytest.mark.slow
 def test_linear_exr_plate(tmp_path: Path) -> None:
     # a scene-linear EXR plate made from real frames: the retouch happens on an sRGB view, the comp stays linear
     to_lin = converter("sRGB Encoded Rec.709 (sRGB)", LINEAR_709)

@@ -49,6 +49,7 @@ def test_well_formed(lab: Label) -> None:
     assert ys.min() >= y0 - 0.6 * bh and ys.max() <= y1 + 0.6 * bh
 
 
+@pytest.mark.slow
 def test_frames_match_media() -> None:
     """Size is the plate's real frame size, and the detector finds a face on each labelled face (frame index)."""
     detect = DETECTORS.get("mediapipe")(1, 0.5)

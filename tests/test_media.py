@@ -117,7 +117,7 @@ def test_sequence_writer_resume_and_atomic(tmp_path: Path) -> None:
     ("fmt", "ext", "codec", "bits"),
     [
         ("h264", "mp4", "h264", 8),
-        ("hevc", "mkv", "hevc", 10),
+        pytest.param("hevc", "mkv", "hevc", 10, marks=pytest.mark.slow),
         ("prores4444", "mov", "prores", 10),
         ("dnxhr", "mov", "dnxhd", 10),
     ],

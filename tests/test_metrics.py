@@ -197,8 +197,10 @@ def still(root: Path) -> Callable[[str, str], Arrays]:
 @pytest.mark.parametrize(
     ("plate", "effect"),
     [
-        ("df_img13.jpg", "beauty"),  # the forehead runs past the aligned crop's top edge: the matte must feather
-        ("df_img13.jpg", "deage"),  # out before it, not stop in a straight hard line across changed skin
+        # the forehead runs past the aligned crop's top edge: the matte must feather out before it, not stop in
+        # a straight hard line across changed skin
+        pytest.param("df_img13.jpg", "beauty", marks=pytest.mark.slow),
+        ("df_img13.jpg", "deage"),
         ("fr_obama.jpg", "deage"),  # wrinkles once read as glasses at de-age's larger crop: hard holes in the matte
     ],
 )

@@ -66,7 +66,9 @@ def _effect(name: str, models: dict[str, Path]) -> Effect:
     return make(DeageSettings(years=20)) if name == "deage" else make()
 
 
-@pytest.mark.parametrize("name", ["beauty", "deage", "swap", "keyframes"])
+@pytest.mark.parametrize(
+    "name", ["beauty", *(pytest.param(n, marks=pytest.mark.slow) for n in ("deage", "swap", "keyframes"))]
+)
 def test_a_frame_renders_the_same_whatever_chunk_it_is_in(
     name: str, models: dict[str, Path], d18_shot: Path, tmp_path: Path
 ) -> None:
