@@ -363,7 +363,7 @@ def test_under_a_side_light_the_folds_keep_their_shading() -> None:
     band = fold_band(lm, (256, 256), iod) > 0.5
     broad, fine = {}, {}
     for name, f in (("even", face), ("side", lit)):
-        skin = effect._beauty().skin_matte(f, effect.prepare([f]).skin)
+        skin = effect.retouch_effect().skin_matte(f, effect.prepare([f]).skin)
         light = light_evenness(luma(f.image), skin, float(lm[MIDLINE, 0].mean()), iod)
         assert (light[band].mean() > 0.9) if name == "even" else (light[band].mean() < 0.1)
         r = effect.apply(f, effect.prepare([f]))

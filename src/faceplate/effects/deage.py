@@ -413,18 +413,20 @@ class DeageEffect(Effect):
     def resolution(self, plate_iod: float) -> int:
         return super().resolution(min(plate_iod, 72.0))
 
-    def _beauty(self) -> BeautyEffect:
+    def retouch_effect(self) -> BeautyEffect:
+        """The beauty retouch this de-age runs on the skin (its settings at these years, this skin matte)."""
         return BeautyEffect(self.settings.retouch(), self.matte)
 
     def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> DeageContext:
         seg = PersonSegmenter() if self.settings.hair else None
-        skin = self._beauty().prepare(samples, identity)
+        skin = self.retouch_effect().prepare(samples, identity)
         return DeageContext(skin, seg, jowl_share(self.track_jowls(samples, skin)))
 
     def track_jowls(self, samples: list[AlignedFace], skin: SkinModel | None) -> float | None:
         """The track's ``volume.jowl_depth``: the median over its sample frames (one value a track: the lift
         does not change strength as the mouth moves), None if no sample shows the skin below the mouth."""
-        got = [jowl_depth(luma(f.image), self._beauty().skin_matte(f, skin), f.landmarks, f.iod) for f in samples]
+        retouch = self.retouch_effect()
+        got = [jowl_depth(luma(f.image), retouch.skin_matte(f, skin), f.landmarks, f.iod) for f in samples]
         depths = [d for d in got if d is not None]
         return float(np.median(depths)) if depths else None
 
@@ -433,12 +435,12 @@ class DeageEffect(Effect):
         scaled back up: the lift needs the finer crop, the retouch does not (~2x cheaper)."""
         k = WORK_IOD / face.iod
         if k > 0.9:
-            return self._beauty().apply(face, skin)
+            return self.retouch_effect().apply(face, skin)
         h, w = face.image.shape[:2]
         size = (round(w * k), round(h * k))
         small = np.asarray(cv2.resize(face.image, size, interpolation=cv2.INTER_AREA), np.float32)
         lm = face.landmarks * np.array([size[0] / w, size[1] / h, k], np.float32)
-        r = self._beauty().apply(AlignedFace(face.frame, face.track, small, lm, face.iod * k), skin)
+        r = self.retouch_effect().apply(AlignedFace(face.frame, face.track, small, lm, face.iod * k), skin)
         up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
         return EffectResult(face.image + up(r.image - small), np.clip(up(r.matte), 0, 1))
 

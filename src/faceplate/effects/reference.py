@@ -154,7 +154,7 @@ class ReferenceDeageEffect(Effect):
     def _deage(self) -> DeageEffect:
         return DeageEffect(self.settings, self.matte)
 
-    def _beauty(self) -> BeautyEffect:
+    def retouch_effect(self) -> BeautyEffect:
         return BeautyEffect(self.settings.retouch(), self.matte)
 
     def prepare(self, samples: list[AlignedFace], identity: np.ndarray | None = None) -> ReferenceContext:
@@ -182,7 +182,7 @@ class ReferenceDeageEffect(Effect):
         img = align_image(still.rgb, m, res, cv2.INTER_AREA).astype(np.float32) / 255.0
         lm = to_aligned(m, still.landmarks).astype(np.float32)
         face = AlignedFace(0, 0, img, lm, interocular(lm))
-        return face, skin_weight(face, self._beauty().prepare([face]))
+        return face, skin_weight(face, self.retouch_effect().prepare([face]))
 
     def apply(self, face: AlignedFace, context: Any) -> EffectResult:
         ctx: ReferenceContext = context
