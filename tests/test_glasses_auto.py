@@ -11,19 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import media
 from faceplate.align import align_image, align_matrix, to_aligned
-from faceplate.config import RenderConfig
 from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import DeageEffect, DeageSettings
-from faceplate.media import open_plate
 from faceplate.metrics import SEAM_MAX, occluder_change, seam_score
 from faceplate.ops.eyewear import eyewear_matte
 from faceplate.ops.glasses import BRIDGE, glasses_cues, track_wears_glasses, wears_glasses
 from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.ops.regions import eye_distance
-from faceplate.render import render
 from faceplate.render.tracks import held_out
 from labels import load_labels
 from test_occluders import aligned, eroded, labelled_face, rendered
@@ -121,17 +117,7 @@ def test_deage_fades_in_beside_found_frames(tmp_path: Path) -> None:
     """De-age (``--years 20``) on wan 0024: the found frames stay untouched and the change fades in on the skin
     under them (seam 5.2/255 there when the hold-out ended in 1 px; SEAM_MAX 4)."""
     (label,) = load_labels("wan_animate_video_0024")
-    plate = str(media(label.media))
-    frames = f"{label.frame}-{label.frame}"
-    render(RenderConfig(plate=plate, out=str(tmp_path / "c.####.png"), matte=str(tmp_path / "m.####.png"),
-                        shot=tmp_path / "shot", frames=frames, format="png16"),
-           DeageEffect(DeageSettings(years=20)))  # fmt: skip
-    read = lambda p: cv2.imread(str(p), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535  # noqa: E731
-    comp = read(tmp_path / f"c.{label.frame:04d}.png")[..., 2::-1]
-    matte = read(tmp_path / f"m.{label.frame:04d}.png")
-    matte = matte if matte.ndim == 2 else matte[..., 0]
-    with open_plate(plate) as p:
-        rgb = p.read(label.frame, display=True).astype(np.float32) / 255
+    rgb, comp, matte = rendered(label, tmp_path, effect=DeageEffect(DeageSettings(years=20)))
     mean, peak = occluder_change(rgb, comp, eroded(label.mask("glasses")).astype(np.float32))
     assert mean <= 0.5 / 255 and peak <= 2 / 255, (255 * mean, 255 * peak)
     seam = seam_score(rgb, comp, matte, label.skin())

@@ -13,7 +13,7 @@ from conftest import media
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.config import RenderConfig
-from faceplate.effects.base import AlignedFace
+from faceplate.effects.base import AlignedFace, Effect
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.media import open_plate
 from faceplate.metrics import occluder_change, skin_coverage
@@ -73,11 +73,14 @@ def test_no_glasses_no_occluder(name: str, frame: int) -> None:
         assert held_out([AlignedFace(0, 0, crop, lm, eye_distance(lm))]) is None, scale
 
 
-def rendered(label: Label, tmp: Path, glasses: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def rendered(
+    label: Label, tmp: Path, glasses: str = "auto", effect: Effect | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The labelled frame rendered alone (``effect``: beauty by default) → plate, comp (H, W, 3), matte (H, W)."""
     plate = str(media(label.media))
     frames = f"{label.frame}-{label.frame}"
     render(RenderConfig(plate=plate, out=str(tmp / "c.####.png"), matte=str(tmp / "m.####.png"), shot=tmp / "shot",
-                        frames=frames, format="png16", glasses=glasses), BeautyEffect())  # fmt: skip
+                        frames=frames, format="png16", glasses=glasses), effect or BeautyEffect())  # fmt: skip
     read = lambda p: cv2.imread(str(p), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535  # noqa: E731
     comp = read(tmp / f"c.{label.frame:04d}.png")[..., 2::-1]
     matte = read(tmp / f"m.{label.frame:04d}.png")
