@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from faceplate.ops.filters import gauss, guided, luma, normalized_blur
 from faceplate.ops.regions import mesh_regions, polygon_mask, raised_oval, sample_patches
-from faceplate.ops.skin import SkinModel, colour_matrix, ycbcr
+from faceplate.ops.skin import SkinModel, channel_sum, colour_matrix, ycbcr
 from faceplate.rec709 import RGB_FROM_YCBCR
 
 F32 = NDArray[np.float32]
@@ -34,11 +34,6 @@ PEPPER_DARK = (0.4, 0.3)  # luma of the dark strands: above the first, no salt-a
 WISP_REACH = 0.35  # how far outside the person mask wisps are looked for (eye distances)
 FOREHEAD_LIFT = 0.15  # the forehead's outline raised this share of the face height (hair starts above it)
 EDGE_BAND = 0.04  # half width of the unknown band between sure hair and sure not-hair (eye distances)
-
-
-def channel_sum(a: F32) -> F32:
-    """Sum over the last axis of (H, W, 3): plain adds (numpy's strided axis reduction is ~5x slower here)."""
-    return np.asarray(a[..., 0] + a[..., 1] + a[..., 2], np.float32)
 
 
 def grow_by(mask: F32, r: float) -> F32:
@@ -239,7 +234,11 @@ def salt_and_pepper(img: F32, alpha: F32, iod: float) -> tuple[F32, F32]:
     """(salt, pepper), both (H, W), in hair ``alpha`` (H, W) of ``img`` (H, W, 3): ``pepper`` the luma of the
     dark strands nearby (a local minimum over ~0.04 eye distances, blurred over the hair), ``salt`` how much
     each pixel is a grey strand standing out above them (low chroma, ≥ 0.05 brighter)."""
-    c = ycbcr(np.asarray(img, np.float32))
+    return salt_and_pepper_ycc(ycbcr(np.asarray(img, np.float32)), alpha, iod)
+
+
+def salt_and_pepper_ycc(c: F32, alpha: F32, iod: float) -> tuple[F32, F32]:
+    """:func:`salt_and_pepper` of an image already in YCbCr (H, W, 3)."""
     y = np.ascontiguousarray(c[..., 0])
     sat = np.hypot(c[..., 1], c[..., 2]) / np.maximum(y, 0.05)
     hair = np.asarray(alpha > 0.3, np.float32)
@@ -271,11 +270,11 @@ def darken_salt(img: F32, alpha: F32, amount: float, iod: float) -> F32:
     scaled with the luma: a dark strand, not a tinted one), in the hair's body (``alpha`` > 0.3: faint wisps
     over the backdrop are the white-hair recolour's). Unchanged where the hair is not salt-and-pepper."""
     img = np.asarray(img, np.float32)
-    salt, pepper = salt_and_pepper(img, alpha, iod)
+    c = ycbcr(img)
+    salt, pepper = salt_and_pepper_ycc(c, alpha, iod)
     gate = salt_gate(salt, pepper, alpha) * amount
     if gate <= 0:
         return img.copy()
-    c = ycbcr(img)
     y = c[..., 0]
     body = np.clip((np.asarray(alpha, np.float32) - 0.3) / 0.4, 0, 1)  # the hair's body, not faint wisps
     k = alpha * body * salt * gate

@@ -74,12 +74,17 @@ def _pt(c: NDArray[np.floating]) -> tuple[int, int]:
     return int(np.floor(c[0] + 0.5)), int(np.floor(c[1] + 0.5))
 
 
+def fill_polygon(canvas: NDArray[np.uint8], pts: NDArray[np.floating], hull: bool = True) -> None:
+    """Draw the polygon (or its convex hull) through points (N, 2) onto ``canvas`` (H, W) at 255, anti-aliased."""
+    p = np.round(pts[:, :2] * 16).astype(np.int32)  # 4 bits of sub-pixel precision
+    poly = cv2.convexHull(p) if hull else p.reshape(-1, 1, 2)
+    cv2.fillPoly(canvas, [poly], (255,), lineType=cv2.LINE_AA, shift=4)
+
+
 def polygon_mask(shape: tuple[int, int], pts: NDArray[np.floating], hull: bool = True) -> F32:
     """Float mask (H, W) of the polygon (or its convex hull) through points (N, 2), anti-aliased edges."""
     m = np.zeros(shape, np.uint8)
-    p = np.round(pts[:, :2] * 16).astype(np.int32)  # 4 bits of sub-pixel precision
-    poly = cv2.convexHull(p) if hull else p.reshape(-1, 1, 2)
-    cv2.fillPoly(m, [poly], (255,), lineType=cv2.LINE_AA, shift=4)
+    fill_polygon(m, pts, hull)
     return m.astype(np.float32) / 255.0
 
 
@@ -101,9 +106,7 @@ def regions_mask(lm: NDArray[np.floating], shape: tuple[int, int], names: tuple[
     the brows and the lips do), drawn on one canvas: the same mask at the cost of one."""
     m = np.zeros(shape, np.uint8)
     for name in names:
-        p = np.round(grow(lm[mesh_regions()[name]], factor)[:, :2] * 16).astype(np.int32)
-        poly = cv2.convexHull(p) if name != "oval" else p.reshape(-1, 1, 2)
-        cv2.fillPoly(m, [poly], (255,), lineType=cv2.LINE_AA, shift=4)
+        fill_polygon(m, grow(lm[mesh_regions()[name]], factor), hull=name != "oval")
     return m.astype(np.float32) / 255.0
 
 
