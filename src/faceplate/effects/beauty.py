@@ -57,6 +57,13 @@ def beard_floor(lm: np.ndarray, shape: tuple[int, int], dark: float, stubble: fl
     return np.asarray(dark + (max(stubble, dark) - dark) * t, np.float32)
 
 
+def strands_above_eyes(img: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """Hair strands (H, W) in [0, 1] of ``img`` (H, W, 3) on the forehead and temples, from 0.15 iod above the
+    eyes up (a fringe or a hairline; below, crow's feet and laugh lines are as strong and as aligned as hair)."""
+    eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * iod
+    return hair_strands(img, sample_patches(lm, _hw(img), forehead=False), iod, rows=int(np.ceil(eyes)))
+
+
 @dataclass(frozen=True)
 class SkinMatte:
     """How the skin matte is built; lengths in eye distances (iod).
@@ -168,11 +175,8 @@ class BeautyEffect(Effect):
         return np.asarray(soft * soft_step(away, lo * face.iod, hi * face.iod), np.float32)
 
     def strands_above_eyes(self, face: AlignedFace) -> np.ndarray:
-        """Hair strands (H, W) in [0, 1] on the forehead and temples, from 0.15 iod above the eyes up (a
-        fringe or a hairline; below, crow's feet and laugh lines are as strong and as aligned as hair)."""
-        shape, lm = _hw(face.image), face.landmarks
-        eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * face.iod
-        return hair_strands(face.image, sample_patches(lm, shape, forehead=False), face.iod, rows=int(np.ceil(eyes)))
+        """:func:`strands_above_eyes` of ``face``."""
+        return strands_above_eyes(face.image, face.landmarks, face.iod)
 
     def outline_area(self, lm: np.ndarray, shape: tuple[int, int], iod: float) -> np.ndarray:
         """The face outline raised towards the hairline, inset (H, W) in [0, 1]."""

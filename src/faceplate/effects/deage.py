@@ -56,9 +56,9 @@ import numpy as np
 
 from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.effects.base import EFFECTS, AlignedFace, Effect, EffectResult
-from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte
+from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte, strands_above_eyes
 from faceplate.errors import ConfigError
-from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, LIFT_ANCHORS
+from faceplate.landmarks import LIFT_ANCHORS
 from faceplate.ops.filters import blur, blur_radius, gauss, luma, spread
 from faceplate.ops.hair import hair_alpha, recolour_hair
 from faceplate.ops.regions import (
@@ -69,11 +69,10 @@ from faceplate.ops.regions import (
     on_support,
     polygon_mask,
     regions_mask,
-    sample_patches,
     skin_region,
 )
 from faceplate.ops.retouch import RetouchSettings, keep_fine, soft_step
-from faceplate.ops.skin import SkinModel, hair_strands, ycbcr
+from faceplate.ops.skin import SkinModel, ycbcr
 from faceplate.ops.volume import (
     age_spots,
     cheek_moves,
@@ -353,8 +352,7 @@ def fringe(img: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     the eyes up (beauty's test: ``ops.skin.hair_strands``), off the brows (the lift moves those), with a
     ``FRINGE_FADE`` soft edge: fringe hair as fair as skin. De-age neither warps nor retouches it."""
     shape = (img.shape[0], img.shape[1])
-    eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * iod
-    hair = hair_strands(img, sample_patches(lm, shape, forehead=False), iod, rows=int(np.ceil(eyes)))
+    hair = strands_above_eyes(img, lm, iod)
     brows = regions_mask(lm, shape, ("brow_r", "brow_l"))
     hair = np.clip(2.0 * hair, 0, 1) * (1.0 - dilate(brows, 0.04 * iod))
     fade = FRINGE_FADE * iod
