@@ -368,7 +368,7 @@ def test_one_pass_models_fall_back_to_dlib_here_without_a_helper(monkeypatch: py
     """Where no helper process can start (a sandbox), the one-pass render embeds in its own process."""
     from faceplate.analysis import identity
     from faceplate.config import ExtractConfig
-    from faceplate.render.stream import close_models, load_models
+    from faceplate.render.stream import load_models
 
     def refuse(*args: object, **kw: object) -> None:
         raise PermissionError("no processes here")
@@ -378,4 +378,4 @@ def test_one_pass_models_fall_back_to_dlib_here_without_a_helper(monkeypatch: py
     try:
         assert type(models.embedder) is identity.Embedder and models.hands is None
     finally:
-        close_models(models)
+        models.close()

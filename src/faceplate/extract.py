@@ -234,8 +234,9 @@ class Models:
     hands: HandLandmarker | None
 
     @classmethod
-    def load(cls, cfg: ExtractConfig) -> Models:
-        return cls(DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score), Landmarker(), Embedder(),
+    def load(cls, cfg: ExtractConfig, embedder: Embedder | None = None) -> Models:
+        """The models ``cfg`` asks for; ``embedder``: one already made (else dlib in this process)."""
+        return cls(DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score), Landmarker(), embedder or Embedder(),
                    HandLandmarker() if cfg.hands else None)  # fmt: skip
 
     def close(self) -> None:

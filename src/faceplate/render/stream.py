@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
-from faceplate.analysis.hands import HandLandmarker, in_between
+from faceplate.analysis.faces import interocular
+from faceplate.analysis.hands import in_between
 from faceplate.analysis.identity import Embedder, EmbedderProcess
 from faceplate.analysis.smoothing import StreamSmoother, lookahead
 from faceplate.config import ExtractConfig, RenderConfig
@@ -201,8 +201,6 @@ def stream_render(
     with sw("model load"):
         models = load_models(ecfg)
     an = RunAnalyser(ecfg, store, models, rng, sw)
-    # an analyser whose hand pass runs beside the next frame's landmarks has hands pending until it settles
-    settle: Callable[[], None] = getattr(an, "settle", lambda: None)
     decoded = plate.frames_yuv(rng) if yuv else plate.frames(rng, native=True)
     rgb_of: Callable[[Any], NDArray[np.uint8]] = lambda x: x.rgb if isinstance(x, Yuv420) else x  # noqa: E731
 
@@ -218,7 +216,7 @@ def stream_render(
             rows.append(FaceRow(t, slot.frame, "stream", None, lm, lm))
             seen.add(t)
         if rows and cfg.extract.hands and shot.reads_newest(0):
-            settle()  # the newest frame's hand pass may still be running: wait for its hands
+            an.settle()  # the newest frame's hand pass may still be running: wait for its hands
         hands = shot.hands_near(0) if rows and cfg.extract.hands else []
         render_one(slot.frame, slot.img, rows, {t: line.context for t, line in on}, hands)
         shot.pop()
@@ -248,7 +246,7 @@ def stream_render(
             an.flush()
         raise
     finally:
-        close_models(models)
+        models.close()
     with sw("finalize"):
         finalize(store, fin)
     if not seen:
@@ -264,19 +262,10 @@ def load_models(cfg: ExtractConfig) -> Models:
     except OSError:  # no helper process can start here: dlib in this process, as in the two-pass path
         embedder = Embedder()
     try:
-        return Models(DETECTORS.get(cfg.detector)(cfg.tiles, cfg.min_score), Landmarker(), embedder,
-                      HandLandmarker() if cfg.hands else None)  # fmt: skip
+        return Models.load(cfg, embedder)
     except BaseException:
         embedder.close()
         raise
-
-
-def close_models(models: Models) -> None:
-    """``models.close()`` and the embedder's (its helper process)."""
-    try:
-        models.close()
-    finally:
-        models.embedder.close()
 
 
 def _early(shot: _Shot, track: int, line: _Line) -> tuple[list[FaceRow], dict[int, Any]]:
