@@ -81,10 +81,13 @@ class _Batch:
             self.tracks[o.track] = (o.track, shot, first, frame)
 
     def flush(self, store: ShotStore) -> None:
-        if self.frames:
-            vectors = [(t, f, vec()) for t, f, vec in self.embeddings]
-            store.write_batch(self.frames, self.faces, self.tracks.values(), vectors, self.hands, self.end)
+        """Write the batch in one transaction and empty it. It is emptied first: a Ctrl-C anywhere in here
+        leaves its frames stored once (committed) or not at all (a resume analyses them again), never twice."""
+        frames, faces, tracks, embeddings, hands = self.frames, self.faces, self.tracks, self.embeddings, self.hands
         self.frames, self.faces, self.tracks, self.embeddings, self.hands = [], [], {}, [], []
+        if frames:
+            vectors = [(t, f, vec()) for t, f, vec in embeddings]
+            store.write_batch(frames, faces, tracks.values(), vectors, hands, self.end)
 
 
 HANDS_IN_VIEW_EVERY = 2  # while hands are in view, look every other frame; the frames between get both
