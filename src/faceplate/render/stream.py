@@ -98,7 +98,7 @@ class _Shot:
         for o in found.faces:
             line = self.lines.get(o.track)
             if line is None:
-                sm = StreamSmoother(self.fps, self.window, interocular, self.fin.min_cutoff, self.fin.beta)
+                sm = StreamSmoother(self.fps, self.window, interocular, settings=self.fin.smoothing())
                 line = self.lines[o.track] = _Line(sm, found.shot)
             line.smoother.add(frame, o.landmarks)
             line.frames.append(frame)
