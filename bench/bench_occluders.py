@@ -5,6 +5,7 @@ the change on the labelled occluders (glasses, hair strands, hands, mics; goal m
 and the matte's cover of the labelled skin (goal ≥ 90% inside, ≤ 2% of the matte outside). The change on the
 labelled glasses alone is given apart (hair leaks are another pass's), and the hardest seam on the labelled
 skin (``metrics.seam_score``: where a hold-out's edge crosses skin, the retouch must fade in, not step).
+A summary per effect follows, the frames tuned on apart from HELD_OUT's (checked, never tuned on).
 
 ``--glasses auto on`` renders each frame both ways in one run: ``auto`` holds out the glasses found,
 ``on`` the eyewear region from the mesh as well (``render.tracks.held_out``; the hold-out a user asks for on
@@ -79,6 +80,7 @@ def read01(path: Path) -> np.ndarray:
 
 
 GLASSES = ("auto", "on", "off")  # RenderConfig.glasses (``--glasses``)
+HELD_OUT = ("fnp_video_0072", "fnp_video_0090", "wan_animate_video_0054", "wan_animate_video_0084")  # not tuned on
 
 
 def render_label(
@@ -157,6 +159,7 @@ def main() -> None:
     print("| frame | effect | glasses held | occluders | change on occluders mean / max (1/255) | on glasses alone | "
           "skin covered | matte outside skin | seam on skin (1/255) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|")
+    got: dict[tuple[str, str, bool], list[dict[str, float]]] = {}
     for label, name, mode in ((lb, n, g) for lb in load_labels(*a.labels) for n in a.effects for g in a.glasses):
         kinds = ",".join(k for k in ("glasses", "hair", "hand", "mic") if label.regions.get(k)) or "-"
         try:
@@ -173,6 +176,12 @@ def main() -> None:
               f"{m['glasses_mean']:.2f} / {m['glasses_max']:.1f} | {m['inside']:.1f}% | {m['outside']:.2f}% | "
               f"{m['seam']:.1f} |",
               flush=True)  # fmt: skip
+        got.setdefault((name, mode, label.name in HELD_OUT), []).append(m)
+    for (name, mode, held), ms in sorted(got.items()):
+        cover = [m["inside"] for m in ms]
+        print(f"{name} {mode} {'held-out' if held else 'tuning'} frames ({len(ms)}): skin covered mean "
+              f"{np.mean(cover):.1f}% (min {min(cover):.1f}%), matte outside skin <= 2% on "
+              f"{sum(m['outside'] <= 2 for m in ms)}")  # fmt: skip
     print(f"wall {time.perf_counter() - t0:.0f} s; sheets in {a.sheets}")
 
 

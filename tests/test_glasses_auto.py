@@ -1,7 +1,7 @@
 """``--glasses auto`` on glasses the frame finder cannot see: d12's clear plastic rims and the thin frames of
 fnp's man (eyes 24 px apart) are found by their bridge and rims; faces without glasses (low brows, wrinkles,
-film grain) are not; a found track holds out the eyewear region, and a found frame's hold-out fades out on the
-skin beside it (no seam)."""
+film grain) are not; a found track holds out the glasses round the lens pair fitted to its rims (not the
+mesh's whole eyewear region), and a found frame's hold-out fades out on the skin beside it (no seam)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import DeageEffect, DeageSettings
 from faceplate.metrics import SEAM_MAX, occluder_change, seam_score
 from faceplate.ops.eyewear import eyewear_matte
-from faceplate.ops.glasses import BRIDGE, glasses_cues, track_wears_glasses, wears_glasses
+from faceplate.ops.glasses import BRIDGE, clear_frames, glasses_cues, track_wears_glasses, wears_glasses
 from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.ops.regions import eye_distance
 from faceplate.render.tracks import held_out
@@ -38,10 +38,10 @@ def labelled_aligned(name: str) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize(("name", "frame"), [("lp_driving_d12.mp4", 0), ("lp_driving_d12.mp4", 24),
                                              ("lp_driving_d12.mp4", 120)])  # fmt: skip
 def test_clear_glasses_are_found(name: str, frame: int) -> None:
-    """d12's clear rims: the frame finder sees none, the bridge across the nose (and at 120, with brows
+    """d12's clear rims: the dark-frame finder sees none, the bridge across the nose (and at 120, with brows
     raised, the rims round both eyes) say glasses."""
     crop, lm = aligned(name, frame)
-    assert occluder_matte(crop, lm).max() == 0  # the frame finder alone misses them
+    assert occluder_matte(crop, lm, clear=False).max() == 0  # the dark-frame finder alone misses them
     cos_yaw, depth, _ = glasses_cues(crop, lm)
     assert cos_yaw > 0.95 and depth > 0.5 * BRIDGE
     assert wears_glasses(crop, lm) is True
@@ -50,8 +50,9 @@ def test_clear_glasses_are_found(name: str, frame: int) -> None:
 def test_small_glasses_are_found() -> None:
     """fnp's man, eyes 24 px apart in the plate (held out from the tuning: a check): found."""
     crop, lm = labelled_aligned("fnp_video_0090")
-    assert occluder_matte(crop, lm).max() == 0
+    assert occluder_matte(crop, lm, clear=False).max() == 0
     assert wears_glasses(crop, lm) is True
+    assert occluder_matte(crop, lm).max() == 1  # so the occluder matte holds them out
 
 
 @pytest.mark.parametrize(("name", "frame"), [("lp_driving_d20.mp4", 40), ("lp_driving_d20.mp4", 150),
@@ -71,19 +72,37 @@ def test_turned_faces_are_not_judged() -> None:
     assert track_wears_glasses([True, False, False]) is False
 
 
-def test_auto_holds_out_the_eyewear_region_of_a_track_with_clear_glasses() -> None:
-    """``held_out(glasses=None)``: the mesh's eyewear region for d12 (found by bridge and rims), nothing for a
-    face without glasses, the finder's own frames (not the wider region) for dark frames."""
+def test_auto_holds_out_the_fitted_lenses_of_a_track_with_clear_glasses() -> None:
+    """``held_out(glasses=None)``: for d12 (found by bridge and rims) the glasses round the lens pair fitted to
+    its rims, well inside the mesh's eyewear region; nothing for a face without glasses; the finder's own
+    frames (not the wider region) for dark frames."""
     crop, lm = aligned("lp_driving_d12.mp4", 0)
     face = AlignedFace(0, 0, crop, lm, eye_distance(lm))
     held = held_out([face])
+    fitted = clear_frames(crop, lm)
     region = eyewear_matte(lm, crop.shape[:2])
-    assert held is not None and held[region > 0.99].min() > 0.99
+    assert held is not None and held[fitted > 0.5].min() > 0.99
+    assert (held > 0.5).sum() < 0.8 * (region > 0.5).sum()
     crop, lm = aligned("lp_driving_d18.mp4", 30)
     assert held_out([AlignedFace(0, 0, crop, lm, eye_distance(lm))]) is None
     crop, lm = aligned("wan_animate_video.mp4", 54)
     dark = held_out([AlignedFace(0, 0, crop, lm, eye_distance(lm))])
     assert dark is not None and (dark > 0.5).sum() < 0.8 * (eyewear_matte(lm, crop.shape[:2]) > 0.5).sum()
+
+
+@pytest.mark.parametrize("name", ["lp_driving_d12_0000", "lp_driving_d12_0024", "lp_driving_d12_0120"])
+def test_fitted_lenses_hold_out_the_labelled_clear_frames(name: str) -> None:
+    """d12's clear frames (tuning frames): the occluder matte, round the lens pair fitted to the rims, holds out
+    nearly all the labelled frames and lenses (2 px in from the label's edge: measured 98.0-100%; 0120's
+    wayfarer corners lie outside the fitted outline) and about 40-50% of the visible skin the mesh's eyewear
+    region took (measured 10-16% of it against 24-34%)."""
+    (label,) = load_labels(name)
+    rgb, lm = labelled_face(label)
+    found = occluder_matte(rgb.astype(np.float32) / 255, lm)
+    assert (found[eroded(label.mask("glasses"))] > 0.5).mean() > 0.97
+    skin = label.skin() > 0.5
+    taken, mesh = (found[skin] > 0.5).mean(), (eyewear_matte(lm, rgb.shape[:2])[skin] > 0.5).mean()
+    assert taken < 0.55 * mesh, (taken, mesh)
 
 
 def test_found_frames_fade_out_on_the_skin() -> None:

@@ -19,7 +19,7 @@ from faceplate.media import open_plate
 from faceplate.metrics import occluder_change, skin_coverage
 from faceplate.ops.eyewear import eyewear_matte
 from faceplate.ops.occluders import occluder_matte, track_occluders
-from faceplate.ops.regions import eye_distance
+from faceplate.ops.regions import eye_distance, mesh_regions
 from faceplate.render import render
 from faceplate.render.tracks import held_out
 from labels import Label, load_labels
@@ -57,8 +57,13 @@ def test_dark_glasses_are_found_frames_and_lenses(name: str) -> None:
     glasses = align_image(label.mask("glasses"), m, res) > 0.5
     assert glasses.sum() > 500
     assert occ[glasses].mean() > 0.8  # the labelled frames and lenses are held out
-    assert (occ[eroded(glasses.astype(np.float32))] > 0.5).mean() > 0.97  # measured 99%
+    assert (occ[eroded(glasses.astype(np.float32))] > 0.5).mean() > 0.97  # measured 97.2-99%
     assert (occ > 0.5).sum() < 1.6 * glasses.sum()  # and not much more than them
+    skin = align_image(label.skin(), m, res) > 0.5  # the nose's skin between the lenses, below the nose pads:
+    iod, eyes = eye_distance(lm), np.array([lm[mesh_regions()[e], :2].mean(0) for e in ("eye_r", "eye_l")])
+    ys, xs = np.mgrid[0:res, 0:res] - eyes.mean(0)[::-1, None, None]
+    nose = skin & (np.abs(xs) < 0.1 * iod) & (ys > 0.25 * iod) & (ys < 0.5 * iod)
+    assert (occ[nose] > 0.5).mean() < 0.45  # measured 32-37% (57% when a lens's hull took both sides' rims)
 
 
 @pytest.mark.parametrize(("name", "frame"), [("fr_biden.jpg", 0), ("fr_obama.jpg", 0), ("df_img3.jpg", 0),

@@ -42,18 +42,24 @@ def _hw(img: np.ndarray) -> tuple[int, int]:
 WORK_IOD = 56.0  # retouch at a scale where the eyes are at most this far apart (px)
 
 
-def beard_floor(lm: np.ndarray, shape: tuple[int, int], dark: float, stubble: float, reach: float = 0.0) -> np.ndarray:
+def lips_zone(lm: np.ndarray, shape: tuple[int, int], reach: float) -> np.ndarray:
+    """(H, W) in [0, 1]: 1 within ``reach`` eye distances of the lips (moustache and chin), softened."""
+    iod = eye_distance(lm)
+    k, s = round(reach * iod), 0.05 * iod
+    return on_support(lambda m: gauss(dilate(m, k), s), region_mask(lm, shape, "lips"), k + blur_radius(s))
+
+
+def beard_floor(lm: np.ndarray, shape: tuple[int, int], dark: float, stubble: float, reach: float = 0.0,
+                lips: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
     """Per-pixel dark floor (H, W) for the skin model: ``dark`` above the nose, rising to ``stubble`` from
     the nose tip to the mouth (a shaved beard's shadow is darker skin of skin's own hue); with ``reach`` > 0
-    (eye distances) only that far round the lips (moustache and chin), not on the cheeks and jaw."""
+    (eye distances) only that far round the lips (moustache and chin; ``lips``: :func:`lips_zone` of it,
+    when the caller has it), not on the cheeks and jaw."""
     ys = np.arange(shape[0], dtype=np.float32)[:, None]
     nose, mouth = float(lm[NOSE_BOTTOM, 1]), float(lm[[MOUTH_L, MOUTH_R], 1].mean())
     t = np.broadcast_to(np.clip((ys - nose) / max(mouth - nose, 1.0), 0.0, 1.0), shape)
     if reach > 0:
-        iod = eye_distance(lm)
-        k, s = round(reach * iod), 0.05 * iod
-        lips = on_support(lambda m: gauss(dilate(m, k), s), region_mask(lm, shape, "lips"), k + blur_radius(s))
-        t = t * lips
+        t = t * (lips_zone(lm, shape, reach) if lips is None else lips)
     return np.asarray(dark + (max(stubble, dark) - dark) * t, np.float32)
 
 
@@ -62,6 +68,18 @@ def strands_above_eyes(img: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarra
     eyes up (a fringe or a hairline; below, crow's feet and laugh lines are as strong and as aligned as hair)."""
     eyes = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.15 * iod
     return hair_strands(img, sample_patches(lm, _hw(img), forehead=False), iod, rows=int(np.ceil(eyes)))
+
+
+def margin_share(lm: np.ndarray, shape: tuple[int, int], iod: float, low: float, lips: np.ndarray | None) -> np.ndarray:
+    """(H, W) share of the colour margin that applies: 1 above the eyes (where hair reaches in) and on
+    ``lips`` (H, W) (:func:`lips_zone`: a moustache, a goatee), falling smoothly over 0.3 eye distances
+    below the eye line to ``low`` elsewhere (the jaw and cheeks' edge: background, the neck's shade)."""
+    ys = np.arange(shape[0], dtype=np.float32)[:, None]
+    t = np.clip((ys - float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].mean())) / (0.3 * iod), 0.0, 1.0)
+    t = np.broadcast_to(t * t * (3 - 2 * t), shape)
+    if lips is not None:
+        t = t * (1.0 - lips)
+    return np.asarray(1.0 - (1.0 - low) * t, np.float32)
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,8 @@ class SkinMatte:
     The colour likelihood is a decision, not a weight: ``decide`` (lo, hi) maps it to 0-1 (a shaded cheek
     at half the likelihood is skin), and the matte rises from 0 to 1 between ``colour_margin`` (eye
     distances) from what the colour calls not skin (hair, a beard, a frame reaching in from the outline or
-    the lips).
+    the lips); below the eyes, away from the lips, only ``low_margin`` of it (:func:`margin_share`: there
+    the colour's edge is mostly the face's own outline against the background or the neck).
     """
 
     feather: float = 0.015
@@ -100,6 +119,13 @@ class SkinMatte:
     strands: bool = True
     decide: tuple[float, float] = (0.25, 0.5)
     colour_margin: tuple[float, float] = (0.03, 0.1)
+    low_margin: float = 1.0
+
+
+def beauty_matte() -> SkinMatte:
+    """Beauty's skin matte: below the eyes, away from the lips, half the colour margin (``low_margin``;
+    labelled skin covered +0.2-1.8 points on the tuning frames of bench_occluders, none more off it)."""
+    return SkinMatte(low_margin=0.5)
 
 
 @EFFECTS.register("beauty")
@@ -110,7 +136,7 @@ class BeautyEffect(Effect):
     name: ClassVar[str] = "beauty"
     streams: ClassVar[bool] = True
     settings: RetouchSettings = field(default_factory=RetouchSettings)
-    matte: SkinMatte = field(default_factory=SkinMatte)
+    matte: SkinMatte = field(default_factory=beauty_matte)
     crop: str = "whole_face"  # "head": its crop also reaches a tall forehead and the chin that whole_face's
     #                           edge fade cuts (labelled skin cover +3-8%), at ~2x the effect's cost
 
@@ -158,7 +184,8 @@ class BeautyEffect(Effect):
             return feather(hard, m.feather * face.iod)
         r = max(1, round(m.close * face.iod))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-        floor = beard_floor(face.landmarks, shape, model.dark, m.stubble, m.stubble_reach)
+        lips = lips_zone(face.landmarks, shape, m.stubble_reach) if m.stubble_reach > 0 else None
+        floor = beard_floor(face.landmarks, shape, model.dark, m.stubble, m.stubble_reach, lips)
         like = model.likelihood(face.image, floor)
         if m.strands:
             like = like * (1.0 - self.strands_above_eyes(face))
@@ -172,6 +199,8 @@ class BeautyEffect(Effect):
         if hi <= 0:
             return soft
         away = distance_from((filled < 0.5) & (hard > 0.5))  # px to the nearest hair, beard or frame pixel
+        if m.low_margin < 1.0:
+            away = away / margin_share(face.landmarks, shape, face.iod, m.low_margin, lips)
         return np.asarray(soft * soft_step(away, lo * face.iod, hi * face.iod), np.float32)
 
     def strands_above_eyes(self, face: AlignedFace) -> np.ndarray:

@@ -1,7 +1,9 @@
 """Where a pair of glasses lies on a face, from the 478-point mesh alone (pure ops).
 
-The hold-out for a track that wears glasses the frame finder cannot see (clear, rimless or small frames:
-the user says so, ``--glasses on``, or :mod:`faceplate.ops.glasses` finds them by bridge and rims): two
+The hold-out for a track that wears glasses the frame finder cannot see (clear, rimless or small frames)
+when the user says so (``--glasses on``), or when :mod:`faceplate.ops.glasses` finds them by bridge and rims
+on the measured landmarks but not on the track's samples (there it holds out the lens pair fitted to the
+rims, :func:`faceplate.ops.glasses.clear_frames`, inside this region): two
 lenses around the eye sockets, the bridge and nose pads across the nose, and the arms out to the temples. Shapes
 are set in the face's eye frame, in eye distances (``iod``) from the midpoint of the eye centres (x out
 from the nose, y down the face), wide enough for common frames: the lenses of the hand-labelled frames of

@@ -15,6 +15,11 @@ distance, ``iod``, x out from the nose, y down the face):
   the most ridge along it against the ridge 0.12-0.2 off it, scored by its 4th weakest of 16 sectors (a rim
   runs all round; creases and bags give a few sectors).
 
+Where a face wears them, what is held out follows its frames (:func:`clear_frames`): the best lens pair is
+refined along its rims (:func:`fit_lens`) and the lenses, RIM past that outline, with the top bar and the
+arms, are the glasses (within the mesh's eyewear region, :mod:`faceplate.ops.eyewear`, which took the lower
+lids, the cheeks under the lenses and the nose between them too: 24-34% of d12's labelled skin against 8-15%).
+
 A turned face (yaw past ~30 degrees) is not judged: the nose's side and the far eye socket fall in the
 bridge's window. Images are float32 RGB (H, W, 3) in [0, 1]; landmarks (478, >=2) in their pixels.
 """
@@ -28,13 +33,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.landmarks import EYE_INNER_L, EYE_INNER_R, EYE_OUTER_L, EYE_OUTER_R
-from faceplate.ops.eyewear import eye_frame
+from faceplate.ops.eyewear import eye_frame, eyewear_region
 from faceplate.ops.filters import luma
 from faceplate.ops.occluders import DETECT_IOD, features
 from faceplate.ops.regions import eye_distance, mesh_regions
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
+Lens = tuple[float, float, float, float, float]  # centre x, y, half width, half height (iod), power
 
 BRIDGE = 0.010  # luma: a bridge this deep is glasses (tuning, d12's first second: 0.012-0.029; the frontal dev
 #                 faces without glasses: <= 0.0054 on 41 stills and frames, <= 0.0084 on 219 more clip frames:
@@ -48,11 +54,19 @@ BROW_GAP = 0.06  # and at least this below the brows' inner ends (iod): their lo
 #                  crease lie at most 0.02 below them on faces without glasses; bridges 0.09-0.24
 SECTORS, WEAK = 8, 3  # sectors per lens; the rim score is the (WEAK+1)-th weakest of both lenses'
 NEAR, FAR = (-0.04, -0.02, 0.0, 0.02, 0.04), (-0.2, -0.12, 0.12, 0.2)  # on and off a lens outline (iod)
-LENSES = list(itertools.product((0.58, 0.66, 0.74), (0.0, 0.08, 0.16), (0.44, 0.50, 0.56), (0.34, 0.40, 0.46),
-                                (2.0, 3.0)))  # fmt: skip
+LENSES: list[Lens] = list(itertools.product((0.58, 0.66, 0.74), (0.0, 0.08, 0.16), (0.44, 0.50, 0.56),
+                                            (0.34, 0.40, 0.46), (2.0, 3.0)))  # fmt: skip
 # lens outlines: centre x, y, half width, half height (iod), superellipse power: the labelled lenses of d12 and
 # wan 0018/0024 lie within (0.65-0.75, 0.0-0.17) +- (0.5-0.6, 0.4-0.45), less half a rim
 POINTS = 64  # per outline
+FIT_STEP, FIT_ROUNDS, FIT_POWERS = 0.02, 6, (2.0, 2.5, 3.0)  # a found pair's lens fit (iod)
+FIT_INNER = 0.1  # and its lenses' inner edges at least this far from the nose's midline (iod): the fit is
+#                  looser across the nose than round the rest of the rim (d12 0120: 0.02, a hold-out over the nose)
+RIM = 0.085  # a fitted lens is held out this far past its outline (iod): the rim's outer half and the fit's
+#              error (d12: labelled rims 0.03-0.07 outside the fitted outline; at 0.07 de-age's lift moved
+#              their edge by 0.3-0.8/255, at 0.1 it stepped 5.7/255 on the forehead above them)
+BAR, ARM = 0.14, 0.3  # the top bar and the arms: from RIM above the lenses' top to BAR below it; the arms out
+#                       ARM past the lenses' outer edge (iod)
 
 
 def frontal(lm: NDArray[np.floating]) -> float:
@@ -112,24 +126,86 @@ def lens_outline(cx: float, cy: float, hw: float, hh: float, power: float, side:
     return np.stack([side * x, y], 1), n * np.array([side, 1.0])
 
 
-def rim_contrast(y: F32, feat: F32, frame: tuple[F64, F64, F64]) -> float:
-    """The best lens pair's rim score: per sector, the ridge on the outline (the best of NEAR offsets; not on
+def rim_scores(y: F32, feat: F32, frame: tuple[F64, F64, F64], lenses: list[Lens]) -> F64:
+    """Each lens pair's rim score (L,): per sector, the ridge on the outline (the best of NEAR offsets; not on
     the eyes, brows and lips ``feat`` (H, W)) over that FAR off it, its (WEAK+1)-th weakest sector."""
-    outs = [lens_outline(*lens, side) for lens in LENSES for side in (-1.0, 1.0)]
+    outs = [lens_outline(*lens, side) for lens in lenses for side in (-1.0, 1.0)]
     p = np.stack([o[0] for o in outs])  # (2L, POINTS, 2)
     n = np.stack([o[1] for o in outs])
     on = np.max([ridge(y, frame, p + d * n, n) for d in NEAR], 0) * (sample(feat, frame, p) < 0.5)
     off = np.mean([ridge(y, frame, p + d * n, n) for d in FAR], 0)
-    on_s = on.reshape(len(LENSES), 2 * SECTORS, -1).mean(2)
-    off_s = off.reshape(len(LENSES), 2 * SECTORS, -1).mean(2)
+    on_s = on.reshape(len(lenses), 2 * SECTORS, -1).mean(2)
+    off_s = off.reshape(len(lenses), 2 * SECTORS, -1).mean(2)
     ratio = on_s / (off_s + np.median(off_s, axis=1, keepdims=True) + 1e-3)
-    return float(np.sort(ratio, axis=1)[:, WEAK].max())
+    return np.asarray(np.sort(ratio, axis=1)[:, WEAK], np.float64)
 
 
-def glasses_cues(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> tuple[float, float, float]:
-    """(cos yaw, bridge depth, rim contrast) of an aligned face (``img`` (R, R, 3), ``lm`` (478, >=2)), read
-    with the eyes at most DETECT_IOD px apart; the rim contrast is 0 unless the bridge is half BRIDGE deep."""
+def rim_contrast(y: F32, feat: F32, frame: tuple[F64, F64, F64]) -> float:
+    """The best lens pair's rim score (:func:`rim_scores`) of the LENSES family."""
+    return float(rim_scores(y, feat, frame, LENSES).max())
+
+
+def fit_lens(y: F32, feat: F32, frame: tuple[F64, F64, F64]) -> Lens:
+    """The lens pair (cx, cy, half width, half height, power; eye-frame units) whose outline runs along the
+    rims: the LENSES family's best by :func:`rim_scores`, then moved FIT_STEP at a time in each of its sizes
+    (and its power among FIT_POWERS) while that scores better (at most FIT_ROUNDS rounds), its inner
+    edges FIT_INNER or more from the nose's midline."""
+    family = [c for c in LENSES if c[0] - c[2] >= FIT_INNER - 1e-9]
+    best = family[int(rim_scores(y, feat, frame, family).argmax())]
+    for _ in range(FIT_ROUNDS):
+        cx, cy, hw, hh, pw = best
+        cands = [best]
+        for d in (-FIT_STEP, FIT_STEP):
+            cands += [(cx + d, cy, hw, hh, pw), (cx, cy + d, hw, hh, pw)]
+            cands += [(cx, cy, hw + d, hh, pw), (cx, cy, hw, hh + d, pw)]
+        cands += [(cx, cy, hw, hh, p) for p in FIT_POWERS if p != pw]
+        cands = [c for c in cands if c[0] - c[2] >= FIT_INNER - 1e-9] or [best]
+        nxt = cands[int(rim_scores(y, feat, frame, cands).argmax())]
+        if nxt == best:
+            break
+        best = nxt
+    return best
+
+
+def lens_hold_out(lens: Lens, lm: NDArray[np.floating], shape: tuple[int, int]) -> F32:
+    """The glasses (H, W) {0, 1} round a fitted lens pair ``lens`` (:func:`fit_lens`) on the face with
+    landmarks ``lm``: both lenses to RIM past their outline, the top bar across the nose between them and the
+    arms out from their outer edges (BAR: from RIM above the lenses' top to this far below it), all within
+    the mesh's eyewear region (:func:`faceplate.ops.eyewear.eyewear_region`: never more than it)."""
+    cx, cy, hw, hh, power = lens
+    o, ax, ay = eye_frame(lm)
+    top, inner, outer = cy - hh, cx - hw, cx + hw
+    canvas = np.zeros(shape, np.uint8)
+    to_px = lambda e: np.round((o + e[:, :1] * ax + e[:, 1:] * ay) * 16).astype(np.int32)  # noqa: E731
+    for side in (-1.0, 1.0):
+        pts, normals = lens_outline(cx, cy, hw, hh, power, side)
+        cv2.fillPoly(canvas, [to_px(pts + RIM * normals)], (1,), shift=4)
+        arm = np.array([[inner, top - RIM], [outer + ARM, top - RIM], [outer + ARM, top + BAR],
+                        [inner, top + BAR]]) * np.array([side, 1.0])  # fmt: skip
+        cv2.fillPoly(canvas, [to_px(arm)], (1,), shift=4)
+    bar = np.array([[-inner - RIM, top - RIM], [inner + RIM, top - RIM], [inner + RIM, top + BAR],
+                    [-inner - RIM, top + BAR]])  # fmt: skip
+    cv2.fillPoly(canvas, [to_px(bar)], (1,), shift=4)
+    return canvas.astype(np.float32) * (eyewear_region(lm, shape) > 0.5)
+
+
+def clear_frames(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> F32:
+    """The glasses (H, W) {0, 1} of an aligned face (as :func:`glasses_cues`) that wears glasses by its bridge
+    and rims (:func:`wears_glasses`): round the lens pair fitted to its rims (:func:`lens_hold_out`);
+    all 0 when it wears none (or is too turned to judge)."""
     iod = iod or eye_distance(lm)
+    y, xy, k = detect_luma(img, lm, iod)
+    frame = eye_frame(xy)
+    if not verdict(*cues(y, xy, frame, iod * k)):
+        return np.zeros(img.shape[:2], np.float32)
+    feat = features(xy[:, :2], (y.shape[0], y.shape[1]), iod * k)
+    lens = fit_lens(y, feat, frame)
+    return lens_hold_out(lens, lm, (img.shape[0], img.shape[1]))
+
+
+def detect_luma(img: F32, lm: NDArray[np.floating], iod: float) -> tuple[F32, F64, float]:
+    """(luma (h, w) lightly blurred, landmarks, scale k) of an aligned face (``img`` (R, R, 3), ``lm``
+    (478, >=2)) shrunk by k so the eyes are at most DETECT_IOD px apart: what the cues are read on."""
     k = min(1.0, DETECT_IOD / iod)
     small = img if k == 1.0 else np.asarray(cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA), np.float32)
     xy = np.asarray(lm, np.float64).copy()
@@ -137,21 +213,38 @@ def glasses_cues(img: F32, lm: NDArray[np.floating], iod: float | None = None) -
     if xy.shape[1] > 2:
         xy[:, 2:] *= k
     y = np.asarray(cv2.GaussianBlur(luma(small), (0, 0), max(0.5, 0.0125 * iod * k)), np.float32)
-    frame = eye_frame(xy)
+    return y, xy, k
+
+
+def cues(y: F32, xy: F64, frame: tuple[F64, F64, F64], iod: float) -> tuple[float, float, float]:
+    """(cos yaw, bridge depth, rim contrast) read on :func:`detect_luma`'s luma and landmarks (eyes ``iod``
+    px apart there); the rim contrast is 0 unless the bridge is half BRIDGE deep."""
     depth = bridge_depth(y, frame, brow_bottom(xy, frame) + BROW_GAP)
     rims = 0.0
     if depth >= BRIDGE / 2:
-        rims = rim_contrast(y, features(xy[:, :2], (y.shape[0], y.shape[1]), iod * k), frame)
+        rims = rim_contrast(y, features(xy[:, :2], (y.shape[0], y.shape[1]), iod), frame)
     return frontal(xy), depth, rims
+
+
+def glasses_cues(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> tuple[float, float, float]:
+    """(cos yaw, bridge depth, rim contrast) of an aligned face (``img`` (R, R, 3), ``lm`` (478, >=2)), read
+    with the eyes at most DETECT_IOD px apart; the rim contrast is 0 unless the bridge is half BRIDGE deep."""
+    iod = iod or eye_distance(lm)
+    y, xy, k = detect_luma(img, lm, iod)
+    return cues(y, xy, eye_frame(xy), iod * k)
+
+
+def verdict(cos_yaw: float, depth: float, rims: float) -> bool | None:
+    """Glasses by the cues (:func:`glasses_cues`); None when the face is too turned to judge."""
+    if cos_yaw < FRONTAL:
+        return None
+    return (depth >= BRIDGE and rims >= RIM_FLOOR) or (depth >= BRIDGE / 2 and rims >= RIMS)
 
 
 def wears_glasses(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> bool | None:
     """Whether an aligned face (as :func:`glasses_cues`) wears glasses by the bridge and rims; None when it
     is too turned to judge."""
-    cos_yaw, depth, rims = glasses_cues(img, lm, iod)
-    if cos_yaw < FRONTAL:
-        return None
-    return (depth >= BRIDGE and rims >= RIM_FLOOR) or (depth >= BRIDGE / 2 and rims >= RIMS)
+    return verdict(*glasses_cues(img, lm, iod))
 
 
 def track_wears_glasses(votes: list[bool | None]) -> bool:

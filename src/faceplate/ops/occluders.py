@@ -37,6 +37,10 @@ THIN_LENGTH = 0.3  # a structure this long (iod) and not compact may be a rim
 GLASSES = 0.6  # glasses rims lie within this of an eye centre (iod)
 LENS = 0.8  # a found pair's lens is the hull of its rims within this of the eye centre (iod; the lower
 #             outer corner of a wide lens lies past GLASSES)
+NOSE = 0.1  # and of the rims on its eye's side, this far (iod) or more from the nose's midline, or above the eye
+UPPER = 0.2  # line plus this (iod; the bridge and the nose pads): a hull over both sides' rims held out the nose
+#              between the lenses (wan 0018/0054: 57% of its labelled skin 0.25-0.5 below the eyes, 32-37%
+#              without; at UPPER 0.1 de-age's lift moved the nose pads by 1.3/255)
 DETECT_IOD = 56.0  # px: the eye distance glasses are looked for at (the structure sizes below are tuned there)
 MARGIN = 0.015  # occluders grow by this (iod), then fade out over FADE: no retouch bleeds onto them
 FADE, FADE_PX = 0.08, 6.0  # a track's glasses hold-out then falls to 0 over this (iod; at least px): no seam
@@ -78,7 +82,8 @@ def classify(depth: F32, face: F32, eyes: NDArray[np.floating], iod: float) -> F
     (the face outline less the eyes, brows and lips), ``eyes`` (2, 2) the eye centres (x, y).
 
     Long thin structures within GLASSES of an eye centre are rims; when they frame both eyes, the rims and
-    the convex hulls of what of them lies within LENS of each eye (the lenses) are returned, else nothing.
+    the convex hulls of what of them lies within LENS of each eye, on its side of the nose (NOSE) or above the
+    eye line (UPPER) (the lenses) are returned, else nothing.
     """
     inside = (face > 0.5).astype(np.uint8)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(structures(depth, iod) * inside, connectivity=8)
@@ -88,6 +93,10 @@ def classify(depth: F32, face: F32, eyes: NDArray[np.floating], iod: float) -> F
     ys, xs = np.mgrid[0 : depth.shape[0], 0 : depth.shape[1]]
     dist = [np.hypot(xs - ex, ys - ey) for ex, ey in eyes]
     zones = [d < GLASSES * iod for d in dist]
+    mid, across = eyes.mean(0), (eyes[1] - eyes[0]) / max(float(np.linalg.norm(eyes[1] - eyes[0])), 1e-6)
+    out_x = (xs - mid[0]) * across[0] + (ys - mid[1]) * across[1]  # px from the nose's midline, towards eye 1
+    sides = [out_x < -NOSE * iod, out_x > NOSE * iod]  # a lens lies on its eye's side of the nose
+    upper = (ys - mid[1]) * across[0] - (xs - mid[0]) * across[1] < UPPER * iod  # px down the face, from the eyes
     for i in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[i])
         if max(w, h) < THIN_LENGTH * iod or area / float(w * h) >= SPOT_FILL:
@@ -100,7 +109,7 @@ def classify(depth: F32, face: F32, eyes: NDArray[np.floating], iod: float) -> F
         for k, hit in enumerate(at_eye):
             if hit:
                 near_eye[k] |= part & zones[k]
-                lens[k] |= part & (dist[k] < LENS * iod)
+                lens[k] |= part & (dist[k] < LENS * iod) & (sides[k] | upper)
     framed = [framing(np.argwhere(m), e, iod) for m, e in zip(near_eye, eyes, strict=True)]
     if not all(framed):  # no pair of glasses: what lies near the eyes is the face's own (bags, crow's feet)
         return np.zeros(depth.shape, np.float32)
@@ -136,9 +145,11 @@ def features(lm: NDArray[np.floating], shape: tuple[int, int], iod: float, brows
     return dilate(m, 0.04 * iod)
 
 
-def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> F32:
+def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None, clear: bool = True) -> F32:
     """Soft occluder matte (R, R) float32 in [0, 1] of an aligned face (``img`` (R, R, 3), ``lm`` (478, >=2)):
-    1 on the glasses and MARGIN around them, falling to 0 just outside.
+    1 on the glasses and MARGIN around them, falling to 0 just outside. The glasses: dark frames (thin dark
+    structures framing both eyes) or, where none is dark enough and ``clear``, clear and thin frames by their
+    bridge and rims (:func:`faceplate.ops.glasses.clear_frames`: round the lens pair fitted to the rims).
 
     Found where the eyes are at most DETECT_IOD px apart (larger crops are shrunk first and the matte
     scaled back up), so the same face gives the same answer at any crop size.
@@ -163,6 +174,10 @@ def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None)
     occ = dilate(occ, MARGIN * siod)
     if k < 1.0:
         occ = np.asarray(cv2.resize(occ, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
+    if clear and not occ.any():  # none dark enough to see: clear or thin frames, told by their bridge and rims
+        from faceplate.ops.glasses import clear_frames  # glasses reads its cues with this module's features
+
+        occ = dilate(clear_frames(img, lm, iod), MARGIN * iod)
     return np.clip(np.maximum(occ, gauss(occ, 0.01 * iod) * 1.5), 0.0, 1.0).astype(np.float32)
 
 

@@ -107,11 +107,11 @@ def held_out(
 ) -> F32 | None:
     """The occluder matte (R, R) a track holds out, from its sample faces (aligned alike), or None.
 
-    ``glasses``: None finds them: the frames the frame finder sees (:func:`track_occluders`), or, where it
-    sees none but the bridge and rims of ``seen`` (the samples with their measured landmarks, default
-    ``samples``) say the track wears glasses (:func:`track_wears_glasses`: clear plastic, a small face's thin
-    frames), where glasses lie on the mesh (:func:`eyewear_matte`, the union over the samples); True holds
-    out that mesh region as well as what the finder sees; False holds out none.
+    ``glasses``: None finds them: the frames the frame finder sees (:func:`track_occluders`; clear or thin
+    frames it fits as lenses from their bridge and rims), or, where it sees none but the bridge and rims of
+    ``seen`` (the samples with their measured landmarks, default ``samples``) say the track wears glasses,
+    where glasses lie on the mesh (:func:`eyewear_matte`, the union over the samples); True holds out that
+    mesh region as well as what the finder sees; False holds out none.
     """
     if glasses is False:
         return None
