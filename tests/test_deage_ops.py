@@ -13,6 +13,7 @@ from faceplate.ops.filters import blur, gauss, luma
 from faceplate.ops.regions import eye_distance, feather, skin_region
 from faceplate.ops.volume import age_spots, even_tone, fill_hollows, hollows, moves, remove_spots
 from faceplate.ops.wrinkles import (
+    evenly_lit,
     flatten_mid,
     light_evenness,
     line_texture,
@@ -173,3 +174,21 @@ def test_light_evenness_tells_a_side_light_from_an_even_one() -> None:
     edge = (xx > 100) & (xx < 127) & (np.abs(yy - 40) < 20)
     kept = luma(fill_hollows(shade, skin, skin, iod, 0.75, lit)) - luma(shade)
     assert kept[edge].max() < 0.02
+
+
+def test_an_even_lights_shortcuts_match_the_general_path(biden: Face) -> None:
+    """Under an even light (``evenly_lit``) the fills skip the shading floors they would not use: the same
+    pictures as the general path (a light of 1 everywhere but one far corner pixel: within float rounding)."""
+    img, lm, skin, iod = biden
+    ones = np.ones(skin.shape, np.float32)
+    almost = ones.copy()
+    almost[0, 0] = 0.5  # not evenly lit: the general path, the same light everywhere that matters
+    assert evenly_lit(ones) and not evenly_lit(almost) and not evenly_lit(None)
+    far = np.ones(skin.shape, bool)
+    far[:40, :40] = False  # the general path differs at the corner pixel and a blur's reach round it
+    where = hollows(lm, skin.shape, iod)
+    for op in (lambda lt: fill_hollows(img, skin, where, iod, 0.75, lt),
+               lambda lt: even_tone(img, skin, iod, 0.02, 0.1, lt),
+               lambda lt: remove_wrinkles(img, skin, iod, 1.0, light=lt)[0]):  # fmt: skip
+        np.testing.assert_allclose(op(ones)[far], op(almost)[far], atol=1e-5)
+    np.testing.assert_allclose(age_spots(img, skin, iod, ones)[far], age_spots(img, skin, iod, almost)[far], atol=1e-5)

@@ -33,8 +33,8 @@ hair (opt-in)      grey/white hair recoloured by min(k, 1) towards a brown (or t
 Fair fringe hair over the forehead (``fringe``: fine oriented strands, ``ops.skin.hair_strands``) is
 neither warped nor retouched. The lift is held at the eyes, nose, mouth line and crop border and falls
 to zero within 0.15 eye distances outside the face oval (no displaced background, ears or collars).
-Deep lines, hollows, spots and tone work at half the crop size (broad bands only); the pores are never
-blurred.
+Deep lines, hollows, spots and tone work at half the crop size (broad bands only), and so does the light's
+evenness (a smooth weight); the pores are never blurred.
 
 ``--hair`` works in a larger ``head`` crop; the hair alpha (ops/hair) is a soft, strand-following matte:
 sure hair on the person (MediaPipe selfie segmentation of the crop), off the face and not skin-coloured,
@@ -70,6 +70,7 @@ from faceplate.ops.regions import (
     polygon_mask,
     regions_mask,
     skin_region,
+    support,
 )
 from faceplate.ops.retouch import RetouchSettings, keep_fine, soft_step
 from faceplate.ops.skin import SkinModel, ycbcr
@@ -85,7 +86,14 @@ from faceplate.ops.volume import (
 )
 from faceplate.ops.volume import moves as volume_moves
 from faceplate.ops.warp import rbf_field
-from faceplate.ops.wrinkles import flatten_mid, light_evenness, line_texture, remove_wrinkles, restore_pores
+from faceplate.ops.wrinkles import (
+    evenly_lit,
+    flatten_mid,
+    light_evenness,
+    line_texture,
+    remove_wrinkles,
+    restore_pores,
+)
 
 ANCHORS = list(LIFT_ANCHORS)  # eyes, nose, mouth: never moved
 PORES_KEPT = 1.0  # share of the plate's pore band put back on skin (re-synthesised inside deep lines)
@@ -242,8 +250,10 @@ def lift_field(lm: np.ndarray, shape: tuple[int, int], s: DeageSettings, jowls: 
     if s.volume:
         lp, lmv, la = volume_moves(lm, iod, s.shape)
         half += half_rbf(np.vstack([lp, la]), np.vstack([lmv, np.zeros((len(la), 2))]), shape, 0.12 * iod)
-    fld = cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR) * 2.0  # both fields scaled up at once
-    return np.asarray(fld * spread(face_falloff(lm, shape, iod), 2), np.float32)
+    half *= 2.0  # (exact: x2 commutes with the resize's sums)
+    fld = np.asarray(cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # both fields at once
+    fld *= spread(face_falloff(lm, shape, iod), 2)
+    return fld
 
 
 def half_rbf(pts: np.ndarray, moves: np.ndarray, shape: tuple[int, int], sigma: float) -> np.ndarray:
@@ -272,7 +282,7 @@ def soften_folds(img: np.ndarray, band: np.ndarray, iod: float, amount: float) -
     """Fill the fold's shadow: where the band's luma sits below the wider cheek's, lift it by ``amount``."""
     y = ycbcr(np.asarray(img, np.float32))[..., 0]
     shadow = np.clip(blur(y, 0.25 * iod) - gauss(y, 0.03 * iod), 0, None)
-    return np.clip(img + spread(amount * band * shadow, img.shape[2]), 0, 1).astype(np.float32)
+    return np.asarray(np.clip(img + spread(amount * band * shadow, img.shape[2]), 0, 1), np.float32)
 
 
 MIDLINE = [168, 6, 197, 195, 5, 4, 1, 2]  # nose bridge to base: the face's vertical midline (x)
@@ -324,13 +334,40 @@ def open_skin(lm: np.ndarray, like: np.ndarray, iod: float) -> np.ndarray:
     return np.asarray(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) * like, np.float32)
 
 
-def skin_likelihood(img: np.ndarray, model: SkinModel | None) -> np.ndarray:
-    """Skin-colour likelihood (H, W) of ``img`` (H, W, 3), read at half size (1 everywhere without a model)."""
+def half_size(shape: tuple[int, int]) -> tuple[int, int]:
+    """(w, h) (OpenCV's order) of the half-size copy of a crop (H, W) that the broad work runs on."""
+    return max(8, shape[1] // 2), max(8, shape[0] // 2)
+
+
+def shrink(a: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``a`` (H, W[, C]) resized to ``size`` (w, h) by area averaging, float32."""
+    return np.asarray(cv2.resize(a, size, interpolation=cv2.INTER_AREA), np.float32)
+
+
+def grow(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``a`` (h, w[, C]) resized back up to ``shape`` (H, W) bilinearly, float32."""
+    return np.asarray(cv2.resize(a, (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR), np.float32)
+
+
+def skin_likelihood(img: np.ndarray, model: SkinModel | None, small: np.ndarray | None = None) -> np.ndarray:
+    """Skin-colour likelihood (H, W) of ``img`` (H, W, 3), read at half size (1 everywhere without a model);
+    ``small``: ``img`` at half size (``shrink`` to ``half_size``), if the caller has it."""
     shape = (img.shape[0], img.shape[1])
     if model is None:
         return np.ones(shape, np.float32)
-    small = np.asarray(cv2.resize(img, (shape[1] // 2, shape[0] // 2), interpolation=cv2.INTER_AREA), np.float32)
-    return np.asarray(cv2.resize(model.likelihood(small), (shape[1], shape[0])), np.float32)
+    small = shrink(img, half_size(shape)) if small is None else small
+    return grow(model.likelihood(small), shape)
+
+
+def blend_where(out: np.ndarray, weight: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``out + weight * (target - out)`` for images (H, W, C) and a weight (H, W) >= 0, in place in ``out``, worked
+    on the rectangle round the weight's nonzero pixels (elsewhere ``out`` is kept as it is)."""
+    roi = support(weight, 0)
+    if roi is None:
+        return out + spread(weight, out.shape[2]) * (target - out)
+    if roi[0].stop > roi[0].start:
+        out[roi] += spread(np.ascontiguousarray(weight[roi]), out.shape[2]) * (target[roi] - out[roi])
+    return out
 
 
 def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarray:
@@ -440,22 +477,25 @@ class DeageEffect(Effect):
         lm = face.landmarks * np.array([size[0] / w, size[1] / h, k], np.float32)
         r = self.retouch_effect().apply(AlignedFace(face.frame, face.track, small, lm, face.iod * k), skin)
         up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
-        return EffectResult(face.image + up(r.image - small), np.clip(up(r.matte), 0, 1))
+        change = up(r.image - small)
+        change += face.image
+        return EffectResult(change, np.clip(up(r.matte), 0, 1))
 
-    def _restore(self, out: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float,
-                 light: np.ndarray) -> np.ndarray:  # fmt: skip
+    def _restore(self, out: np.ndarray, plate: np.ndarray, plate_s: np.ndarray, lm: np.ndarray, skin: np.ndarray,
+                 skin_s: np.ndarray, iod: float, light_s: np.ndarray) -> np.ndarray:  # fmt: skip
         """Deep lines, hollows, spots and tone on ``skin`` of the retouched ``out``, worked at half size (broad
-        bands only; filled whole where ``light`` (H, W, ``light_evenness``) is even, only as dips where a
-        side light shades the face); then the pore band put back from ``plate`` (re-synthesised in the lines)."""
-        h, w = skin.shape
-        half = (max(8, w // 2), max(8, h // 2))
-        down = lambda a: np.asarray(cv2.resize(a, half, interpolation=cv2.INTER_AREA), np.float32)  # noqa: E731
-        up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
-        small, plate_s, skin_s = down(out), down(plate), down(skin)
-        lm_s = lm * np.array([half[0] / w, half[1] / h, half[0] / w], np.float32)
-        changed, lines = self._broad(small, plate_s, lm_s, skin_s, iod * half[0] / w, down(light))
-        out = np.clip(out + up(changed - small), 0, 1)
-        tex = line_texture(plate, up(lines), skin, iod)
+        bands only; ``plate_s``, ``skin_s``: ``shrink`` of ``plate`` and ``skin``; filled whole where ``light_s``
+        (half size, ``light_evenness``) is even, only as dips where a side light shades the face); then the pore
+        band put back from ``plate`` (re-synthesised in the lines)."""
+        shape = (skin.shape[0], skin.shape[1])
+        small = shrink(out, half_size(shape))
+        k = small.shape[1] / shape[1]
+        lm_s = lm * np.array([k, small.shape[0] / shape[0], k], np.float32)
+        changed, lines = self._broad(small, plate_s, lm_s, skin_s, iod * k, light_s)
+        up = grow(changed - small, shape)
+        up += out  # (in place: fewer full-size temporaries; the same sums)
+        out = np.clip(up, 0, 1, out=up)
+        tex = line_texture(plate, grow(lines, shape), skin, iod)
         return restore_pores(out, tex, skin, PORES_KEPT)
 
     def _broad(self, img: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float,
@@ -469,7 +509,7 @@ class DeageEffect(Effect):
             img, lines = remove_wrinkles(img, skin * (1.0 - nose), iod, s.line_amount, plate, light)
             img = soften_folds(img, fold_band(lm, shape, iod) * skin * light, iod, s.shape)
             img = flatten_mid(img, skin * (1.0 - 0.7 * nose), iod, s.mid_amount)
-        face = face_area(skin, iod) if s.volume or s.tone else None  # shared by both
+        face = face_area(skin, iod) if (s.volume or s.tone) and not evenly_lit(light) else None  # shared by both
         if s.volume:
             img = fill_hollows(img, skin, hollows(lm, shape, iod), iod, s.hollow_amount, light, face)
         if s.spots:
@@ -486,7 +526,8 @@ class DeageEffect(Effect):
         like = skin_likelihood(face.image, ctx.skin) * (1.0 - strands)
         before = lift_weight(face, like, face.landmarks)
         hold = np.clip(gauss(before, 0.04 * face.iod), 0.0, 1.0)
-        fld = lift_field(face.landmarks, shape, self.settings, ctx.jowls) * spread(hold, 2)
+        fld = lift_field(face.landmarks, shape, self.settings, ctx.jowls)
+        fld *= spread(hold, 2)
         warped = warp_keep_grain(face.image, fld, open_skin(face.landmarks, like, face.iod))
         lm = face.landmarks.copy()
         xi = np.clip(np.round(lm[:, 0]).astype(int), 0, shape[1] - 1)
@@ -494,21 +535,28 @@ class DeageEffect(Effect):
         lm[:, :2] += fld[yi, xi]
         retouched = self._retouch(AlignedFace(face.frame, face.track, warped, lm, face.iod), ctx.skin)
         skin = retouched.matte
-        light = light_evenness(luma(warped), skin, float(lm[MIDLINE, 0].mean()), face.iod)
-        out = warped + spread(skin, 3) * (retouched.image - warped)  # retouch on skin; the warp wherever it moves
-        out = self._restore(out, warped, lm, skin, face.iod, light)
+        half = half_size(shape)
+        warped_s, skin_s = shrink(warped, half), shrink(skin, half)
+        k = half[0] / shape[1]
+        light_s = light_evenness(luma(warped_s), skin_s, float(lm[MIDLINE, 0].mean()) * k, face.iod * k)  # smooth
+        out = retouched.image - warped  # retouch on skin; the warp wherever it moves
+        out *= spread(skin, 3)
+        out += warped
+        out = self._restore(out, warped, warped_s, lm, skin, skin_s, face.iod, light_s)
         # under a side light the folds keep their broad shading, whichever op filled it (texture still fixed)
-        out = warped + keep_fine(out - warped, (1.0 - light) * fold_band(lm, shape, face.iod), 0.02 * face.iod)
+        if not evenly_lit(light_s):
+            light = grow(light_s, shape)
+            out = warped + keep_fine(out - warped, (1.0 - light) * fold_band(lm, shape, face.iod), 0.02 * face.iod)
         moved = cv2.magnitude(*cv2.split(fld))  # |fld|
-        moved_area = np.clip(moved / (0.004 * face.iod), 0, 1).astype(np.float32)
-        after = lift_weight(face, skin_likelihood(warped, ctx.skin), lm)
+        moved_area = np.clip(moved / (0.004 * face.iod), 0, 1)
+        after = lift_weight(face, skin_likelihood(warped, ctx.skin, warped_s), lm)
         on_skin = np.clip(gauss(np.maximum(before, after), 0.015 * face.iod), 0.0, 1.0)
         rigid = np.maximum(strands, above_brows(skin, lm, face.iod))  # hair over the forehead stays as shot
         matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod) * on_skin) * (1.0 - rigid)
-        out = out + spread(rigid, 3) * (face.image - out)  # (--hair recolours it below)
+        out = blend_where(out, rigid, face.image)  # (--hair recolours it below)
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))
             hair = hair_alpha(face.image, face.landmarks, person, face.iod) * (1.0 - skin)
             out = recolour_hair(out, hair, min(self.settings.k, 1.0), iod=face.iod)
             matte = np.maximum(matte, (hair > 0).astype(np.float32))  # the recolour is alpha-weighted already
-        return EffectResult(np.asarray(out, np.float32), np.clip(matte, 0, 1).astype(np.float32))
+        return EffectResult(np.asarray(out, np.float32), np.asarray(np.clip(matte, 0, 1), np.float32))

@@ -38,6 +38,27 @@ def gauss(img: F32, sigma: float) -> F32:
     return np.asarray(cv2.GaussianBlur(img, (k, k), sigma, borderType=cv2.BORDER_REFLECT), np.float32)
 
 
+def hessian_eigen(img: F32, largest: bool = True) -> F32:
+    """The largest (or smallest) eigenvalue (H, W) of the Hessian of ``img`` (H, W) (3x3 Sobel derivatives),
+    worked in place on the derivatives: ``0.5 (xx + yy) ± sqrt(0.25 (xx - yy)^2 + xy^2)``."""
+    yy = np.asarray(cv2.Sobel(img, cv2.CV_32F, 0, 2, ksize=3), np.float32)
+    xx = np.asarray(cv2.Sobel(img, cv2.CV_32F, 2, 0, ksize=3), np.float32)
+    xy = np.asarray(cv2.Sobel(img, cv2.CV_32F, 1, 1, ksize=3), np.float32)
+    root = xx - yy
+    np.square(root, out=root)
+    root *= 0.25
+    np.multiply(xy, xy, out=xy)
+    root += xy
+    np.sqrt(root, out=root)
+    xx += yy
+    xx *= 0.5
+    if largest:
+        xx += root
+    else:
+        xx -= root
+    return np.asarray(xx, np.float32)
+
+
 def guided(guide: F32, src: F32, r: int, eps: float) -> F32:
     """He et al.'s guided filter with a grey ``guide`` (H, W): edge-preserving smoothing of ``src``.
 

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.errors import ConfigError
-from faceplate.ops.filters import blur, gauss, guided, luma, normalized_blur, spread
+from faceplate.ops.filters import blur, gauss, guided, hessian_eigen, luma, normalized_blur, spread
 from faceplate.ops.regions import blurred_over
 from faceplate.ops.skin import colour_matrix, ycbcr
 from faceplate.rec709 import RGB_FROM_YCBCR
@@ -56,7 +56,11 @@ def soft_step(x: F32, lo: float, hi: float) -> F32:
     """0 below ``lo``, 1 above ``hi``, smooth in between (keeps decisions continuous: no flicker)."""
     t = np.asarray((x - lo) / (hi - lo), np.float32)
     t = np.minimum(np.maximum(t, 0.0, out=t), 1.0, out=t)  # np.clip's result at ~half its cost
-    return np.asarray(t * t * (3 - 2 * t), np.float32)
+    sq = t * t
+    t *= -2.0  # t * t * (3 - 2t), in place: the same numbers, fewer full-size temporaries
+    t += 3.0
+    sq *= t
+    return sq
 
 
 def keep_fine(change: F32, near: F32, sigma: float) -> F32:
@@ -81,12 +85,7 @@ def blemish_map(img: F32, skin: F32, iod: float) -> F32:
 def wrinkle_map(img: F32, skin: F32, iod: float) -> F32:
     """Thin dark valleys (H, W) in [0, 1]: the largest Hessian eigenvalue of luma at wrinkle scale."""
     s = 0.02 * iod
-    y = gauss(luma(img), s)
-    yy = cv2.Sobel(y, cv2.CV_32F, 0, 2, ksize=3)
-    xx = cv2.Sobel(y, cv2.CV_32F, 2, 0, ksize=3)
-    xy = cv2.Sobel(y, cv2.CV_32F, 1, 1, ksize=3)
-    lam = 0.5 * (xx + yy) + np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)
-    valley = lam * s * s  # scale-normalised: a valley's depth in luma units
+    valley = hessian_eigen(gauss(luma(img), s)) * s * s  # scale-normalised: a valley's depth in luma units
     return gauss(soft_step(valley, 0.003, 0.010) * skin, 0.5 * s)
 
 

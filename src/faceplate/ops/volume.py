@@ -20,10 +20,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from faceplate.landmarks import EYE_OUTER_L, EYE_OUTER_R, MOUTH_L, MOUTH_R
-from faceplate.ops.filters import blur, gauss, luma, normalized_blur, spread
+from faceplate.ops.filters import blur, gauss, hessian_eigen, luma, normalized_blur, spread
 from faceplate.ops.regions import mesh_regions, under_eye
 from faceplate.ops.retouch import soft_step
-from faceplate.ops.wrinkles import dip_floor, enclosed, valley_depth
+from faceplate.ops.wrinkles import dip_floor, enclosed, evenly_lit, valley_depth
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -90,6 +90,8 @@ def dip_bounds(y: F32, skin: F32, iod: float, level: F32 | None = None, light: F
     light casts no shading edge to keep), in proportion between. ``face``: ``face_area(skin, iod)``, if the
     caller has it."""
     broad = normalized_blur(y, skin + 1e-3, 0.3 * iod)
+    if evenly_lit(light):
+        return broad, broad  # an even light everywhere: no floors to read
     level = normalized_blur(y, skin + 1e-3, 0.06 * iod) if level is None else level
     face = face_area(skin, iod) if face is None else face  # one face for both floors
     lo = np.minimum(broad, dip_floor(level, REACH * iod, skin, face))
@@ -132,16 +134,15 @@ def age_spots(img: F32, skin: F32, iod: float, light: F32 | None = None) -> F32:
     out = np.zeros(y.shape, np.float32)
     near = gauss(y, 0.03 * iod)  # the first scale's blur, also the spot's own level below
     for s in (0.03, 0.06):
-        g = near if s == 0.03 else gauss(y, s * iod)
-        yy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
-        xx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
-        xy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
-        small = 0.5 * (xx + yy) - np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)  # the smaller eigenvalue
+        small = hessian_eigen(near if s == 0.03 else gauss(y, s * iod), largest=False)
         out = np.maximum(out, gauss(soft_step(small * (s * iod) ** 2, 0.002, 0.006), s * iod))
     ring = blur(y, 0.15 * iod)
-    around = np.minimum(ring, dip_floor(near, 0.15 * iod, skin))  # in a shadow: no spot
-    if light is not None:
-        around = around + light * (ring - around)
+    if evenly_lit(light):
+        around = ring  # an even light: darker than the skin around is enough
+    else:
+        around = np.minimum(ring, dip_floor(near, 0.15 * iod, skin))  # in a shadow: no spot
+        if light is not None:
+            around = around + light * (ring - around)
     darker = soft_step(around - near, 0.005, 0.02)
     return np.asarray(np.clip(2.0 * out * darker, 0, 1) * skin, np.float32)
 

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.ops.filters import blur, gauss, luma, normalized_blur, spread
+from faceplate.ops.filters import blur, gauss, hessian_eigen, luma, normalized_blur, spread
 from faceplate.ops.retouch import soft_step
 
 F32 = NDArray[np.float32]
@@ -32,16 +32,13 @@ PORE = 0.8  # px at the working scale: the pore band kept / re-synthesised
 SHIFTS = ((0.0, 0.09), (0.0, -0.09), (0.09, 0.0), (-0.09, 0.0))  # iod units: above, below, beside
 OFF_SKIN = 1e4  # a level that never limits (finite: it is resampled)
 EVEN = (0.8, 0.9)  # darker / brighter side's broad luma: a side light (at or below) to an even light (at or above)
+EVEN_TOL = 1e-6  # ``evenly_lit``: how far below 1 an even light may read
 SIDE = 0.12  # iod units: how far across a valley its two sides are read (past the widest valley's shoulder)
 
 
 def valley_depth(y: F32, sigma: float) -> F32:
     """Scale-normalised largest Hessian eigenvalue (H, W) of luma ``y`` at ``sigma`` px: > 0 in dark valleys."""
-    g = gauss(y, sigma)
-    yy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3)
-    xx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3)
-    xy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3)
-    lam = 0.5 * (xx + yy) + np.sqrt(0.25 * (xx - yy) ** 2 + xy * xy)
+    lam = hessian_eigen(gauss(y, sigma))
     return np.asarray(lam * sigma * sigma, np.float32)
 
 
@@ -87,7 +84,8 @@ def enclosed(skin: F32, gap: float) -> NDArray[np.bool_]:
     """The face (H, W): ``skin`` > 0.5 and the holes in it (eyes, brows, lips, nostrils; gaps to the outline
     under ``gap`` px closed), not what reaches the crop's border round it (background, hair at the outline)."""
     k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(gap / 2) + 1,) * 2)
-    m = np.pad(cv2.morphologyEx((skin > 0.5).astype(np.uint8), cv2.MORPH_CLOSE, k), 1)
+    closed = cv2.morphologyEx((skin > 0.5).astype(np.uint8), cv2.MORPH_CLOSE, k)
+    m = cv2.copyMakeBorder(closed, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(0,))
     cv2.floodFill(m, None, (0, 0), (2,))
     return np.asarray(m[1:-1, 1:-1] != 2)
 
@@ -106,10 +104,16 @@ def dip_floor(level: F32, reach: float, skin: F32, face: NDArray[np.bool_] | Non
     off = np.where(enclosed(skin, reach) if face is None else face, level, np.float32(OFF_SKIN))
     pad = cv2.copyMakeBorder(off, r, r, r, r, cv2.BORDER_REFLECT)
     side = lambda dx, dy: pad[r + dy : r + dy + h, r + dx : r + dx + w]  # noqa: E731  (p + (dx, dy))
-    out = np.full(level.shape, -OFF_SKIN, np.float32)
-    for dx, dy in ((r, 0), (0, r), (d, d), (d, -d)):
-        out = np.maximum(out, np.minimum(side(dx, dy), side(-dx, -dy)))
-    return out
+    out = np.minimum(side(r, 0), side(-r, 0))
+    for dx, dy in ((0, r), (d, d), (d, -d)):
+        np.maximum(out, np.minimum(side(dx, dy), side(-dx, -dy)), out=out)
+    return np.asarray(out, np.float32)
+
+
+def evenly_lit(light: F32 | None) -> bool:
+    """Whether ``light`` (H, W, ``light_evenness``) is 1 everywhere (to float rounding: its blur of ones reads
+    1 - 6e-8): the light-aware fills then fill whole, and the shading bounds they would read are not needed."""
+    return light is not None and float(light.min()) >= 1.0 - EVEN_TOL
 
 
 def light_evenness(y: F32, skin: F32, midline: float, iod: float, ratio: tuple[float, float] = EVEN) -> F32:
@@ -138,14 +142,21 @@ def fill_lines(img: F32, lines: F32, iod: float, skin: F32 | None = None, light:
     band is left to ``restore_pores``."""
     base = gauss(img, PORE)
     fill = normalized_blur(base, np.clip(1.0 - 1.5 * lines, 0, 1) + 1e-3, 0.05 * iod)
+    share = 1.0 if evenly_lit(light) else fill_share(img, base, fill, iod, skin, light)
+    return np.asarray(np.clip(img + spread(lines * share, img.shape[2]) * (fill - base), 0, 1), np.float32)
+
+
+def fill_share(img: F32, base: F32, fill: F32, iod: float, skin: F32 | None, light: F32 | None) -> F32:
+    """``fill_lines``'s share (H, W) of the rise from ``base`` to ``fill`` (H, W, 3) that may be taken: up to
+    ``dip_floor``, all of it where ``light`` is 1."""
     yb = luma(base)
     rise = luma(fill) - yb
-    on = np.ones(lines.shape, np.float32) if skin is None else skin
+    on = np.ones(yb.shape, np.float32) if skin is None else skin
     room = np.clip(dip_floor(gauss(luma(img), 0.02 * iod), SIDE * iod, on) - yb, 0.0, None)
     share = np.where(rise > 1e-4, np.minimum(room / np.maximum(rise, 1e-4), 1.0), 0.0)
     if light is not None:
         share = light + (1.0 - light) * share
-    return np.asarray(np.clip(img + spread(lines * share, img.shape[2]) * (fill - base), 0, 1), np.float32)
+    return np.asarray(share, np.float32)
 
 
 def flatten_mid(img: F32, skin: F32, iod: float, amount: float, sigma: float = 0.04) -> F32:
@@ -162,7 +173,13 @@ def line_texture(plate: F32, lines: F32, skin: F32, iod: float) -> F32:
     fine = pore_band(luma(plate))
     new = clean_texture(fine, np.clip(skin - lines, 0, 1), iod)
     a, b = 1.0 - lines, lines  # power-preserving cross-fade: two unrelated grains mixed 50/50 would lose half
-    return np.asarray((a * fine + b * new) / np.sqrt(a * a + b * b + 1e-6), np.float32)
+    mix = a * fine
+    mix += b * new
+    a *= a
+    a += b * b
+    a += 1e-6
+    mix /= np.sqrt(a, out=a)
+    return np.asarray(mix, np.float32)
 
 
 def remove_wrinkles(img: F32, skin: F32, iod: float, amount: float, plate: F32 | None = None,
@@ -184,7 +201,7 @@ def restore_pores(img: F32, texture: F32, skin: F32, keep: float) -> F32:
     correction is solved by two fixed-point steps: the band then matches to a few percent.
     """
     y = luma(img)
-    d = np.zeros(y.shape, np.float32)
-    for _ in range(2):
-        d += (keep * texture - pore_band(y + d)) * skin
+    want = keep * texture
+    d = (want - pore_band(y)) * skin  # the first step, from d = 0
+    d += (want - pore_band(y + d)) * skin
     return np.asarray(np.clip(img + spread(d, img.shape[2]), 0, 1), np.float32)

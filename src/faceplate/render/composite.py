@@ -18,8 +18,8 @@ from faceplate.analysis.hands import hand_mask
 from faceplate.effects.base import AlignedFace, Effect
 from faceplate.geometry import F64, invert, transform
 from faceplate.media.yuv import Yuv420, add_rgb_change
-from faceplate.ops.filters import fill_nonfinite, gauss
-from faceplate.ops.regions import dilate
+from faceplate.ops.filters import blur_radius, fill_nonfinite, gauss, spread
+from faceplate.ops.regions import dilate, on_support
 from faceplate.ops.retouch import soft_step
 from faceplate.render.tracks import ColourPath, TrackContext, aligned_face
 from faceplate.store import FaceRow
@@ -83,11 +83,11 @@ def paste(comp: NDArray[Any], matte: F32 | None, change: F32, alpha: F32, m: F64
     peak = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}.get(comp.dtype, 1.0)
     roi = comp[y0:y1, x0:x1]
     if comp.dtype == np.uint8:  # v + round(255 d) in 1/16 code steps, saturated: exact where d == 0
-        d16 = np.asarray(np.rint(change * (alpha * (16 * peak))[..., None]), np.int16)
+        d16 = np.asarray(np.rint(change * spread(alpha * (16 * peak), 3)), np.int16)
         d = cv2.warpAffine(d16, mr, size, flags=_UNWARP)
         roi[:] = cv2.add(roi, cv2.multiply(d, 1.0 / 16, dtype=cv2.CV_16S), dtype=cv2.CV_8U)  # type: ignore[call-overload]
     else:
-        d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * peak)[..., None]), mr, size, flags=_UNWARP)
+        d = cv2.warpAffine(change * spread(alpha * peak, 3), mr, size, flags=_UNWARP)
         if comp.dtype == np.uint16:
             roi[:] = np.clip(roi.astype(np.int32) + np.rint(d).astype(np.int32), 0, 65535).astype(np.uint16)
         else:
@@ -122,7 +122,7 @@ def paste_yuv(comp: Yuv420, matte: F32 | None, change: F32, alpha: F32, m: F64) 
         return
     x0, y0, x1, y1, mr = fp
     size = (x1 - x0, y1 - y0)
-    d = cv2.warpAffine(np.ascontiguousarray(change * (alpha * 255.0)[..., None]), mr, size, flags=_UNWARP)
+    d = cv2.warpAffine(change * spread(alpha * 255.0, 3), mr, size, flags=_UNWARP)  # (merge: ~10x a broadcast here)
     add_rgb_change(comp, d, x0, y0)
     _max_into(matte, alpha, mr, (x0, y0, x1, y1))
 
@@ -136,7 +136,8 @@ def occlude(matte: F32, hands: list[NDArray[np.floating]]) -> F32:
     if not mask.any():
         return matte
     sigma = HAND_SOFT * res
-    soft = np.maximum(mask, gauss(dilate(mask, sigma), sigma))  # held out to ~1 sigma past the mask, then fades
+    grown = lambda m: gauss(dilate(m, sigma), sigma)  # noqa: E731  (local: worked round the hand only)
+    soft = np.maximum(mask, on_support(grown, mask, round(sigma) + blur_radius(sigma)))  # held out ~1 sigma, then fades
     return np.asarray(matte * (1.0 - np.clip(soft * 1.5, 0.0, 1.0)), np.float32)
 
 
