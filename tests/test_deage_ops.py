@@ -192,3 +192,17 @@ def test_an_even_lights_shortcuts_match_the_general_path(biden: Face) -> None:
                lambda lt: remove_wrinkles(img, skin, iod, 1.0, light=lt)[0]):  # fmt: skip
         np.testing.assert_allclose(op(ones)[far], op(almost)[far], atol=1e-5)
     np.testing.assert_allclose(age_spots(img, skin, iod, ones)[far], age_spots(img, skin, iod, almost)[far], atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [256, 255, 165])
+@pytest.mark.parametrize("sigma", [12.0, 25.0])
+def test_pyramid_blur_is_centred_as_gauss(size: int, sigma: float) -> None:
+    """The pyramid path of ``blur`` lands where ``gauss`` does (it used to shift (f - 1) / 2 px down-right)."""
+    img = np.zeros((size, size), np.float32)
+    img[size // 2, size // 2 - 5] = 1.0
+    fast, exact = blur(img, sigma), gauss(img, sigma)
+    ys, xs = np.mgrid[:size, :size]
+    for w in (fast, exact):
+        assert abs(float((w * ys).sum() / w.sum()) - size // 2) < 0.05
+        assert abs(float((w * xs).sum() / w.sum()) - (size // 2 - 5)) < 0.05
+    assert float(np.abs(fast - exact).max()) < 0.03 * float(exact.max())
