@@ -8,6 +8,7 @@ import pytest
 from conftest import media
 from faceplate.align import align_image, align_matrix, to_aligned
 from faceplate.analysis.faces import DETECTORS, Landmarker
+from faceplate.effects.deage import near_clipped
 from faceplate.media import open_plate
 from faceplate.ops.filters import blur, gauss, luma
 from faceplate.ops.regions import eye_distance, feather, skin_region
@@ -206,3 +207,17 @@ def test_pyramid_blur_is_centred_as_gauss(size: int, sigma: float) -> None:
         assert abs(float((w * ys).sum() / w.sum()) - size // 2) < 0.05
         assert abs(float((w * xs).sum() / w.sum()) - (size // 2 - 5)) < 0.05
     assert float(np.abs(fast - exact).max()) < 0.03 * float(exact.max())
+
+
+def test_near_clipped_marks_blown_highlights_only() -> None:
+    """A blown (all channels clipped) patch and ~0.06 iod round it are marked, fading to 0 further out;
+    fair skin with only its red channel clipped is not a highlight."""
+    iod = 100.0
+    img = np.full((128, 128, 3), (0.8, 0.6, 0.5), np.float32)
+    assert not near_clipped(img, iod).any()
+    img[:, :, 0] = 1.0  # red clipped everywhere: fair skin, not a highlight
+    assert not near_clipped(img, iod).any()
+    img[50:60, 50:60] = 1.0
+    near = near_clipped(img, iod)
+    assert near[55, 55] == 1.0 and near[55, 64] == 1.0  # on it and 4 px (0.04 iod) off it
+    assert near[55, 75] < 0.5 and near[55, 85] == 0.0 and near[5, 5] == 0.0

@@ -101,6 +101,11 @@ FALLOFF = 0.15  # iod beyond the face oval where the lift has fallen to zero
 JOWL = (0.008, 0.02)  # jowl_depth: no jowl (at or below; faces of 20-40) to a full one (at or above; 45-70)
 JOWL_FLOOR = 0.3  # the jowl lift's share on a face without jowls (the lower outline still firmed a little)
 FRINGE_FADE = 0.03  # iod: the soft edge of the fringe's hold-out (a harder one reads as a seam on the skin)
+CLIPPED = 0.9  # every channel at or above this: a blown (near-white) highlight, no skin level or pores to read
+#               (Hamilton 0130's stage light: 0.95 left its brow seam at 6.7/255; fair skin with only red clipped is
+#               not a highlight: a max-channel test held the lines off 40% of fnp@65's crop)
+CLIP_REACH = (0.06, 0.04)  # iod round a blown highlight where no line, spot or pore is read or put, then its soft
+#                            edge: past a valley's shoulder (to 0.065) and the pore copies' shift (0.09)
 
 
 YOUNGEST = 20.0  # apparent years: below this the facelift and retouch no longer make a believable face
@@ -418,6 +423,21 @@ def above_brows(skin: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     return out
 
 
+def near_clipped(img: np.ndarray, iod: float) -> np.ndarray:
+    """Blown highlights of ``img`` (H, W, 3) and ``CLIP_REACH`` iod round them (H, W) in [0, 1], then falling
+    smoothly to 0. A clipped plateau has neither a skin level nor pores: the dark skin beside it reads as a valley
+    (a deep line to fill) or a dark spot, and the plateau's edge as pore grain (copied into the lines), so the
+    restore brightened skin beside a stage light by up to 85/255 (Hamilton 0130: a seam of 11.9/255 where the
+    matte ends at the brow)."""
+    shape = (img.shape[0], img.shape[1])
+    blown = (np.min(img, axis=2) >= CLIPPED).astype(np.float32)
+    if not blown.any():
+        return np.zeros(shape, np.float32)
+    hard, fade = max(2.0, CLIP_REACH[0] * iod), CLIP_REACH[1] * iod
+    near = dilate(blown, hard + fade)  # 1 to ``hard`` px off the highlight, 0 from ~``hard + 2 fade`` (smooth)
+    return np.asarray(np.clip(2.0 * on_support(lambda m: gauss(m, fade), near, blur_radius(fade)), 0, 1), np.float32)
+
+
 def deage_matte() -> SkinMatte:
     """Beauty's skin matte with a wider rise off hair and beards (0.03-0.15 iod): the lift and the fills change
     more than a retouch, and over beauty's 0.1 that change stepped at a fair temple (a seam)."""
@@ -486,34 +506,36 @@ class DeageEffect(Effect):
         """Deep lines, hollows, spots and tone on ``skin`` of the retouched ``out``, worked at half size (broad
         bands only; ``plate_s``, ``skin_s``: ``shrink`` of ``plate`` and ``skin``; filled whole where ``light_s``
         (half size, ``light_evenness``) is even, only as dips where a side light shades the face); then the pore
-        band put back from ``plate`` (re-synthesised in the lines)."""
+        band put back from ``plate`` (re-synthesised in the lines); none of lines, spots or pores read off a
+        blown highlight's edge (:func:`near_clipped`)."""
         shape = (skin.shape[0], skin.shape[1])
-        small = shrink(out, half_size(shape))
+        kept, half = 1.0 - near_clipped(plate, iod), half_size(shape)
+        small = shrink(out, half)
         k = small.shape[1] / shape[1]
         lm_s = lm * np.array([k, small.shape[0] / shape[0], k], np.float32)
-        changed, lines = self._broad(small, plate_s, lm_s, skin_s, iod * k, light_s)
+        changed, lines = self._broad(small, plate_s, lm_s, skin_s, iod * k, light_s, shrink(kept, half))
         up = grow(changed - small, shape)
         up += out  # (in place: fewer full-size temporaries; the same sums)
         out = np.clip(up, 0, 1, out=up)
-        tex = line_texture(plate, grow(lines, shape), skin, iod)
-        return restore_pores(out, tex, skin, PORES_KEPT)
+        tex = line_texture(plate, grow(lines, shape), skin * kept, iod)
+        return restore_pores(out, tex, skin * kept, PORES_KEPT)
 
     def _broad(self, img: np.ndarray, plate: np.ndarray, lm: np.ndarray, skin: np.ndarray, iod: float,
-               light: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-        """The broad restore at one scale: (image, lines filled (H, W))."""
+               light: np.ndarray, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """The broad restore at one scale: (image, lines filled (H, W)); lines and spots only where ``kept``."""
         s = self.settings
         shape = (skin.shape[0], skin.shape[1])
         lines = np.zeros(skin.shape, np.float32)
         if s.wrinkles:
             nose = nose_mask(lm, shape, iod)
-            img, lines = remove_wrinkles(img, skin * (1.0 - nose), iod, s.line_amount, plate, light)
+            img, lines = remove_wrinkles(img, skin * kept * (1.0 - nose), iod, s.line_amount, plate, light)
             img = soften_folds(img, fold_band(lm, shape, iod) * skin * light, iod, s.shape)
             img = flatten_mid(img, skin * (1.0 - 0.7 * nose), iod, s.mid_amount)
         face = face_area(skin, iod) if (s.volume or s.tone) and not evenly_lit(light) else None  # shared by both
         if s.volume:
             img = fill_hollows(img, skin, hollows(lm, shape, iod), iod, s.hollow_amount, light, face)
         if s.spots:
-            img = remove_spots(img, age_spots(plate, skin, iod, light), iod, s.spot_amount)
+            img = remove_spots(img, age_spots(plate, skin, iod, light) * kept, iod, s.spot_amount, kept)
         if s.tone:
             img = even_tone(img, skin, iod, 0.02 * s.k, 0.1 * s.k, light, face)
         return img, lines

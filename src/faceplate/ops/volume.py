@@ -147,10 +147,11 @@ def age_spots(img: F32, skin: F32, iod: float, light: F32 | None = None) -> F32:
     return np.asarray(np.clip(2.0 * out * darker, 0, 1) * skin, np.float32)
 
 
-def remove_spots(img: F32, spots: F32, iod: float, amount: float) -> F32:
-    """``img`` with ``spots`` (H, W) filled from the skin around them (broad bands only; pores are restored later)."""
+def remove_spots(img: F32, spots: F32, iod: float, amount: float, source: F32 | None = None) -> F32:
+    """``img`` with ``spots`` (H, W) filled from the skin around them (broad bands only; pores are restored later).
+    ``source`` (H, W) in [0, 1]: where that skin may be read (default everywhere; not a blown highlight)."""
     smooth = gauss(img, 0.01 * iod)
-    fill = normalized_blur(smooth, 1.0 - spots + 1e-3, 0.08 * iod)
+    fill = normalized_blur(smooth, (1.0 - spots) * (1.0 if source is None else source) + 1e-3, 0.08 * iod)
     w = spread(np.clip(spots * amount, 0, 1), img.shape[2])
     return np.asarray(img + w * (fill - smooth), np.float32)
 
