@@ -27,6 +27,7 @@ from faceplate.ops.regions import (
     on_support,
     outer_edges,
     region_mask,
+    regions_mask,
     sample_patches,
     skin_region,
     under_eye,
@@ -82,6 +83,44 @@ def margin_share(lm: np.ndarray, shape: tuple[int, int], iod: float, low: float,
     return np.asarray(1.0 - (1.0 - low) * t, np.float32)
 
 
+def hair_distance(off: np.ndarray, img: np.ndarray, lm: np.ndarray, iod: float, skin_luma: float,
+                  extra: tuple[float, float], dark: float,
+                  held_out: np.ndarray | None = None) -> np.ndarray:  # fmt: skip
+    """Distance (H, W) in px to the nearest dark hair of ``off`` (H, W) bool (what the colour calls not skin in
+    the skin area), less ``extra[0]`` eye distances where that hair lies above the pixel (the hairline, a
+    fringe's tip) and ``extra[1]`` where it lies beside it (a lock's sides), from 0.3 eye distances above the
+    eyes up (fading in over the 0.3 below that); the plain distance elsewhere. Hair is dark here: darker than
+    ``dark`` times ``skin_luma`` (the skin model's mean luma: skin in shade and blown highlights are lighter),
+    off the brows and ``held_out`` (H, W) (a glasses frame is no hairline).
+
+    The colour sees the hairline where the luma has fallen half way into the hair; the plate's blur and the
+    fine hairs reaching down over the skin there still belong to the hair (bench_occluders' labels end the
+    skin ~0.1-0.15 eye distances lower on Hamilton 0190 and d12 0120). Which way the hair lies is the
+    distance's gradient, smoothed (no step where the nearest hair changes from above to beside): the temples,
+    where hair lies beside the skin and the labelled skin runs up to it, keep the plain margin. Worked on the
+    rows that widen only (and their blur's reach): below them, and to hair below them, the plain distance.
+    """
+    h, w = _hw(img)
+    top = float(lm[[EYE_OUTER_R, EYE_OUTER_L], 1].min()) - 0.3 * iod
+    n = min(h, max(0, int(np.ceil(top)) + blur_radius(0.05 * iod) + 1))  # below: no wider margin, nor its blur
+    out = np.full((h, w), float(h + w), np.float32)  # farther than any pixel: the plain distance applies
+    if n == 0:
+        return out
+    brows = dilate(regions_mask(lm, (n, w), ("brow_r", "brow_l")), 0.06 * iod)
+    hair = off[:n] & (luma(img[:n]) < dark * skin_luma) & (brows < 0.5)
+    if held_out is not None:
+        hair &= held_out[:n] < 0.5
+    if not hair.any():
+        return out
+    d = distance_from(hair)  # the rows below n are left out: hair there (a beard) leaves the plain margin
+    gx, gy = cv2.Sobel(d, cv2.CV_32F, 1, 0), cv2.Sobel(d, cv2.CV_32F, 0, 1)  # points away from the nearest hair
+    above = soft_step(gy / np.maximum(cv2.magnitude(gx, gy), 1e-3), 0.7, 0.9)  # 1: the nearest hair straight above
+    t = np.clip((top - np.arange(n, dtype=np.float32)[:, None]) / (0.3 * iod), 0.0, 1.0)
+    less = gauss(np.asarray(t * (extra[1] + (extra[0] - extra[1]) * above), np.float32), 0.05 * iod) * iod
+    out[:n] = np.maximum(d - less, 0.0)
+    return out
+
+
 @dataclass(frozen=True)
 class SkinMatte:
     """How the skin matte is built; lengths in eye distances (iod).
@@ -95,7 +134,10 @@ class SkinMatte:
     that gives them (and the outline) their shape is kept. ``stubble``: below the nose and within
     ``stubble_reach`` of the lips (0: the whole lower face), skin darker than this share of the mean luma is
     stubble (at or below the model's own floor: no such rule). ``strands``: hair strands on the forehead and
-    temples (ops.skin.hair_strands) are not skin even where their colour is.
+    temples (ops.skin.hair_strands) are not skin even where their colour is. ``hair_margin`` (above, beside):
+    above the eyes the colour margin off dark hair (darker than ``hair_dark`` of the skin's mean luma) is
+    that much wider (eye distances) where the hair lies above the skin (a hairline, a fringe's tip) and
+    beside it (:func:`hair_distance`); None: the plain margin.
 
     The colour likelihood is a decision, not a weight: ``decide`` (lo, hi) maps it to 0-1 (a shaded cheek
     at half the likelihood is skin), and the matte rises from 0 to 1 between ``colour_margin`` (eye
@@ -120,6 +162,8 @@ class SkinMatte:
     decide: tuple[float, float] = (0.25, 0.5)
     colour_margin: tuple[float, float] = (0.03, 0.1)
     low_margin: float = 1.0
+    hair_margin: tuple[float, float] | None = (0.18, 0.03)
+    hair_dark: float = 0.35
 
 
 def beauty_matte() -> SkinMatte:
@@ -176,7 +220,8 @@ class BeautyEffect(Effect):
 
         Off-colour patches enclosed by skin (spots, ruddy or shaded cheeks) are skin; hair and beards reach
         in from the outline or the lips and stay out, the matte rising from 0 at their own edge (a hard edge
-        along hair is no seam, a feather onto it would retouch it). Glasses: the occluder matte.
+        along hair is no seam, a feather onto it would retouch it), farther off dark hair at the hairline
+        (``hair_margin``: :func:`hair_distance`). Glasses: the occluder matte.
         """
         m, shape = self.matte, _hw(face.image)
         hard = self.hard_region(face)
@@ -198,7 +243,12 @@ class BeautyEffect(Effect):
         lo, hi = m.colour_margin
         if hi <= 0:
             return soft
-        away = distance_from((filled < 0.5) & (hard > 0.5))  # px to the nearest hair, beard or frame pixel
+        off = (filled < 0.5) & (hard > 0.5)
+        away = distance_from(off)  # px to the nearest hair, beard or frame pixel
+        if m.hair_margin is not None:
+            hair = hair_distance(off, face.image, face.landmarks, face.iod, float(model.mean[0]), m.hair_margin,
+                                 m.hair_dark, face.held_out)  # fmt: skip
+            away = np.minimum(away, hair)
         if m.low_margin < 1.0:
             away = away / margin_share(face.landmarks, shape, face.iod, m.low_margin, lips)
         return np.asarray(soft * soft_step(away, lo * face.iod, hi * face.iod), np.float32)
