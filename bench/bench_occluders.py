@@ -123,11 +123,14 @@ def measures(label: Label, plate: np.ndarray, comp: np.ndarray, matte: np.ndarra
         mean, peak = change(label.occluders())
         g_mean, g_peak = change(label.mask("glasses"))
         cover = skin_coverage(matte, label.skin(), TOLERANCE)
+        features = label.mask("exclude") * (1 - label.occluders())  # brows, lips, eyes: de-age reshapes them
+        off_both = skin_coverage(matte, np.maximum(label.skin(), features), TOLERANCE).outside
         seam = seam_score(plate, comp, matte, label.skin()).step
     except MeasureError as e:
         raise MeasureFailure(f"{label.name}: {e}") from None
     return {"occ_mean": 255 * mean, "occ_max": 255 * peak, "glasses_mean": 255 * g_mean, "glasses_max": 255 * g_peak,
-            "inside": 100 * cover.inside, "outside": 100 * cover.outside, "seam": 255 * seam}  # fmt: skip
+            "inside": 100 * cover.inside, "outside": 100 * cover.outside, "off_features": 100 * off_both,
+            "seam": 255 * seam}  # fmt: skip
 
 
 def sheet(plate: np.ndarray, comp: np.ndarray, matte: np.ndarray, label: Label) -> np.ndarray:
@@ -157,8 +160,9 @@ def main() -> None:
     a.sheets.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     print("| frame | effect | glasses held | occluders | change on occluders mean / max (1/255) | on glasses alone | "
-          "skin covered | matte outside skin | seam on skin (1/255) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+          "skin covered | matte outside skin | ... and off the features (brows, lips, eyes) | "
+          "seam on skin (1/255) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     got: dict[tuple[str, str, bool], list[dict[str, float]]] = {}
     for label, name, mode in ((lb, n, g) for lb in load_labels(*a.labels) for n in a.effects for g in a.glasses):
         kinds = ",".join(k for k in ("glasses", "hair", "hand", "mic") if label.regions.get(k)) or "-"
@@ -167,14 +171,14 @@ def main() -> None:
                 plate, comp, matte = render_label(label, name, Path(tmp), mode)
             m = measures(label, plate, comp, matte)
         except MeasureFailure as e:
-            print(f"| {label.name} | {name} | {mode} | {kinds} | ERROR: {e} | | | | |", flush=True)
+            print(f"| {label.name} | {name} | {mode} | {kinds} | ERROR: {e} | | | | | |", flush=True)
             continue
         tag = "" if a.glasses == ["auto"] else f"_{mode}"
         cv2.imwrite(str(a.sheets / f"{label.name}_{name}{tag}.png"),
                     cv2.cvtColor(sheet(plate, comp, matte, label), cv2.COLOR_RGB2BGR))  # fmt: skip
         print(f"| {label.name} | {name} | {mode} | {kinds} | {m['occ_mean']:.2f} / {m['occ_max']:.1f} | "
               f"{m['glasses_mean']:.2f} / {m['glasses_max']:.1f} | {m['inside']:.1f}% | {m['outside']:.2f}% | "
-              f"{m['seam']:.1f} |",
+              f"{m['off_features']:.2f}% | {m['seam']:.1f} |",
               flush=True)  # fmt: skip
         got.setdefault((name, mode, label.name in HELD_OUT), []).append(m)
     for (name, mode, held), ms in sorted(got.items()):
