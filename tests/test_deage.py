@@ -28,8 +28,10 @@ from faceplate.effects.deage import (
     face_falloff,
     fold_band,
     fringe,
+    inside_upper,
     lift_field,
     open_skin,
+    skin_above,
     soften_folds,
     warp_keep_grain,
 )
@@ -388,3 +390,28 @@ def test_teeth_in_an_open_smile_stay_as_shot() -> None:
     assert change[opening].mean() < 0.5 / 255 and np.percentile(change[opening], 95) < 2 / 255  # was 26 / 86
     lips = (region_mask(face.landmarks, shape, "lips") > 0.5) & ~opening
     assert change[lips].mean() > 2 / 255  # the lips themselves still moved
+
+
+def test_a_brow_under_hair_is_not_lifted_as_brow_and_the_hold_stops_at_the_skin() -> None:
+    """``skin_above``: a brow pixel with forehead skin above it counts as brow (lifted), one under a lock of hair
+    (no skin within BROW_REACH above) does not. ``inside_upper``: above the upper lids the weight is eroded so that
+    the hold (its blur) is ~0 on the hair at the skin's edge; below the lids the weight is left as it is (the jaw's
+    edge moves with the jaw)."""
+    iod = 60.0
+    like = np.ones((200, 200), np.float32)
+    like[50:62, 40:160] = 0.0  # a brow, forehead skin above it
+    like[0:62, 120:160] = 0.0  # a lock of hair down over the brow's tail
+    above = skin_above(like, iod)
+    assert above[55:62, 50:110].min() == 1.0  # the brow: skin 0.25 iod above
+    assert above[55:62, 125:155].max() == 0.0  # under the lock: hair above
+    lm = np.zeros((478, 3), np.float32)
+    lm[[159, 386], 1] = 100.0  # upper lids at y = 100
+    weight = np.ones((200, 200), np.float32)
+    weight[:, 150:] = 0.0  # hair beside the skin, from top to bottom
+    weight[60:66, 40:100] = 0.0  # a dark brow hair line (skin above it): no hair, nothing eroded round it
+    eroded = inside_upper(weight, lm, iod)
+    hold = np.clip(gauss(eroded, 0.04 * iod), 0, 1)
+    assert hold[:80, 150:].max() < 0.01  # above the lids: nothing held into the hair
+    assert hold[:40, :130].min() > 0.99  # the skin 0.33 iod off the hair still fully lifted
+    np.testing.assert_array_equal(eroded[:80, :120], weight[:80, :120])  # 0.5 iod off the hair: as it was
+    np.testing.assert_array_equal(eroded[100:], weight[100:])  # below the lids: the weight as it was

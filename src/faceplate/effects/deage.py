@@ -31,8 +31,10 @@ hair (opt-in)      grey/white hair recoloured by min(k, 1) towards a brown (or t
 =================  ====================================================================
 
 Fair fringe hair over the forehead (``fringe``: fine oriented strands, ``ops.skin.hair_strands``) is
-neither warped nor retouched. The lift is held at the eyes, nose, mouth line and crop border and falls
-to zero within 0.15 eye distances outside the face oval (no displaced background, ears or collars).
+neither warped nor retouched; a brow's tail under hair is not lifted as brow, and above the upper lids the
+lift's hold stops at the hair's edge (``skin_above``, ``inside_upper``: temple hair and locks stay put). The
+lift is held at the eyes, nose, mouth line and crop border and falls to zero within 0.15 eye distances outside
+the face oval (no displaced background, ears or collars).
 Deep lines, hollows, spots and tone work at half the crop size (broad bands only), and so does the light's
 evenness (a smooth weight); the pores are never blurred.
 
@@ -63,6 +65,7 @@ from faceplate.ops.filters import blur, blur_radius, gauss, luma, spread
 from faceplate.ops.hair import hair_alpha, recolour_hair
 from faceplate.ops.regions import (
     dilate,
+    disk,
     eye_distance,
     feather,
     mesh_regions,
@@ -100,6 +103,9 @@ PORES_KEPT = 1.0  # share of the plate's pore band put back on skin (re-synthesi
 FALLOFF = 0.15  # iod beyond the face oval where the lift has fallen to zero
 JOWL = (0.008, 0.02)  # jowl_depth: no jowl (at or below; faces of 20-40) to a full one (at or above; 45-70)
 JOWL_FLOOR = 0.3  # the jowl lift's share on a face without jowls (the lower outline still firmed a little)
+HOLD_SOFT = 0.04  # iod: the blur of the lift's hold off the skin
+EYE_TOP_R, EYE_TOP_L = 159, 386  # upper-lid tops
+BROW_REACH = 0.25  # iod above a brow pixel where forehead skin is looked for (past the brow's own height, ~0.12)
 FRINGE_FADE = 0.03  # iod: the soft edge of the fringe's hold-out (a harder one reads as a seam on the skin)
 CLIPPED = 0.9  # every channel at or above this: a blown (near-white) highlight, no skin level or pores to read
 #               (Hamilton 0130's stage light: 0.95 left its brow seam at 6.7/255; fair skin with only red clipped is
@@ -377,16 +383,54 @@ def blend_where(out: np.ndarray, weight: np.ndarray, target: np.ndarray) -> np.n
 
 def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """Where the lift applies (R, R) to an image with skin likelihood ``like`` (the face's crop, or it warped,
-    with landmarks ``lm``): skin and the face's own brows and lips, less the mouth's opening and the track's
-    glasses (``face.held_out``), unsoftened. Hair, glasses, a mic, a collar or the background are not skin-coloured
-    and stay rigid."""
+    with landmarks ``lm``): skin and the face's own brows (where forehead skin lies above them: ``skin_above``)
+    and lips, less the mouth's opening and the track's glasses (``face.held_out``), unsoftened. Hair, glasses, a
+    mic, a collar or the background are not skin-coloured and stay rigid; so does the mesh brow's tail where it
+    runs under hair (it was held as brow: temple hair beside it moved by up to 18.8/255 on s32 0008)."""
     shape = (like.shape[0], like.shape[1])
-    skin = like
-    skin = np.maximum(skin, dilate(regions_mask(lm, shape, ("brow_r", "brow_l", "lips")), 0.02 * face.iod))
+    brows = dilate(regions_mask(lm, shape, ("brow_r", "brow_l")), 0.02 * face.iod)
+    low = np.r_[mesh_regions()["brow_r"], mesh_regions()["brow_l"]]
+    n = min(shape[0], max(0, int(np.ceil(float(lm[low, 1].max()) + 0.02 * face.iod)) + 2))  # below: no brow
+    above = np.zeros(shape, np.float32)
+    above[:n] = skin_above(like[:n], face.iod)  # (the window looks up only: rows below n are not read)
+    brows = brows * above
+    skin = np.maximum(like, brows)
+    skin = np.maximum(skin, dilate(regions_mask(lm, shape, ("lips",)), 0.02 * face.iod))
     skin = skin * (1.0 - polygon_mask(shape, lm[MOUTH_OPENING], hull=False))  # teeth and tongue stay rigid
     if face.held_out is not None:
         skin = skin * (1.0 - dilate(face.held_out, 0.02 * face.iod))
     return skin
+
+
+def skin_above(like: np.ndarray, iod: float, reach: float = BROW_REACH) -> np.ndarray:
+    """(H, W): the most skin-like ``like`` (H, W) of the pixel and the ``reach`` iod right above it. A brow has
+    forehead skin above it; the tail of a mesh brow that lies under hair (a fringe or temple hair over the brow,
+    blonde strands beside it) has hair above it: that part is not lifted as brow."""
+    r = max(1, round(reach * iod))
+    kernel = np.ones((r + 1, 1), np.uint8)
+    return np.asarray(cv2.dilate(like, kernel, anchor=(0, r), borderType=cv2.BORDER_REPLICATE), np.float32)
+
+
+def inside_upper(weight: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """``weight`` (H, W) eroded by 3 ``HOLD_SOFT`` iod from hair, from the upper lids up (fading in over 0.05 iod):
+    blurred by ``HOLD_SOFT`` the lift's hold then falls to 0 at the hair's edge, not 0.04-0.08 iod into it (temple
+    hair, a fringe or a lock at the brows' ends). Hair here is what is off ``weight`` with nothing on it
+    ``BROW_REACH`` above (``skin_above``): brows, brow hairs beyond the mesh brow, the eyes and moles have skin above
+    them and keep their lift round them (eroded from every edge, Biden's judged drop fell 35 → 30 years). Below the
+    lids the weight is as it was: the jaw's edge must move with the jaw."""
+    top = float(lm[[EYE_TOP_R, EYE_TOP_L], 1].min()) - 0.05 * iod
+    n = min(weight.shape[0], max(0, int(np.ceil(top))))
+    r = round(3 * HOLD_SOFT * iod)
+    if n == 0 or r < 1:
+        return weight
+    rows = soft_step(top - np.arange(n, dtype=np.float32), 0.0, 0.05 * iod)[:, None]
+    part = weight[: min(weight.shape[0], n + r)]
+    hair = 1.0 - skin_above(part, iod)  # off the skin with no skin BROW_REACH above: not a brow, an eye or a mole
+    near = np.asarray(cv2.dilate(hair, disk(r), borderType=cv2.BORDER_REPLICATE), np.float32)[:n]
+    eroded = np.minimum(part[:n], 1.0 - near)
+    out = weight.copy()
+    out[:n] += rows * (eroded - weight[:n])
+    return out
 
 
 def fringe(img: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
@@ -548,7 +592,7 @@ class DeageEffect(Effect):
         strands = fringe(face.image, face.landmarks, face.iod)
         like = skin_likelihood(face.image, ctx.skin) * (1.0 - strands)
         before = lift_weight(face, like, face.landmarks)
-        hold = np.clip(gauss(before, 0.04 * face.iod), 0.0, 1.0)
+        hold = np.clip(gauss(inside_upper(before, face.landmarks, face.iod), HOLD_SOFT * face.iod), 0.0, 1.0)
         fld = lift_field(face.landmarks, shape, self.settings, ctx.jowls)
         fld *= spread(hold, 2)
         warped = warp_keep_grain(face.image, fld, open_skin(face.landmarks, like, face.iod))
