@@ -122,6 +122,7 @@ def test_reference_that_matches_nobody(hamilton_shot: Path, tmp_path: Path) -> N
         reference_face(tmp_path / "wall.0000.png")
 
 
+@pytest.mark.slow  # (extracts a 216-frame shot; tests/test_smoothing.py covers the smoother fast)
 def test_smoothing_reduces_jitter_on_real_track(d18_shot: Path) -> None:
     with ShotStore.open(d18_shot) as store:
         (track,) = store.tracks()

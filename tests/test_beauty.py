@@ -99,6 +99,7 @@ def test_identity_kept(d18_few: Path) -> None:
     assert distance(emb(plate_rgb, lm), emb(comp_rgb, lm)) <= 0.15
 
 
+@pytest.mark.slow
 def test_only_the_chosen_face_changes(tmp_path: Path) -> None:
     out = tmp_path / "comp.####.png"
     r = run_cli("beauty", media("fr_two_people.jpg"), "-o", out, "--face", media("fr_obama.jpg"), "--format", "png16")

@@ -99,6 +99,7 @@ def test_bad_input_one_line_each(tmp_path: Path, d18_shot: Path) -> None:
     assert_one_line_error(run_cli("extract", "--bogus"), "No such option")
 
 
+@pytest.mark.slow
 def test_frames_without_faces(tmp_path: Path) -> None:
     # real frames of a real room with nobody in them: curtains and wall from the Biden photo
     rgb = open_plate(media("fr_biden.jpg")).read(0)

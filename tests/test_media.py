@@ -118,7 +118,7 @@ def test_sequence_writer_resume_and_atomic(tmp_path: Path) -> None:
     [
         ("h264", "mp4", "h264", 8),
         pytest.param("hevc", "mkv", "hevc", 10, marks=pytest.mark.slow),
-        ("prores4444", "mov", "prores", 10),
+        pytest.param("prores4444", "mov", "prores", 10, marks=pytest.mark.slow),
         ("dnxhr", "mov", "dnxhd", 10),
     ],
 )

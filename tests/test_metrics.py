@@ -200,7 +200,7 @@ def still(root: Path) -> Callable[[str, str], Arrays]:
         # the forehead runs past the aligned crop's top edge: the matte must feather out before it, not stop in
         # a straight hard line across changed skin
         pytest.param("df_img13.jpg", "beauty", marks=pytest.mark.slow),
-        ("df_img13.jpg", "deage"),
+        pytest.param("df_img13.jpg", "deage", marks=pytest.mark.slow),
         ("fr_obama.jpg", "deage"),  # wrinkles once read as glasses at de-age's larger crop: hard holes in the matte
     ],
 )

@@ -234,6 +234,7 @@ def test_still_plate_to_a_single_file_and_face_errors(tmp_path: Path) -> None:
                           "reference image", "does not exist")  # fmt: skip
 
 
+@pytest.mark.slow
 def test_png_comp_keeps_the_plates_own_alpha(tmp_path: Path) -> None:
     """An RGBA PNG plate: the comp carries the plate's alpha untouched, the matte goes to its sidecar."""
     with open_plate(media("lp_driving_d19.jpg")) as still:

@@ -114,7 +114,7 @@ def hair_distance(off: np.ndarray, img: np.ndarray, lm: np.ndarray, iod: float, 
         return out
     d = distance_from(hair)  # the rows below n are left out: hair there (a beard) leaves the plain margin
     gx, gy = cv2.Sobel(d, cv2.CV_32F, 1, 0), cv2.Sobel(d, cv2.CV_32F, 0, 1)  # points away from the nearest hair
-    above = soft_step(gy / np.maximum(cv2.magnitude(gx, gy), 1e-3), 0.7, 0.9)  # 1: the nearest hair straight above
+    above = soft_step(gy / np.maximum(np.hypot(gx, gy), 1e-3), 0.7, 0.9)  # 1: the nearest hair straight above
     t = np.clip((top - np.arange(n, dtype=np.float32)[:, None]) / (0.3 * iod), 0.0, 1.0)
     less = gauss(np.asarray(t * (extra[1] + (extra[0] - extra[1]) * above), np.float32), 0.05 * iod) * iod
     out[:n] = np.maximum(d - less, 0.0)

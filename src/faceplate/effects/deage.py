@@ -614,7 +614,7 @@ class DeageEffect(Effect):
         if not evenly_lit(light_s):
             light = grow(light_s, shape)
             out = warped + keep_fine(out - warped, (1.0 - light) * fold_band(lm, shape, face.iod), 0.02 * face.iod)
-        moved = cv2.magnitude(*cv2.split(fld))  # |fld|
+        moved = np.hypot(fld[..., 0], fld[..., 1])  # |fld| (cv2.magnitude's result varies by 1 ulp between calls)
         moved_area = np.clip(moved / (0.004 * face.iod), 0, 1)
         after = lift_weight(face, skin_likelihood(warped, ctx.skin, warped_s), lm)
         on_skin = np.clip(gauss(np.maximum(before, after), 0.015 * face.iod), 0.0, 1.0)
