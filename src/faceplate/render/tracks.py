@@ -97,7 +97,7 @@ def unseen_glasses(samples: list[AlignedFace]) -> bool:
 
 def measured(face: AlignedFace, row: FaceRow, m: F64) -> AlignedFace:
     """``face`` (aligned by ``row``'s smoothed landmarks, plate→crop matrix ``m``) with the landmarks measured
-    on that frame instead: on a fast head the smoothed ones trail the face (d12: 0.03-0.25 eye distances),
+    on that frame instead: on a fast head the smoothed ones may trail the face (d12: up to 0.05 eye distances),
     the measured ones lie on it (what the bridge and rims are read against)."""
     return replace(face, landmarks=to_aligned(m, row.landmarks).astype(np.float32))
 
