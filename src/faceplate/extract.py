@@ -17,6 +17,7 @@ from faceplate.analysis.cuts import CutDetector
 from faceplate.analysis.faces import DETECTORS, Landmarker, interocular
 from faceplate.analysis.hands import HandLandmarker
 from faceplate.analysis.identity import MIN_EMBED_IOD, Embedder
+from faceplate.analysis.smoothing import Smoothing
 from faceplate.analysis.tracking import Observation, Track, Tracker, TrackerSettings, TrackerState
 from faceplate.config import ExtractConfig
 from faceplate.cpu import single_thread_blas, split_cores
@@ -144,9 +145,8 @@ def extract(cfg: ExtractConfig, progress: ProgressFn | None = None) -> ExtractSu
     sw = Stopwatch()
     with open_plate(cfg.plate, colorspace=cfg.colorspace, first_frame=cfg.first_frame) as plate:
         rng = frames_to_extract(cfg.frame_range(), plate.info)
-        fin = FinalizeSettings(
-            float(plate.info.fps), cfg.link_gap_s, min_cutoff=cfg.smooth_min_cutoff, beta=cfg.smooth_beta
-        )
+        smooth = Smoothing(cfg.smooth_min_cutoff, cfg.smooth_beta)
+        fin = FinalizeSettings(float(plate.info.fps), cfg.link_gap_s, smoothing=smooth)
         store = _finished_store(cfg.shot, plate, rng, fin) or ShotStore.create(cfg.shot, plate)
         try:
             analysed, skipped = _update(cfg, plate, store, rng, fin, progress, sw)

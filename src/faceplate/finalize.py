@@ -8,22 +8,13 @@ nor linked yet: a resumed extract continues them, and the next finalize decides 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.identity import cluster_identities, distance
-from faceplate.analysis.smoothing import (
-    FAST_BETA,
-    FAST_SPEED,
-    RESIDUAL_BETA,
-    RESIDUAL_MIN_CUTOFF,
-    Smoothing,
-    interpolate_gaps,
-    jitter,
-    smooth_track,
-)
+from faceplate.analysis.smoothing import Smoothing, interpolate_gaps, jitter, smooth_track
 from faceplate.store import F32, ShotStore, face_box, to_blob
 
 
@@ -33,18 +24,8 @@ class FinalizeSettings:
     link_gap_s: float = 2.0  # same-shot tracks separated by at most this gap may be one track
     link_distance: float = 0.5  # ... when their identities are this close (dlib distance)
     identity_distance: float = 0.55  # tracks closer than this are one person (never two in one frame)
-    min_cutoff: float = 2.0  # landmark smoothing (analysis.smoothing.Smoothing): the head pose at rest ...
-    beta: float = 0.5
     min_faces: int = 3  # shorter tracks are detector false positives (unless their shot is that short)
-    fast_speed: float = FAST_SPEED  # ... opened up above this head speed (iod/s) so a fast head does not lag
-    fast_beta: float = FAST_BETA
-    residual_min_cutoff: float = RESIDUAL_MIN_CUTOFF  # ... and the landmarks in the head's own frame
-    residual_beta: float = RESIDUAL_BETA
-
-    def smoothing(self) -> Smoothing:
-        return Smoothing(
-            self.min_cutoff, self.beta, self.residual_min_cutoff, self.residual_beta, self.fast_speed, self.fast_beta
-        )
+    smoothing: Smoothing = field(default_factory=Smoothing)  # landmark smoothing over time
 
 
 def finalize(store: ShotStore, s: FinalizeSettings) -> None:
@@ -150,7 +131,7 @@ def _smooth(c: sqlite3.Connection, store: ShotStore, track: int, s: FinalizeSett
     lm = np.stack([f.landmarks for f in faces])
     full, filled = interpolate_gaps(frames, lm)
     scale = np.array([interocular(x) for x in filled])
-    smooth = smooth_track(filled, scale, s.fps, settings=s.smoothing())
+    smooth = smooth_track(filled, scale, s.fps, settings=s.smoothing)
     measured = set(frames.tolist())
     interp = [
         (track, int(f), "interp", None, *face_box(x), to_blob(x))

@@ -27,7 +27,7 @@ from numpy.typing import NDArray
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.hands import in_between
 from faceplate.analysis.identity import Embedder, EmbedderProcess
-from faceplate.analysis.smoothing import StreamSmoother, lookahead
+from faceplate.analysis.smoothing import Smoothing, StreamSmoother, lookahead
 from faceplate.config import ExtractConfig, RenderConfig
 from faceplate.cpu import single_thread_blas
 from faceplate.effects.base import Effect
@@ -98,7 +98,7 @@ class _Shot:
         for o in found.faces:
             line = self.lines.get(o.track)
             if line is None:
-                sm = StreamSmoother(self.fps, self.window, interocular, settings=self.fin.smoothing())
+                sm = StreamSmoother(self.fps, self.window, interocular, settings=self.fin.smoothing)
                 line = self.lines[o.track] = _Line(sm, found.shot)
             line.smoother.add(frame, o.landmarks)
             line.frames.append(frame)
@@ -194,7 +194,7 @@ def stream_render(
     fps = float(plate.info.fps)
     window = lookahead(fps)
     ecfg = cfg.extract
-    fin = FinalizeSettings(fps, ecfg.link_gap_s, min_cutoff=ecfg.smooth_min_cutoff, beta=ecfg.smooth_beta)
+    fin = FinalizeSettings(fps, ecfg.link_gap_s, smoothing=Smoothing(ecfg.smooth_min_cutoff, ecfg.smooth_beta))
     shot = _Shot(fps, window, fin)
     written = 0  # frames handed to render_one
     seen: set[int] = set()
