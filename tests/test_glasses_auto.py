@@ -17,7 +17,14 @@ from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import DeageEffect, DeageSettings
 from faceplate.metrics import SEAM_MAX, occluder_change, seam_score
 from faceplate.ops.eyewear import eyewear_matte
-from faceplate.ops.glasses import BRIDGE, clear_frames, glasses_cues, track_wears_glasses, wears_glasses
+from faceplate.ops.glasses import (
+    BRIDGE,
+    clear_frames,
+    glasses_cues,
+    glasses_matte,
+    track_wears_glasses,
+    wears_glasses,
+)
 from faceplate.ops.occluders import occluder_matte, track_occluders
 from faceplate.ops.regions import eye_distance
 from faceplate.render.tracks import held_out
@@ -41,7 +48,7 @@ def test_clear_glasses_are_found(name: str, frame: int) -> None:
     """d12's clear rims: the dark-frame finder sees none, the bridge across the nose (and at 120, with brows
     raised, the rims round both eyes) say glasses."""
     crop, lm = aligned(name, frame)
-    assert occluder_matte(crop, lm, clear=False).max() == 0  # the dark-frame finder alone misses them
+    assert occluder_matte(crop, lm).max() == 0  # the dark-frame finder alone misses them
     cos_yaw, depth, _ = glasses_cues(crop, lm)
     assert cos_yaw > 0.95 and depth > 0.5 * BRIDGE
     assert wears_glasses(crop, lm) is True
@@ -50,9 +57,9 @@ def test_clear_glasses_are_found(name: str, frame: int) -> None:
 def test_small_glasses_are_found() -> None:
     """fnp's man, eyes 24 px apart in the plate (held out from the tuning: a check): found."""
     crop, lm = labelled_aligned("fnp_video_0090")
-    assert occluder_matte(crop, lm, clear=False).max() == 0
+    assert occluder_matte(crop, lm).max() == 0
     assert wears_glasses(crop, lm) is True
-    assert occluder_matte(crop, lm).max() == 1  # so the occluder matte holds them out
+    assert glasses_matte(crop, lm).max() == 1  # so the glasses matte holds them out
 
 
 @pytest.mark.parametrize(("name", "frame"), [("lp_driving_d20.mp4", 40), ("lp_driving_d20.mp4", 150),
@@ -92,13 +99,13 @@ def test_auto_holds_out_the_fitted_lenses_of_a_track_with_clear_glasses() -> Non
 
 @pytest.mark.parametrize("name", ["lp_driving_d12_0000", "lp_driving_d12_0024", "lp_driving_d12_0120"])
 def test_fitted_lenses_hold_out_the_labelled_clear_frames(name: str) -> None:
-    """d12's clear frames (tuning frames): the occluder matte, round the lens pair fitted to the rims, holds out
+    """d12's clear frames (tuning frames): the glasses matte, round the lens pair fitted to the rims, holds out
     nearly all the labelled frames and lenses (2 px in from the label's edge: measured 98.0-100%; 0120's
     wayfarer corners lie outside the fitted outline) and about 40-50% of the visible skin the mesh's eyewear
     region took (measured 10-16% of it against 24-34%)."""
     (label,) = load_labels(name)
     rgb, lm = labelled_face(label)
-    found = occluder_matte(rgb.astype(np.float32) / 255, lm)
+    found = glasses_matte(rgb.astype(np.float32) / 255, lm)
     assert (found[eroded(label.mask("glasses"))] > 0.5).mean() > 0.97
     skin = label.skin() > 0.5
     taken, mesh = (found[skin] > 0.5).mean(), (eyewear_matte(lm, rgb.shape[:2])[skin] > 0.5).mean()
@@ -110,7 +117,7 @@ def test_found_frames_fade_out_on_the_skin() -> None:
     (a 1 px fall there was a 4-5/255 seam in de-age on wan 0018/0024)."""
     crop, lm = aligned("wan_animate_video.mp4", 24)
     iod = eye_distance(lm)
-    occ = occluder_matte(crop, lm)
+    occ = glasses_matte(crop, lm)
     held = track_occluders([occ], iod)
     assert held is not None and held[occ > 0.5].min() > 0.99
     steepest = max(np.abs(np.diff(held, axis=a)).max() for a in (0, 1))

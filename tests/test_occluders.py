@@ -18,7 +18,8 @@ from faceplate.effects.beauty import BeautyEffect
 from faceplate.media import open_plate
 from faceplate.metrics import occluder_change, skin_coverage
 from faceplate.ops.eyewear import eyewear_matte
-from faceplate.ops.occluders import occluder_matte, track_occluders
+from faceplate.ops.glasses import glasses_matte
+from faceplate.ops.occluders import track_occluders
 from faceplate.ops.regions import eye_distance, mesh_regions
 from faceplate.render import render
 from faceplate.render.tracks import held_out
@@ -48,7 +49,7 @@ def test_dark_glasses_are_found_frames_and_lenses(name: str) -> None:
     one side only: the matte's mirror image across the face gives the other; before, 91% was held)."""
     (label,) = load_labels(name)
     crop, lm = aligned(label.media, label.frame, 2)
-    occ = occluder_matte(crop, lm)
+    occ = glasses_matte(crop, lm)
     res = crop.shape[0]
     with open_plate(media(label.media)) as p:
         rgb = p.read(label.frame, display=True)
@@ -74,7 +75,7 @@ def test_no_glasses_no_occluder(name: str, frame: int) -> None:
     rims (``--glasses auto``), glasses the frame finder cannot see."""
     for scale in (1, 2):
         crop, lm = aligned(name, frame, scale)
-        assert occluder_matte(crop, lm).max() == 0, scale
+        assert glasses_matte(crop, lm).max() == 0, scale
         assert held_out([AlignedFace(0, 0, crop, lm, eye_distance(lm))]) is None, scale
 
 
@@ -120,7 +121,7 @@ def test_glasses_on_holds_clear_frames_out_of_a_render(tmp_path: Path) -> None:
 def test_one_steady_matte_per_track() -> None:
     """A frame whose detection drops out does not unmask the glasses: the track keeps one matte."""
     crop, lm = aligned("wan_animate_video.mp4", 54)
-    occ = occluder_matte(crop, lm)
+    occ = glasses_matte(crop, lm)
     none = np.zeros_like(occ)
     steady = track_occluders([occ, occ, none, occ, np.roll(occ, 2, axis=0)], eye_distance(lm))
     assert steady is not None and steady[occ > 0.9].min() > 0.9

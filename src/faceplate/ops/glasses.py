@@ -36,8 +36,8 @@ from numpy.typing import NDArray
 from faceplate.landmarks import EYE_INNER_L, EYE_INNER_R, EYE_OUTER_L, EYE_OUTER_R
 from faceplate.ops.eyewear import eye_frame, eyewear_region
 from faceplate.ops.filters import luma
-from faceplate.ops.occluders import DETECT_IOD, features
-from faceplate.ops.regions import eye_distance, mesh_regions
+from faceplate.ops.occluders import DETECT_IOD, MARGIN, features, occluder_matte, soft_matte
+from faceplate.ops.regions import dilate, eye_distance, mesh_regions
 
 F32 = NDArray[np.float32]
 F64 = NDArray[np.float64]
@@ -206,6 +206,17 @@ def clear_frames(img: F32, lm: NDArray[np.floating], iod: float | None = None) -
     feat = features(xy[:, :2], (y.shape[0], y.shape[1]), iod * k)
     lens = fit_lens(y, feat, frame)
     return lens_hold_out(lens, lm, (img.shape[0], img.shape[1]))
+
+
+def glasses_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> F32:
+    """The glasses matte (R, R) of an aligned face (as :func:`faceplate.ops.occluders.occluder_matte`): its dark
+    frames or, where none is dark enough to see, the clear or thin frames told by their bridge and rims
+    (:func:`clear_frames`), grown by MARGIN and softened alike."""
+    iod = iod or eye_distance(lm)
+    occ = occluder_matte(img, lm, iod)
+    if occ.any():
+        return occ
+    return soft_matte(dilate(clear_frames(img, lm, iod), MARGIN * iod), iod)
 
 
 def detect_luma(img: F32, lm: NDArray[np.floating], iod: float) -> tuple[F32, F64, float]:

@@ -145,11 +145,10 @@ def features(lm: NDArray[np.floating], shape: tuple[int, int], iod: float, brows
     return dilate(m, 0.04 * iod)
 
 
-def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None, clear: bool = True) -> F32:
+def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None) -> F32:
     """Soft occluder matte (R, R) float32 in [0, 1] of an aligned face (``img`` (R, R, 3), ``lm`` (478, >=2)):
-    1 on the glasses and MARGIN around them, falling to 0 just outside. The glasses: dark frames (thin dark
-    structures framing both eyes) or, where none is dark enough and ``clear``, clear and thin frames by their
-    bridge and rims (:func:`faceplate.ops.glasses.clear_frames`: round the lens pair fitted to the rims).
+    1 on the glasses and MARGIN around them, falling to 0 just outside (:func:`soft_matte`). The glasses: dark
+    frames (thin dark structures framing both eyes); clear and thin ones: :func:`faceplate.ops.glasses.glasses_matte`.
 
     Found where the eyes are at most DETECT_IOD px apart (larger crops are shrunk first and the matte
     scaled back up), so the same face gives the same answer at any crop size.
@@ -174,10 +173,12 @@ def occluder_matte(img: F32, lm: NDArray[np.floating], iod: float | None = None,
     occ = dilate(occ, MARGIN * siod)
     if k < 1.0:
         occ = np.asarray(cv2.resize(occ, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)
-    if clear and not occ.any():  # none dark enough to see: clear or thin frames, told by their bridge and rims
-        from faceplate.ops.glasses import clear_frames  # glasses reads its cues with this module's features
+    return soft_matte(occ, iod)
 
-        occ = dilate(clear_frames(img, lm, iod), MARGIN * iod)
+
+def soft_matte(occ: F32, iod: float) -> F32:
+    """``occ`` (H, W) in [0, 1] with a soft outer edge (a face's eyes ``iod`` px apart): 1 where it is, falling
+    to 0 just outside."""
     return np.clip(np.maximum(occ, gauss(occ, 0.01 * iod) * 1.5), 0.0, 1.0).astype(np.float32)
 
 

@@ -24,8 +24,8 @@ from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate
 from faceplate.ops.eyewear import eyewear_matte
 from faceplate.ops.filters import fill_nonfinite
-from faceplate.ops.glasses import track_wears_glasses, wears_glasses
-from faceplate.ops.occluders import occluder_matte, track_occluders
+from faceplate.ops.glasses import glasses_matte, track_wears_glasses, wears_glasses
+from faceplate.ops.occluders import track_occluders
 from faceplate.store import FaceRow, ShotStore
 
 F32 = NDArray[np.float32]
@@ -107,15 +107,16 @@ def held_out(
 ) -> F32 | None:
     """The occluder matte (R, R) a track holds out, from its sample faces (aligned alike), or None.
 
-    ``glasses``: None finds them: the frames the frame finder sees (:func:`track_occluders`; clear or thin
-    frames it fits as lenses from their bridge and rims), or, where it sees none but the bridge and rims of
+    ``glasses``: None finds them: the frames found on the samples (:func:`glasses_matte`: dark ones, or clear
+    or thin ones fitted as lenses from their bridge and rims; :func:`track_occluders`), or, where it finds none
+    but the bridge and rims of
     ``seen`` (the samples with their measured landmarks, default ``samples``) say the track wears glasses,
     where glasses lie on the mesh (:func:`eyewear_matte`, the union over the samples); True holds out that
     mesh region as well as what the finder sees; False holds out none.
     """
     if glasses is False:
         return None
-    found = track_occluders([occluder_matte(s.image, s.landmarks, s.iod) for s in samples],
+    found = track_occluders([glasses_matte(s.image, s.landmarks, s.iod) for s in samples],
                             float(np.median([s.iod for s in samples])))  # fmt: skip
     if glasses is None and (found is not None or not unseen_glasses(seen or samples)):
         return found
