@@ -381,6 +381,11 @@ def blend_where(out: np.ndarray, weight: np.ndarray, target: np.ndarray) -> np.n
     return out
 
 
+def brow_points() -> np.ndarray:
+    """Mesh indices of both brows."""
+    return np.r_[mesh_regions()["brow_r"], mesh_regions()["brow_l"]]
+
+
 def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarray:
     """Where the lift applies (R, R) to an image with skin likelihood ``like`` (the face's crop, or it warped,
     with landmarks ``lm``): skin and the face's own brows (where forehead skin lies above them: ``skin_above``)
@@ -389,8 +394,7 @@ def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarr
     runs under hair (it was held as brow: temple hair beside it moved by up to 18.8/255 on s32 0008)."""
     shape = (like.shape[0], like.shape[1])
     brows = dilate(regions_mask(lm, shape, ("brow_r", "brow_l")), 0.02 * face.iod)
-    low = np.r_[mesh_regions()["brow_r"], mesh_regions()["brow_l"]]
-    n = min(shape[0], max(0, int(np.ceil(float(lm[low, 1].max()) + 0.02 * face.iod)) + 2))  # below: no brow
+    n = min(shape[0], max(0, int(np.ceil(float(lm[brow_points(), 1].max()) + 0.02 * face.iod)) + 2))  # below: no brow
     above = np.zeros(shape, np.float32)
     above[:n] = skin_above(like[:n], face.iod)  # (the window looks up only: rows below n are not read)
     brows = brows * above
@@ -454,7 +458,7 @@ def above_brows(skin: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     leaves it as shot: the lift does not drag hair with the skin."""
     shape = (skin.shape[0], skin.shape[1])
     brows = regions_mask(lm, shape, ("brow_r", "brow_l"))
-    top = float(lm[np.r_[mesh_regions()["brow_r"], mesh_regions()["brow_l"]], 1].min()) - 0.05 * iod
+    top = float(lm[brow_points(), 1].min()) - 0.05 * iod
     rows = soft_step(top - np.arange(shape[0], dtype=np.float32), 0.0, 0.05 * iod)[:, None]
     near = np.clip(on_support(lambda m: gauss(m, 0.02 * iod), dilate(brows, 0.06 * iod), blur_radius(0.02 * iod)), 0, 1)
     n = min(shape[0], max(0, int(np.ceil(top)) + 1))  # rows below ``top`` are 0
@@ -537,13 +541,12 @@ class DeageEffect(Effect):
             return self.retouch_effect().apply(face, skin)
         h, w = face.image.shape[:2]
         size = (round(w * k), round(h * k))
-        small = np.asarray(cv2.resize(face.image, size, interpolation=cv2.INTER_AREA), np.float32)
+        small = shrink(face.image, size)
         lm = face.landmarks * np.array([size[0] / w, size[1] / h, k], np.float32)
         r = self.retouch_effect().apply(AlignedFace(face.frame, face.track, small, lm, face.iod * k), skin)
-        up = lambda a: np.asarray(cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR), np.float32)  # noqa: E731
-        change = up(r.image - small)
+        change = grow(r.image - small, (h, w))
         change += face.image
-        return EffectResult(change, np.clip(up(r.matte), 0, 1))
+        return EffectResult(change, np.clip(grow(r.matte, (h, w)), 0, 1))
 
     def _restore(self, out: np.ndarray, plate: np.ndarray, plate_s: np.ndarray, lm: np.ndarray, skin: np.ndarray,
                  skin_s: np.ndarray, iod: float, light_s: np.ndarray) -> np.ndarray:  # fmt: skip
