@@ -315,9 +315,10 @@ def dilate(mask: F32, r: float) -> F32:
     return on_support(lambda m: grown(m, k), mask, k)
 
 
-def feather(mask: F32, sigma: float) -> F32:
-    """Soft edges that stay inside the hard mask: erode by ~2 sigma, then blur by ``sigma``."""
-    r = int(np.ceil(2 * sigma))
+def feather(mask: F32, sigma: float, inset: float | None = None) -> F32:
+    """Soft edges (H, W) of ``mask`` (H, W) that stay inside it: erode by ``inset`` px (rounded up; default
+    2 sigma), then blur by ``sigma``."""
+    r = int(np.ceil(2 * sigma if inset is None else inset))
 
     def soft(m: F32) -> F32:
         if r > 0:

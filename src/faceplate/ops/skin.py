@@ -71,6 +71,12 @@ class SkinModel:
         cov = scale @ cov @ scale
         return cls(y.mean(0), np.linalg.inv(cov))
 
+    def deviation(self, rgb: F32) -> F32:
+        """(..., 3) per-feature offsets of encoded RGB (..., 3) from the mean, in the model's own standard
+        deviations (luma widened by the fit's slack, chroma over luma by 1.3)."""
+        sd = np.sqrt(np.diag(np.linalg.inv(self.inv_cov))).astype(np.float32)
+        return np.asarray((skin_features(rgb) - self.mean.astype(np.float32)) / sd, np.float32)
+
     def likelihood(self, rgb: F32, dark: F32 | float | None = None) -> F32:
         """Skin likelihood (H, W) in [0, 1] for encoded RGB (H, W, 3): 1 inside ``near``, 0 beyond ``far``
         and below ``dark`` (default ``self.dark``; a map (H, W) sets it per pixel) times the mean luma."""
