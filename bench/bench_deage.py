@@ -9,7 +9,7 @@ inside the face on held-out painted frames against the baseline of copying the n
 delta (goal ≥ 35 dB and ≥ +3 dB).
 
     .venv/bin/python bench/bench_deage.py [--skip-speed] [--skip-quality] [--skip-keyframes] [--skip-hair]
-                                          [--speed-repeat 2] [--speed-before OLD/src]
+                                          [--speed-repeat 2] [--speed-before OLD/src] [--speed-after NEW/src]
                                           [--iters 1500] [--res 128] [--width 16] [--keyframe-clips d0 d12 d18]
 
 The development clips d20 and s32 (``--keyframe-clips d20 s32``) are where keyframe-model changes are tried
@@ -163,16 +163,17 @@ def speed_run(name: str, frames: str, effect: str, src: Path | None = None) -> d
     return r
 
 
-def speed(repeat: int = 2, before: Path | None = None) -> None:
+def speed(repeat: int = 2, before: Path | None = None, after: Path | None = None) -> None:
     """End-to-end fps (fresh shot: analysis included) of beauty and de-age on the native 1080p clips; with
-    ``before`` (a ``src`` folder), each run alternates with one importing faceplate from there.
+    ``before`` (a ``src`` folder), each run alternates with one importing faceplate from there; ``after`` (a
+    ``src`` folder) is imported instead of this tree (to compare two snapshots while others edit the tree).
 
     fps depends on what else runs on the machine; CPU ms a frame (every thread of the process) much less:
     below ~133 ms a frame fits 15 fps on 2 free cores."""
     print("| plate | effect | code | frames | fps end to end (runs) | CPU ms / frame (runs) | load | "
           "per frame, last run: wall ms (CPU ms of the stage's thread) |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|")
-    codes = [("before", before), ("after", None)] if before is not None else [("now", None)]
+    codes = [("before", before), ("after", after)] if before is not None else [("now", after)]
     for name, frames in NATIVE_1080P:
         for effect in ("beauty", "deage"):
             runs: dict[str, list[dict[str, Any]]] = {c: [] for c, _ in codes}
@@ -297,6 +298,7 @@ def main() -> None:
     ap.add_argument("--skip-hair", action="store_true")
     ap.add_argument("--speed-repeat", type=int, default=2)
     ap.add_argument("--speed-before", type=Path, help="a src folder: speed runs alternate between it and this code")
+    ap.add_argument("--speed-after", type=Path, help="a src folder to time instead of this tree's src")
     ap.add_argument("--iters", type=int, default=1500)
     ap.add_argument("--res", type=int, default=128)
     ap.add_argument("--width", type=int, default=16)
@@ -312,7 +314,7 @@ def main() -> None:
     if not args.skip_quality:
         quality()
     if not args.skip_speed:
-        speed(args.speed_repeat, args.speed_before)
+        speed(args.speed_repeat, args.speed_before, args.speed_after)
     if not args.skip_hair:
         hair()
     if not args.skip_keyframes:

@@ -323,3 +323,44 @@ def test_video_render_stopped_and_resumed_keeps_its_frames(tmp_path: Path) -> No
     w.abort()
     assert not open_writer(replace(spec, options={"crf": "20"})).exists(30)
     assert open_writer(spec).exists(30) is False  # discarded for good
+
+
+@pytest.mark.parametrize(
+    ("fmt", "shape", "dtype"),
+    [("rgb24", (9, 13, 3), np.uint8), ("gray", (9, 13), np.uint8), ("rgb48le", (9, 13, 3), np.uint16),
+     ("gray16le", (9, 13), np.uint16), ("rgba64le", (9, 13, 4), np.uint16), ("rgb24", (6, 1080, 3), np.uint8)],
+)  # fmt: skip
+def test_video_frame_equals_from_ndarray(fmt: str, shape: tuple[int, ...], dtype: type) -> None:
+    """The writers' one-copy frames hold what PyAV's from_ndarray makes, padded rows (odd widths) included."""
+    from faceplate.media.writers import video_frame
+
+    px = np.random.default_rng(0).integers(0, np.iinfo(dtype).max, shape, dtype)
+    ours, theirs = video_frame([px], fmt), av.VideoFrame.from_ndarray(px, format=fmt)
+    assert ours.format.name == theirs.format.name and (ours.width, ours.height) == (theirs.width, theirs.height)
+    assert np.array_equal(ours.to_ndarray(), theirs.to_ndarray())
+    assert np.array_equal(ours.to_ndarray(), px)
+
+
+def test_video_frame_yuv420p_planes_equal_from_ndarray() -> None:
+    """A Yuv420 frame's planes become the encoder's frame unchanged (widths whose planes are padded too)."""
+    from faceplate.media.writers import video_frame
+    from faceplate.media.yuv import Yuv420
+
+    for h, w in ((8, 12), (10, 1000)):
+        data = np.random.default_rng(1).integers(0, 256, (h * 3 // 2, w), np.uint8)
+        frame = Yuv420(data, np.zeros((h, w, 3), np.uint8))
+        ours = video_frame(list(frame.planes()), "yuv420p")
+        assert np.array_equal(ours.to_ndarray(), av.VideoFrame.from_ndarray(data, format="yuv420p").to_ndarray())
+
+
+def test_video_plate_frames_equal_one_frame_reformats() -> None:
+    """Decoding with one scaler context for the run gives the frames each frame's own reformat gives."""
+    path = media("lp_driving_d0.mp4")
+    with open_plate(path) as plate, av.open(path) as c:
+        ours = [img for _, img in plate.frames(FrameRange(0, 4), native=True)]
+        theirs = [
+            f.reformat(format="rgb24", src_colorspace="itu709" if f.height >= 720 else "itu601", src_color_range=1,
+                       dst_color_range=2, threads=1).to_ndarray()
+            for _, f in zip(range(5), c.decode(video=0), strict=False)
+        ]  # fmt: skip
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))

@@ -380,3 +380,23 @@ def test_one_pass_models_fall_back_to_dlib_here_without_a_helper(monkeypatch: py
         assert type(models.embedder) is identity.Embedder and models.hands is None
     finally:
         models.close()
+
+
+def test_ctrl_c_while_mediapipe_initialises_is_an_interrupt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pybind11 turns a Ctrl-C during a C extension's import into ImportError("initialization failed"): that is
+    the user's interrupt (exit 130), not a broken install."""
+    from faceplate.analysis import mp_graphs
+    from faceplate.errors import ModelError
+
+    def interrupted_import() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as e:
+            raise ImportError("initialization failed") from e
+
+    monkeypatch.setattr(mp_graphs, "_light_package", interrupted_import)
+    with pytest.raises(KeyboardInterrupt):
+        mp_graphs.mediapipe_module()
+    monkeypatch.setattr(mp_graphs, "_light_package", lambda: (_ for _ in ()).throw(ImportError("no mediapipe")))
+    with pytest.raises(ModelError, match="not installed correctly"):
+        mp_graphs.mediapipe_module()

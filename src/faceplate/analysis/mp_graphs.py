@@ -92,11 +92,25 @@ def mediapipe_module() -> Any:
         from mediapipe.python import packet_creator, packet_getter
         from mediapipe.python._framework_bindings import calculator_graph, image_frame, resource_util
     except ImportError as err:  # pragma: no cover - install problem
+        if _interrupted(err):  # Ctrl-C while a C extension initialised: pybind11 reports it as an ImportError
+            raise KeyboardInterrupt from None
         raise ModelError(f"mediapipe 0.10.21 is not installed correctly: {err}") from None
     # bundled models are resolved relative to the site-packages folder that holds `mediapipe/`
     # (the same constant, process-wide setting MediaPipe's own solutions make)
     resource_util.set_resource_dir(os.path.dirname(os.path.dirname(mp.__file__)))
     return mp, text_format, calculator_pb2, packet_creator, packet_getter, calculator_graph, image_frame
+
+
+def _interrupted(err: BaseException) -> bool:
+    """Was ``err`` raised because of a KeyboardInterrupt (its cause or context, at any depth)?"""
+    seen: set[int] = set()
+    cur: BaseException | None = err
+    while cur is not None and id(cur) not in seen:
+        if isinstance(cur, KeyboardInterrupt):
+            return True
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return False
 
 
 class Graph:

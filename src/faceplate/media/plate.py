@@ -24,6 +24,7 @@ from typing import Any
 import av
 import numpy as np
 import OpenImageIO as oiio
+from av.video.reformatter import VideoReformatter
 from numpy.typing import NDArray
 
 from faceplate.errors import ConfigError, PlateError
@@ -229,7 +230,8 @@ class VideoPlate(Plate):
         rng = self.info.frames if frames is None else frames.clip(self.info.frames)
         return self._iter(rng, "yuv")
 
-    def _convert(self, frame: Any, mode: str) -> Image | Yuv420:
+    def _convert(self, frame: Any, mode: str, sws: VideoReformatter) -> Image | Yuv420:
+        """One decoded frame as ``mode`` asks, converted by ``sws`` (one scaler context for a whole run)."""
         cs = frame.colorspace
         if cs in (0, 2, None):  # unspecified: the ffmpeg convention, HD → 709, SD → 601
             cs = "itu709" if frame.height >= 720 else "itu601"
@@ -238,8 +240,8 @@ class VideoPlate(Plate):
             rng = 2
         deep = self.info.bit_depth > 8 and mode != "display"
         fmt = "rgb48le" if deep else "rgb24"
-        rgb = frame.reformat(
-            format=fmt, src_colorspace=cs, src_color_range=rng, dst_color_range=2, threads=1
+        rgb: Image = sws.reformat(
+            frame, format=fmt, src_colorspace=cs, src_color_range=rng, dst_color_range=2, threads=1
         ).to_ndarray()
         if mode == "yuv":
             keep = frame.format.name == "yuv420p" and cs in ("itu709", 1) and rng == 1
@@ -257,6 +259,7 @@ class VideoPlate(Plate):
         c = self._open()
         s = c.streams.video[0]
         first_i, last_i = frames.first - self.info.first_frame, frames.last - self.info.first_frame
+        sws = VideoReformatter()  # this run's own (a frame's reformat() builds a new scaler every frame)
         try:
             c.seek(self._pts[first_i], stream=s, backward=True, any_frame=False)
             for packet in c.demux(s):
@@ -268,7 +271,7 @@ class VideoPlate(Plate):
                         return
                     if self.info.has_alpha:
                         self._held = (i + self.info.first_frame, frame)
-                    yield i + self.info.first_frame, self._convert(frame, mode)
+                    yield i + self.info.first_frame, self._convert(frame, mode, sws)
                     if i == last_i:
                         return
         except av.FFmpegError as err:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import av
 import numpy as np
 import OpenImageIO as oiio
+from av.video.reformatter import Colorspace, VideoReformatter
 from numpy.typing import NDArray
 
 from faceplate.errors import ConfigError, WriterError
@@ -351,6 +352,22 @@ def _probe_codec(codec: str, pix_fmt: str, spec: WriterSpec, options: dict[str, 
     return (msgs[-1] if msgs else "FFmpeg refused it") if failed or msgs else None
 
 
+_PACKED = {"gray": 1, "gray16le": 2, "rgb24": 3, "rgb48le": 6, "rgba64le": 8}  # one plane: bytes a pixel
+
+
+def video_frame(planes: list[NDArray[Any]], fmt: str) -> av.VideoFrame:
+    """A new frame of ``fmt`` holding a copy of ``planes``: the one (H, W[, C]) array of a packed format
+    (``_PACKED``; 16-bit samples little-endian, as on x86 and ARM) or the Y, U, V planes of ``yuv420p``.
+    Each is copied once into the frame's padded plane (``VideoFrame.from_ndarray`` copies twice)."""
+    h, w = planes[0].shape[:2]
+    frame = av.VideoFrame(w, h, fmt)
+    for src, plane in zip(planes, frame.planes, strict=True):
+        row = plane.width * _PACKED.get(fmt, 1)
+        view = np.frombuffer(memoryview(plane), np.uint8).reshape(plane.height, abs(plane.line_size))
+        view[:, :row] = np.ascontiguousarray(src).view(np.uint8).reshape(plane.height, row)
+    return frame
+
+
 @dataclass
 class _Segment:
     container: Any
@@ -395,6 +412,7 @@ class VideoWriter(FrameWriter):
             self._check_options()
         self._per_segment = max(1, round(float(spec.fps) * SEGMENT_SECONDS))
         self._seg: _Segment | None = None
+        self._sws = VideoReformatter()  # one scaler context for every frame (a frame's own is rebuilt per frame)
         self._lock = self._take_lock()
         try:
             self._done = self._existing_segments()
@@ -535,8 +553,8 @@ class VideoWriter(FrameWriter):
     # video ------------------------------------------------------------------------------------
     def _frame(self, rgb: NDArray[Any] | Yuv420, alpha: NDArray[Any] | None) -> Any:
         if isinstance(rgb, Yuv420):  # 8-bit 4:2:0 Rec.709 limited, as decoded: straight to the encoder
-            frame = av.VideoFrame.from_ndarray(rgb.data, format="yuv420p")
-            return frame if self.codec.pix_fmt == "yuv420p" else frame.reformat(format=self.codec.pix_fmt)
+            frame = video_frame(list(rgb.planes()), "yuv420p")
+            return frame if self.codec.pix_fmt == "yuv420p" else self._sws.reformat(frame, format=self.codec.pix_fmt)
         if rgb.ndim == 3 and rgb.shape[2] == 4:  # RGBA: its own alpha, not the matte (dropped without alpha)
             rgb, alpha = rgb[..., :3], rgb[..., 3]
         elif not self.spec.alpha:
@@ -549,11 +567,12 @@ class VideoWriter(FrameWriter):
             px, fmt = np.dstack([colour.as_dtype(rgb, np.uint16), a]), "rgba64le"
         else:
             px, fmt = colour.as_dtype(rgb, np.uint16 if deep else np.uint8), "rgb48le" if deep else "rgb24"
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(px), format=fmt)
-        return frame.reformat(
+        frame = video_frame([px], fmt)
+        return self._sws.reformat(
+            frame,
             format=self.codec.pix_fmt,
-            src_colorspace="itu709",
-            dst_colorspace="itu709",
+            src_colorspace=Colorspace.ITU709,
+            dst_colorspace=Colorspace.ITU709,
             src_color_range=2,
             dst_color_range=1,
         )
