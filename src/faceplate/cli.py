@@ -160,6 +160,32 @@ def faces(
 
 
 @app.command()
+def review(
+    shot: Annotated[Path, typer.Argument(help="Shot folder made by `faceplate extract`.")],
+    render: Annotated[
+        list[str] | None,
+        typer.Option("--render", help="Render to compare: video, out.####.exr or a still (repeatable)."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on (default: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 0,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="Open the page in a browser.")] = True,
+    plate: Annotated[str | None, typer.Option(help="The shot's plate, when it moved since extraction.")] = None,
+    display: Annotated[str | None, typer.Option(help="OCIO display of the proxies (default: the config's).")] = None,
+    view: Annotated[str, typer.Option(help="OCIO view; auto: video as encoded, scene-linear un-tone-mapped.")] = "auto",
+) -> None:
+    """Serve the shot's review page (frame-accurate viewer, compare, tracks, QC marks); prints its URL."""
+    from faceplate.app import ReviewConfig, serve
+
+    cfg = build(ReviewConfig, shot=shot, renders=list(render or []), host=host, port=port, open_browser=open_browser,
+                plate=plate, display=display, view=view)  # fmt: skip
+    try:
+        serve(cfg, lambda url: print(url, flush=True))
+    except KeyboardInterrupt:
+        err.print("faceplate: review server stopped")
+        raise SystemExit(130) from None  # not typer.Exit: main would add the stages' "interrupted" line
+
+
+@app.command()
 def align(
     shot: Annotated[Path, typer.Argument(help="Shot folder made by `faceplate extract`.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder for the aligned crops.")],

@@ -1,0 +1,164 @@
+"""Display proxies of frames: float frames → display-referred 8-bit RGB through an OCIO view → JPEG/PNG,
+cached in the shot folder under a key of everything that makes the proxy (source file and its stamp, frame,
+layer, view, encoding), so a re-rendered output never serves a stale proxy.
+
+Pure array functions first; :class:`ProxyCache` does the (atomic) file I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import PyOpenColorIO as ocio
+from numpy.typing import NDArray
+
+from faceplate.errors import ConfigError, WriterError
+from faceplate.fileio import atomic_write_bytes
+from faceplate.media import colour
+
+PROXY_VERSION = 1  # bump when the proxy maths change: old cache files are then never read
+#: Delta proxies show |comp - plate| times this (a change of 1/64 saturates; the page's gain scales further).
+DELTA_GAIN = 64.0
+Processor = Callable[[NDArray[np.float32]], None]
+
+
+@dataclass(frozen=True)
+class View:
+    """An OCIO display + view for a source colour space; ``raw`` shows the values as encoded."""
+
+    colorspace: str
+    display: str
+    view: str
+
+    @property
+    def raw(self) -> bool:
+        return self.view == "Raw"
+
+    def label(self) -> str:
+        return f"{self.display} / {self.view}"
+
+
+def resolve_view(colorspace: str, display: str | None, view: str, config: ocio.Config | None = None) -> View:
+    """The view of a plate in ``colorspace``: ``display`` (None: the config's default) and ``view``
+    ("auto": Raw for display-like spaces such as Rec.709 video, else Un-tone-mapped). ConfigError on names
+    the config lacks."""
+    cfg = config or colour.load_config()
+    disp = display or str(cfg.getDefaultDisplay())
+    if disp not in list(cfg.getDisplays()):
+        raise ConfigError(f"unknown OCIO display {disp!r}; use one of: {', '.join(cfg.getDisplays())}")
+    views = list(cfg.getViews(disp))
+    if view == "auto":
+        view = "Raw" if colour.is_display_like(colorspace) else "Un-tone-mapped"
+        view = view if view in views else str(cfg.getDefaultView(disp))
+    if view not in views:
+        raise ConfigError(f"unknown view {view!r} of display {disp!r}; use one of: {', '.join(views)}")
+    return View(colorspace, disp, view)
+
+
+def view_processor(v: View, config: ocio.Config | None = None) -> Processor:
+    """In-place processor of float32 (..., 3) C-contiguous RGB from ``v.colorspace`` to the display."""
+    if v.raw:
+        return lambda rgb: None
+    cfg = config or colour.load_config()
+    t = ocio.DisplayViewTransform(src=v.colorspace, display=v.display, view=v.view)
+    cpu = cfg.getProcessor(t).getDefaultCPUProcessor()
+    return lambda rgb: cpu.applyRGB(rgb)
+
+
+def display8(rgb: NDArray[Any], proc: Processor) -> NDArray[np.uint8]:
+    """Float RGB (H, W, 3) in the source's colour space → uint8 display RGB (H, W, 3); NaN/Inf → 0."""
+    x = np.ascontiguousarray(np.nan_to_num(np.asarray(rgb, np.float32), nan=0.0, posinf=0.0, neginf=0.0))
+    proc(x)  # nan_to_num copied: the caller's frame is left alone
+    return colour.to_uint8(x)
+
+
+def matte8(alpha: NDArray[Any]) -> NDArray[np.uint8]:
+    """A matte (H, W) or (H, W, C) float in [0, 1] → grey uint8 RGB (H, W, 3) (first channel of a colour one)."""
+    a = np.asarray(alpha, np.float32)
+    a = a[..., 0] if a.ndim == 3 else a
+    return np.repeat(colour.to_uint8(np.nan_to_num(a))[..., None], 3, axis=2)
+
+
+def delta8(delta: NDArray[Any]) -> NDArray[np.uint8]:
+    """A delta (comp - plate) (H, W, 3) float → uint8 RGB (H, W, 3) of ``|delta| * DELTA_GAIN``."""
+    d = np.abs(np.nan_to_num(np.asarray(delta, np.float32)[..., :3]))
+    return colour.to_uint8(d * np.float32(DELTA_GAIN))
+
+
+def encode(rgb8: NDArray[np.uint8], fmt: str = "jpeg", quality: int = 92) -> bytes:
+    """uint8 RGB (H, W, 3) → JPEG (4:4:4, no chroma blur of fine comp edges) or PNG bytes."""
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb8), cv2.COLOR_RGB2BGR)
+    if fmt == "png":
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    else:
+        params = [
+            cv2.IMWRITE_JPEG_QUALITY,
+            quality,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR,
+            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+        ]
+        ok, buf = cv2.imencode(".jpg", bgr, params)
+    if not ok:
+        raise WriterError(f"cannot encode a {fmt} proxy")
+    return bytes(buf.tobytes())
+
+
+def file_stamp(path: str) -> list[int]:
+    """[size, mtime in ns] of a file: changes whenever the file is rewritten."""
+    st = os.stat(path)
+    return [st.st_size, st.st_mtime_ns]
+
+
+def proxy_key(source: str, stamp: list[int], frame: int, layer: str, view: View, fmt: str, quality: int) -> str:
+    """Hex key of one proxy: everything that decides its pixels."""
+    what = {
+        "v": PROXY_VERSION,
+        "src": source,
+        "stamp": stamp,
+        "frame": frame,
+        "layer": layer,
+        "view": [view.colorspace, view.display, view.view],
+        "fmt": fmt,
+        "q": quality if fmt == "jpeg" else 0,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:32]
+
+
+class ProxyCache:
+    """Encoded proxies in a folder (``SHOT/review_cache``), one file per key, written atomically."""
+
+    def __init__(self, folder: Path, fmt: str = "jpeg") -> None:
+        self.folder = folder
+        self.ext = ".png" if fmt == "png" else ".jpg"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriterError(f"cannot create the proxy cache {folder}: {err.strerror}") from None
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}{self.ext}"
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            return self.path(key).read_bytes()
+        except OSError:
+            return None
+
+    def put(self, key: str, data: bytes) -> None:
+        atomic_write_bytes(self.path(key), data)
+
+    def get_or_make(self, key: str, make: Callable[[], bytes]) -> bytes:
+        """The cached proxy of ``key``, made (and stored) by ``make()`` when missing."""
+        data = self.get(key)
+        if data is None:
+            data = make()
+            self.put(key, data)
+        return data
