@@ -19,18 +19,22 @@ from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import BeautyEffect
 from faceplate.effects.deage import (
     JOWL_FLOOR,
+    LID_FADE,
     MIDLINE,
     MOUTH_OPENING,
     DeageEffect,
     DeageSettings,
     above_brows,
     age_warning,
+    dark_on_lips,
     face_falloff,
     fold_band,
     fringe,
     inside_upper,
+    lid_fade,
     lift_field,
     open_skin,
+    seen,
     skin_above,
     soften_folds,
     warp_keep_grain,
@@ -41,7 +45,7 @@ from faceplate.media import open_plate
 from faceplate.metrics import measure
 from faceplate.ops.filters import gauss, luma
 from faceplate.ops.hair import hair_alpha
-from faceplate.ops.regions import dilate, polygon_mask, region_mask
+from faceplate.ops.regions import dilate, mesh_regions, polygon_mask, region_mask
 from faceplate.ops.skin import ycbcr
 from faceplate.ops.warp import min_jacobian
 from faceplate.ops.wrinkles import light_evenness
@@ -82,11 +86,13 @@ def test_lift_field_moves_jaw_and_brows_not_eyes() -> None:
 
 def test_more_years_never_weaken_an_op() -> None:
     """--years 0..40: every op's strength is non-decreasing, and the skin keeps gaining past 20 (the shape does not)."""
-    ops = lambda s: (s.k, s.shape, s.retouch().strength, s.line_amount, s.mid_amount, s.hollow_amount, s.spot_amount)  # noqa: E731
+    ops = lambda s: (s.k, s.shape, s.retouch().strength, s.line_amount, s.mid_amount, s.hollow_amount, s.spot_amount,  # noqa: E731
+                     s.retouch().lift, s.fold_amount)  # fmt: skip
     table = np.array([ops(DeageSettings(years=y)) for y in np.linspace(0.5, 40, 80)])
     assert (np.diff(table, axis=0) >= 0).all()
     at = lambda y: np.array(ops(DeageSettings(years=y)))  # noqa: E731
-    assert at(20)[1] == at(30)[1] == 1.0 and (at(30) - at(20))[[0, 4, 5, 6]].min() > 0
+    assert at(20)[1] == at(30)[1] == 1.0 and (at(30) - at(20))[[0, 4, 5, 6, 7, 8]].min() > 0
+    assert at(20)[7] == 0.7 and at(20)[8] == 1.0  # at 20 years: the retouch's own under-eye lift, the folds whole
 
 
 def test_lift_moves_the_shape_of_open_skin_not_its_grain() -> None:
@@ -415,3 +421,54 @@ def test_a_brow_under_hair_is_not_lifted_as_brow_and_the_hold_stops_at_the_skin(
     assert hold[:40, :130].min() > 0.99  # the skin 0.33 iod off the hair still fully lifted
     np.testing.assert_array_equal(eroded[:80, :120], weight[:80, :120])  # 0.5 iod off the hair: as it was
     np.testing.assert_array_equal(eroded[100:], weight[100:])  # below the lids: the weight as it was
+
+
+def test_a_dark_occluder_on_the_lips_is_held_the_lips_are_not() -> None:
+    """``dark_on_lips``: a mic's black top painted over Obama's lower lip is found (and nothing 0.1 iod off the
+    lips); his own lips, smile corners included, are barely touched."""
+    face = aligned_still("fr_obama.jpg")
+    lm, shape = face.landmarks, face.image.shape[:2]
+    lips = region_mask(lm, shape, "lips") > 0.5
+    assert dark_on_lips(face.image, lm, face.iod)[lips].mean() < 0.1  # 0.068: the smile's dark corners
+    img = face.image.copy()
+    y, x = int(lm[17, 1]), int(lm[17, 0])  # the lower lip's middle, bottom edge
+    img[y - 3 : y + 20, x - 10 : x + 10] = 0.08
+    dark = dark_on_lips(img, lm, face.iod)
+    assert dark[y - 2 : y, x - 8 : x + 8].min() == 1.0
+    assert dark[y + int(0.1 * face.iod) :].max() == 0.0
+
+
+def test_lid_fade_is_0_at_the_eye_hole_1_away_from_it() -> None:
+    """``lid_fade`` on a matte with holes at Obama's eyes: 0 on the holes' edge, rising to 1 LID_FADE inside the
+    matte; 1 far from the eyes (the chin)."""
+    face = aligned_still("fr_obama.jpg")
+    lm, shape = face.landmarks, face.image.shape[:2]
+    eyes = dilate(region_mask(lm, shape, "eye_r"), 0.05 * face.iod)
+    matte = np.ones(shape, np.float32) * (1.0 - eyes)
+    fade = lid_fade(matte, lm, face.iod)
+    edge = (cv2.dilate((eyes > 0.5).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0) & (eyes <= 0.5)
+    assert fade[edge].max() < 0.2 and fade[eyes > 0.5].max() == 0.0  # 1-1.4 px in: 0.07-0.14
+    far = max(LID_FADE[0] * face.iod, LID_FADE[1]) + 2
+    away = (cv2.distanceTransform((eyes <= 0.5).astype(np.uint8), cv2.DIST_L2, 5) > far) & (fade < 1.0)
+    assert not away[: int(lm[152, 1]) - 5].any() and fade[int(lm[152, 1]) - 3 :].min() == 1.0
+
+
+def test_the_matte_covers_where_the_warp_shows_not_flat_skin_it_slides() -> None:
+    """``seen``: off the face, a warp that moves an edge (a jaw over the neck) changes the picture there: 1; the
+    same warp over flat skin changes nothing: 0; the weight is smooth (no speckle from grain); in the face oval
+    it is 1 wherever the warp shows or not."""
+    iod = 40.0
+    rng = np.random.default_rng(0)
+    plate = np.full((64, 64, 3), 0.5, np.float32) + rng.normal(0, 0.2 / 255, (64, 64, 3)).astype(np.float32)
+    plate[:, 32:] += 0.2  # an edge at x = 32
+    warped = plate.copy()
+    warped[:, 2:] = plate[:, :-2]  # moved 2 px right: only the edge changes
+    away = np.full((478, 3), -1000.0, np.float32)  # the face far off this patch
+    out = seen(warped, plate, away, iod)
+    assert out.shape == (64, 64)
+    assert out[:, 32:34].min() > 0.9 and out[:, :26].max() < 0.01 and out[:, 42:].max() < 0.01
+    assert np.abs(np.diff(out, axis=1)).max() < 0.4  # smooth
+    face = aligned_still("fr_obama.jpg")
+    lm = face.landmarks * np.array([0.25, 0.25, 0.25], np.float32)  # the face at a quarter size: inside the patch
+    inside = polygon_mask((64, 64), lm[mesh_regions()["oval"], :2].astype(np.float64), hull=False) > 0.5
+    assert seen(plate, plate, lm, face.iod / 4)[inside].min() == 1.0

@@ -14,7 +14,7 @@ from faceplate.analysis.faces import DETECTORS, Landmarker
 from faceplate.analysis.segmentation import PersonSegmenter
 from faceplate.media import open_plate
 from faceplate.ops.filters import gauss, luma
-from faceplate.ops.hair import darken_salt, hair_alpha, recolour_hair, salt_and_pepper, salt_gate
+from faceplate.ops.hair import darken_salt, hair_alpha, hanging_locks, recolour_hair, salt_and_pepper, salt_gate
 from faceplate.ops.regions import eye_distance
 from faceplate.ops.skin import ycbcr
 
@@ -130,3 +130,26 @@ def test_salt_and_pepper_is_not_seen_in_dark_blonde_or_white_hair(name: str, fra
     salt, pepper = salt_and_pepper(img, alpha, iod)
     assert salt_gate(salt, pepper, alpha) == 0.0
     np.testing.assert_array_equal(darken_salt(img, alpha, 1.0, iod), img)
+
+
+def test_hanging_locks_follow_a_lock_down_from_the_hair_not_a_forehead_line() -> None:
+    """A synthetic forehead (luma 0.6) under hair (rows 0-19): a dark lock (luma 0.45) hanging down from the hair
+    27° off vertical, as skin-coloured as the skin (``skin`` says skin on it), is found to its tip; a dark
+    line across the forehead just as dark, a vertical dark streak not touching the hair and rows below ``rows``
+    are not, nor a side of the forehead in shade past the hair's edge."""
+    iod = 100.0
+    y = np.full((120, 200), 0.6, np.float32)
+    skin = np.ones((120, 200), np.float32)
+    y[:20], skin[:20] = 0.2, 0.0  # the hair
+    for r in range(20, 50):  # the lock: 4 px wide, drifting 0.5 px right a row (30 px: within LOCK_REACH)
+        c = 40 + (r - 20) // 2
+        y[r, c : c + 4] = 0.45
+    y[45:48, 100:190] = 0.45  # a forehead line across
+    y[35:60, 170:173] = 0.45  # a vertical streak 15 px below the hair
+    y[20:, :30] = 0.48  # the forehead's side in shade, from the hair down: only its top 0.1 iod (the hair's edge)
+    got = hanging_locks(y, skin, iod, rows=100)
+    assert got[32:, :30].max() == 0
+    assert got[20:50, 40:60].sum() == 30 * 4 and got[49].sum() == 4  # the whole lock, to its tip at row 49
+    assert got[45:48, 100:165].max() == 0 and got[35:60, 170:173].max() == 0
+    assert got[:20].max() == 0  # the hair itself is not a lock over skin
+    assert hanging_locks(y, skin, iod, rows=40)[40:].max() == 0  # below ``rows``: 0

@@ -10,15 +10,17 @@ tone, hollows and spots:
 jowls / jawline    lower face outline lifted 0.05·k1·j and pulled in 0.02·k1·j (most at the jowls); j: the
                    track's jowl share, 1 with folds below the mouth corners, 0.3 without (``jowl_share``)
 brows              brows lifted 0.03·k1
-eye bags           under-eye lift (retouch) at full strength, plus a 0.01·k1 lift of the lower lid area
+eye bags           under-eye lift (retouch) of min(1, 0.7·max(k, 1)²) of the shade (0.7 to 20 years, 1 from
+                   ~24), plus a 0.01·k1 lift of the lower lid area
 volume (warp)      cheek apples up 0.01·k1 and out 0.005·k1; upper lip edge up 0.005·k1, lower lip edge
                    down 0.007·k1 (fuller lips); the skin under the brows lifted 0.01·k1 off the upper lids
 retouch            strength 0.5 + 0.025·N (max 1), fine texture kept 0.4 (ops/retouch)
 deep lines         forehead, glabella, crow's feet, folds, neck (valleys 0.025-0.065 wide): filled by
                    min(1, 0.4 + 0.03·N); crinkle band (pores to 0.04) flattened by min(0.9, 0.04·N);
-                   nasolabial folds' shadow filled by k1; pores put back from the plate (re-synthesised
-                   from nearby clean skin inside the lines): the pore band is kept whole; the lift leaves
-                   the grain of open skin in place (only its shape moves): the plate's pores stay sharp.
+                   nasolabial folds' shadow (nose wing to beside the mouth corner) filled by min(k, 1.3); pores
+                   put back from the plate (re-synthesised from nearby clean skin inside the lines): the pore
+                   band is kept whole; the lift leaves the grain of open skin in place (only its shape moves):
+                   the plate's pores stay sharp.
                    Under an even light (``wrinkles.light_evenness``: both sides of the face alike) lines,
                    folds, hollows, spots and tone are filled whole; under a side light only as dips darker
                    than both sides (``dip_floor``), the folds' broad shading kept
@@ -31,12 +33,15 @@ hair (opt-in)      grey/white hair recoloured by min(k, 1) towards a brown (or t
 =================  ====================================================================
 
 Fair fringe hair over the forehead (``fringe``: fine oriented strands, ``ops.skin.hair_strands``) is
-neither warped nor retouched; a brow's tail under hair is not lifted as brow, and above the upper lids the
-lift's hold stops at the hair's edge (``skin_above``, ``inside_upper``: temple hair and locks stay put). The
-lift is held at the eyes, nose, mouth line and crop border and falls to zero within 0.15 eye distances outside
-the face oval (no displaced background, ears or collars).
-Deep lines, hollows, spots and tone work at half the crop size (broad bands only), and so does the light's
-evenness (a smooth weight); the pores are never blurred.
+neither warped nor retouched, nor are locks hanging from the hair down over the forehead as skin-coloured as it
+(``locks``: darker than the skin beside them, reached from the hair down a near-vertical path: ``ops.hair.
+hanging_locks``) or a dark occluder touching the lips (``dark_on_lips``: a mic); a brow's tail under hair is not
+lifted as brow, and above the upper lids the lift's hold stops at the hair's edge (``skin_above``,
+``inside_upper``: temple hair and locks stay put). The lift is held at the eyes, nose, mouth line and crop border
+and falls to zero within 0.15 eye distances outside the face oval (no displaced background, ears or collars).
+The retouch and fills fade in over ``LID_FADE`` inside the matte's hole round each eye (cut there, the under-eye
+lift read as a step at the lower lid). Deep lines, hollows, spots and tone work at half the crop size (broad
+bands only), and so does the light's evenness (a smooth weight); the pores are never blurred.
 
 ``--hair`` works in a larger ``head`` crop; the hair alpha (ops/hair) is a soft, strand-following matte:
 sure hair on the person (MediaPipe selfie segmentation of the crop), off the face and not skin-coloured,
@@ -49,7 +54,7 @@ warp is a sum of Gaussian radial-basis fields (small moves: no folds).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any, ClassVar
 
@@ -62,10 +67,11 @@ from faceplate.effects.beauty import WORK_IOD, BeautyEffect, SkinMatte, strands_
 from faceplate.errors import ConfigError
 from faceplate.landmarks import LIFT_ANCHORS
 from faceplate.ops.filters import blur, blur_radius, gauss, luma, spread
-from faceplate.ops.hair import hair_alpha, recolour_hair
+from faceplate.ops.hair import hair_alpha, hanging_locks, recolour_hair
 from faceplate.ops.regions import (
     dilate,
     disk,
+    distance_from,
     eye_distance,
     feather,
     mesh_regions,
@@ -106,6 +112,12 @@ JOWL_FLOOR = 0.3  # the jowl lift's share on a face without jowls (the lower out
 HOLD_SOFT = 0.04  # iod: the blur of the lift's hold off the skin
 EYE_TOP_R, EYE_TOP_L = 159, 386  # upper-lid tops
 BROW_REACH = 0.25  # iod above a brow pixel where forehead skin is looked for (past the brow's own height, ~0.12)
+SEEN = (0.5 / 255, 2.0 / 255)  # change (its local mean) under which the warp is not seen, over which it is
+SEEN_INSIDE = 0.05  # iod past the face oval where the moved matte is whole, seen or not (no edges in the face)
+LID_FADE = (0.05, 6.0)  # iod, and at least px, inside the matte's edge round the eyes where the retouch fades in
+LIP_DARK = 0.55  # share of the lips' median luma below which a pixel on them is an occluder (a mic), not lip
+LOCK_MARGIN = 0.03  # iod round a hanging lock held with it (the plate's blur of its edge)
+LOCK_FADE = (0.03, 3.0)  # iod, and at least px: the blur of a lock's hold out on the skin
 FRINGE_FADE = 0.03  # iod: the soft edge of the fringe's hold-out (a harder one reads as a seam on the skin)
 CLIPPED = 0.9  # every channel at or above this: a blown (near-white) highlight, no skin level or pores to read
 #               (Hamilton 0130's stage light: 0.95 left its brow seam at 6.7/255; fair skin with only red clipped is
@@ -182,7 +194,18 @@ class DeageSettings:
     def retouch(self) -> RetouchSettings:
         strength = float(min(1.0, 0.5 + 0.025 * self.years))
         return RetouchSettings(strength, smooth=self.wrinkles, texture=0.4, blemish=self.spots, wrinkles=self.wrinkles,
-                               undereye=self.eyebags, tone=self.tone)  # fmt: skip
+                               undereye=self.eyebags, tone=self.tone, lift=self.eye_lift)  # fmt: skip
+
+    @property
+    def eye_lift(self) -> float:
+        """Share of the under-eye's shade lifted (the retouch's 0.7 at 20 years, growing to 1 past it)."""
+        return float(min(1.0, 0.7 * max(self.k, 1.0) ** 2))
+
+    @property
+    def fold_amount(self) -> float:
+        """Share of the nasolabial folds' shadow filled (whole at 20 years, a little past whole beyond: the
+        shadow is read against a blur that holds the fold itself, so it is an underestimate)."""
+        return float(min(self.k, 1.3))
 
 
 def face_falloff(lm: np.ndarray, shape: tuple[int, int], iod: float, reach: float = FALLOFF) -> np.ndarray:
@@ -406,6 +429,63 @@ def lift_weight(face: AlignedFace, like: np.ndarray, lm: np.ndarray) -> np.ndarr
     return skin
 
 
+def seen(warped: np.ndarray, plate: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """Where the moved matte is needed (h, w) in [0, 1], from half-size copies (h, w, 3) of the warped crop and the
+    plate (``lm``, ``iod`` at that size): in the face (its oval and ``SEEN_INSIDE`` iod round it, seen or not: no
+    matte edges on the skin), and off it where the move changed the picture by ``SEEN[1]`` or more (its blur over
+    0.02 iod; 0 under ``SEEN[0]``), a smooth weight (blurred 0.03 iod). Flat neck skin the lift's falloff slides
+    along does not change: the matte need not cover it."""
+    c = cv2.split(cv2.absdiff(warped, plate))
+    d = gauss(np.asarray(cv2.max(cv2.max(c[0], c[1]), c[2]), np.float32), 0.02 * iod)  # (numpy's max: ~15x slower)
+    shown = gauss(soft_step(d, *SEEN), 0.03 * iod)
+    return np.maximum(shown, face_falloff(lm, (shown.shape[0], shown.shape[1]), iod, SEEN_INSIDE))
+
+
+def lid_box(lm: np.ndarray, shape: tuple[int, int], iod: float) -> tuple[slice, slice]:
+    """The rectangle (rows, cols) of a crop (H, W) round both eyes' mesh points, 0.3 iod out: where
+    :func:`lid_fade` is under 1."""
+    pts = lm[np.r_[mesh_regions()["eye_r"], mesh_regions()["eye_l"]], :2]
+    (x0, y0), (x1, y1) = pts.min(0) - 0.3 * iod, pts.max(0) + 0.3 * iod
+    rows = slice(max(0, int(y0)), min(shape[0], int(np.ceil(y1)) + 1))
+    return rows, slice(max(0, int(x0)), min(shape[1], int(np.ceil(x1)) + 1))
+
+
+def lid_fade(matte: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """(H, W) weight of the retouch and fills round the eyes: 0 at the edge of ``matte`` (H, W)'s hole round each
+    eye, rising smoothly to 1 ``LID_FADE`` inside the matte (1 outside :func:`lid_box`). The under-eye lift and the
+    tear-trough fill are strongest at the lower lid: cut by the matte's edge there they read as a step (a seam);
+    faded in on the skin they do not."""
+    shape = (matte.shape[0], matte.shape[1])
+    out = np.ones(shape, np.float32)
+    box = lid_box(lm, shape, iod)
+    inside = distance_from(np.ascontiguousarray(matte[box]) < 0.5)
+    out[box] = soft_step(inside, 0.0, max(LID_FADE[0] * iod, LID_FADE[1]))
+    return out
+
+
+def dark_on_lips(img: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """What lies over the mesh's lips of ``img`` (H, W, 3) (0.02 iod round them) far darker than the lips
+    (H, W) in {0, 1}: luma under ``LIP_DARK`` of the lips' median (a mic or a finger touching the lip, not the lip:
+    the lip's fuller-lips move would drag it). Worked in the lips' rectangle."""
+    shape = (img.shape[0], img.shape[1])
+    pts = lm[mesh_regions()["lips"], :2]
+    x0, y0 = (max(0, int(v - 0.05 * iod)) for v in pts.min(0))
+    x1, y1 = (int(np.ceil(v + 0.05 * iod)) + 1 for v in pts.max(0))
+    out = np.zeros(shape, np.float32)
+    part = np.ascontiguousarray(img[y0:y1, x0:x1])
+    if part.size == 0:
+        return out
+    box_lm: np.ndarray = lm - np.array([x0, y0, 0], np.float32)
+    box = (part.shape[0], part.shape[1])
+    lips = regions_mask(box_lm, box, ("lips",)) * (1.0 - polygon_mask(box, box_lm[MOUTH_OPENING], hull=False))
+    if not (lips > 0.5).any():
+        return out
+    y = luma(part)
+    level = float(np.median(y[lips > 0.5]))
+    out[y0:y1, x0:x1] = (y < LIP_DARK * level) * (dilate(lips, 0.02 * iod) > 0)
+    return out
+
+
 def skin_above(like: np.ndarray, iod: float, reach: float = BROW_REACH) -> np.ndarray:
     """(H, W): the most skin-like ``like`` (H, W) of the pixel and the ``reach`` iod right above it. A brow has
     forehead skin above it; the tail of a mesh brow that lies under hair (a fringe or temple hair over the brow,
@@ -469,6 +549,38 @@ def above_brows(skin: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
     off = np.clip(2.0 * gauss(1.0 - skin[: min(shape[0], n + reach)], 0.03 * iod)[:n] - 1.0, 0, 1)
     out[:n] = rows[:n] * (1.0 - near[:n]) * off
     return out
+
+
+def locks(img: np.ndarray, like: np.ndarray, lm: np.ndarray, iod: float) -> np.ndarray:
+    """Locks of hair hanging over the forehead of ``img`` (H, W, 3) down to the brows' top (H, W) in [0, 1]
+    (``hair.hanging_locks`` of the skin likelihood ``like`` (H, W): a lock's tip as skin-coloured as the
+    forehead): 1 on them and ``LOCK_MARGIN`` iod round them, then a soft edge out on the skin of ``LOCK_FADE`` (a
+    harder one, ~1 px on a small face, read as a seam). Worked on the rows down to the brows (and that edge)."""
+    out = np.zeros(like.shape, np.float32)
+    top = min(like.shape[0], max(0, int(np.ceil(float(lm[brow_points(), 1].min()))) + 1))
+    hair = hanging_locks(luma(np.ascontiguousarray(img[:top])), like[:top], iod, top)
+    if not hair.any():
+        return out
+    fade = max(LOCK_FADE[0] * iod, LOCK_FADE[1])
+    grow_by = LOCK_MARGIN * iod + fade  # the blur's half-way point a fade out: 0.84 (x 1.2: 1) on the margin
+    n = min(like.shape[0], top + int(np.ceil(grow_by)) + blur_radius(fade))
+    part = np.zeros((n, like.shape[1]), np.float32)
+    part[:top] = hair
+    soft = on_support(lambda m: gauss(m, fade), dilate(part, grow_by), blur_radius(fade))
+    out[:n] = np.clip(1.2 * soft, 0, 1)
+    return out
+
+
+def held_apart(face: AlignedFace, like: np.ndarray) -> tuple[AlignedFace, np.ndarray, np.ndarray]:
+    """What de-age leaves as shot in ``face`` with skin likelihood ``like`` (H, W): (the face with a dark occluder
+    on its lips (``dark_on_lips``) added to ``held_out``, as the track's glasses are; the hair over the forehead
+    (H, W) in [0, 1]: ``fringe`` strands and hanging ``locks``; ``like`` off that hair)."""
+    lm, iod = face.landmarks, face.iod
+    strands = np.maximum(fringe(face.image, lm, iod), locks(face.image, like, lm, iod))
+    dark = dark_on_lips(face.image, lm, iod)
+    if dark.any():
+        face = replace(face, held_out=dark if face.held_out is None else np.maximum(face.held_out, dark))
+    return face, strands, np.asarray(like * (1.0 - strands), np.float32)
 
 
 def near_clipped(img: np.ndarray, iod: float) -> np.ndarray:
@@ -577,7 +689,7 @@ class DeageEffect(Effect):
         if s.wrinkles:
             nose = nose_mask(lm, shape, iod)
             img, lines = remove_wrinkles(img, skin * kept * (1.0 - nose), iod, s.line_amount, plate, light)
-            img = soften_folds(img, fold_band(lm, shape, iod) * skin * light, iod, s.shape)
+            img = soften_folds(img, fold_band(lm, shape, iod) * skin * light, iod, s.fold_amount)
             img = flatten_mid(img, skin * (1.0 - 0.7 * nose), iod, s.mid_amount)
         face = face_area(skin, iod) if (s.volume or s.tone) and not evenly_lit(light) else None  # shared by both
         if s.volume:
@@ -592,8 +704,8 @@ class DeageEffect(Effect):
         shape = (face.image.shape[0], face.image.shape[1])
         ctx: DeageContext = context
         # the field is held to zero off the skin (smoothly: no folds), and what still moved off it is cut
-        strands = fringe(face.image, face.landmarks, face.iod)
-        like = skin_likelihood(face.image, ctx.skin) * (1.0 - strands)
+        plate_s = shrink(face.image, half_size(shape))
+        face, strands, like = held_apart(face, skin_likelihood(face.image, ctx.skin, plate_s))
         before = lift_weight(face, like, face.landmarks)
         hold = np.clip(gauss(inside_upper(before, face.landmarks, face.iod), HOLD_SOFT * face.iod), 0.0, 1.0)
         fld = lift_field(face.landmarks, shape, self.settings, ctx.jowls)
@@ -617,12 +729,18 @@ class DeageEffect(Effect):
         if not evenly_lit(light_s):
             light = grow(light_s, shape)
             out = warped + keep_fine(out - warped, (1.0 - light) * fold_band(lm, shape, face.iod), 0.02 * face.iod)
+        box = lid_box(lm, shape, face.iod)  # the retouch fades in at the eyes' matte edge
+        fade = spread(np.ascontiguousarray(lid_fade(skin, lm, face.iod)[box]), 3)
+        out[box] = warped[box] + fade * (out[box] - warped[box])
         moved = np.hypot(fld[..., 0], fld[..., 1])  # |fld| (cv2.magnitude's result varies by 1 ulp between calls)
         moved_area = np.clip(moved / (0.004 * face.iod), 0, 1)
         after = lift_weight(face, skin_likelihood(warped, ctx.skin, warped_s), lm)
         on_skin = np.clip(gauss(np.maximum(before, after), 0.015 * face.iod), 0.0, 1.0)
         rigid = np.maximum(strands, above_brows(skin, lm, face.iod))  # hair over the forehead stays as shot
-        matte = np.maximum(retouched.matte, gauss(moved_area, 0.05 * face.iod) * on_skin) * (1.0 - rigid)
+        lm_s = lm * np.array([k, warped_s.shape[0] / shape[0], k], np.float32)
+        shown = grow(seen(warped_s, plate_s, lm_s, k * face.iod), shape)  # where the move shows
+        moved_area = gauss(moved_area, 0.05 * face.iod) * on_skin * shown
+        matte = np.maximum(retouched.matte, moved_area) * (1.0 - rigid)
         out = blend_where(out, rigid, face.image)  # (--hair recolours it below)
         if ctx.segmenter is not None:
             person = ctx.segmenter(np.round(np.clip(face.image, 0, 1) * 255).astype(np.uint8))

@@ -327,3 +327,49 @@ def recolour_hair(
     delta = np.asarray(cv2.merge([k * (y_new - y), k * (tcb * y_new - low_cb), k * (tcr * y_new - low_cr)]), np.float32)
     out[rows, cols] = np.clip(crop + colour_matrix(delta, RGB_FROM_YCBCR), 0, 1)  # exactly 0 where k is
     return out
+
+
+LOCK_REACH = (0.35, 0.1)  # eye distances followed down from the hair: a lock's band, the hair's shaded edge
+LOCK_DARK = 0.12  # share of the luma beside it (a lock) or of the skin around (the edge) it is darker by
+LOCK_SIDE = 0.1  # eye distances each side of a pixel where the brighter skin beside a lock is looked for
+DOWN = np.array([[1, 1, 1], [0, 1, 0], [0, 0, 0]], np.uint8)  # cv2.dilate: each pixel takes the three above it
+
+
+def grow_down(seed: NDArray[np.uint8], path: NDArray[np.uint8], steps: int) -> NDArray[np.uint8]:
+    """``seed`` (H, W) in {0, 1} grown down ``path`` (H, W) in {0, 1} at most ``steps`` px, each step to one of the
+    three pixels below (at most 45° off vertical)."""
+    got = seed & path
+    for i in range(max(1, steps)):
+        grown = np.bitwise_and(cv2.dilate(got, DOWN), path)
+        if i % 4 == 3 and np.array_equal(grown, got):  # (checked every 4th step: the check costs a step)
+            break
+        got = grown
+    return np.asarray(got, np.uint8)
+
+
+def hanging_locks(y: F32, skin: F32, iod: float, rows: int, reach: tuple[float, float] = LOCK_REACH,
+                  dark: float = LOCK_DARK) -> F32:  # fmt: skip
+    """Locks of hair (H, W) in {0, 1} hanging down over skin-coloured skin, in the ``rows`` top rows of luma ``y``
+    (H, W) (0 below), reached from the not-skin (``skin`` (H, W) <= 0.5) above, each step at most 45° off
+    vertical: down a band ``dark`` darker than the luma ``LOCK_SIDE`` to both its sides for ``reach[0]`` eye
+    distances (a lock: a shade's edge on the forehead is darker on one side only, a forehead line runs across),
+    and down pixels ``dark`` darker than the skin around (blurred over 0.15 iod) for ``reach[1]`` (the hair's own
+    shaded edge). Colour calls a lock's tip skin (forehead skin in shade is as brown); its hanging from the hair
+    and its shade against the skin beside it tell."""
+    out = np.zeros(y.shape, np.float32)
+    n = max(0, min(rows, y.shape[0]))
+    if n == 0:
+        return out
+    part = np.ascontiguousarray(y[:n])
+    on = np.asarray(skin[:n] > 0.5, np.float32)
+    hair = np.asarray(on < 0.5, np.uint8)
+    w = max(1, round(LOCK_SIDE * iod))
+    left, right = np.ones((1, w + 1), np.uint8), np.ones((1, w + 1), np.uint8)
+    left[0, w], right[0, 0] = 0, 0  # the w px left of each pixel, the w px right of it
+    sides = np.minimum(cv2.dilate(part, left, anchor=(w, 0)), cv2.dilate(part, right, anchor=(0, 0)))
+    band = np.asarray(part < (1.0 - dark) * sides, np.uint8)
+    level = normalized_blur(part, on, 0.15 * iod)
+    shade = np.asarray(part < (1.0 - dark) * level, np.uint8)
+    got = grow_down(hair, band | hair, round(reach[0] * iod)) | grow_down(hair, shade | hair, round(reach[1] * iod))
+    out[:n] = got * (1 - hair)
+    return out

@@ -37,9 +37,10 @@ class RetouchSettings:
     wrinkles: bool = True
     undereye: bool = True
     tone: bool = True
+    lift: float = 0.7  # share of the under-eye's shade (below the cheeks' level) lifted at full strength
 
     def __post_init__(self) -> None:
-        for name in ("strength", "texture"):
+        for name in ("strength", "texture", "lift"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"--{name} {getattr(self, name)} is outside 0..1")
 
@@ -130,7 +131,7 @@ def retouch(img: F32, skin: F32, under_eye: F32, cheeks: F32, iod: float, s: Ret
     if s.undereye and cheeks.sum() > 0 and under_eye.sum() > 0:
         ly = normalized_blur(luma(out), skin, 0.06 * iod)  # luma is linear: blurring it alone is the same
         target = float((ly * cheeks).sum() / cheeks.sum())
-        lift = np.clip(target - ly, 0.0, 0.25) * 0.7 * under_eye
+        lift = np.clip(target - ly, 0.0, 0.25) * s.lift * under_eye
         out = out * spread(1.0 + lift / np.maximum(ly, 0.05), ch)
     if s.tone:
         c = ycbcr(out)
