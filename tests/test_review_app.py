@@ -90,10 +90,13 @@ def client(shot: Shot, **kw: Any) -> TestClient:
 # ------------------------------------------------------------------------------------ server level
 def test_every_route_refuses_a_request_without_the_token(shot: Shot) -> None:
     with client(shot, token="t" * 20) as c:
-        for path in ("/", "/static/review.js", "/frames/plate/rgb/0", "/api/shot", "/thumbs/0", "/events"):
+        paths = ("/", "/static/review.js", "/frames/plate/rgb/0", "/api/shot", "/thumbs/0", "/events", "/api/tune",
+                 "/api/tune/beauty", "/api/jobs", "/api/train?model=x", "/static/tune.js")  # fmt: skip
+        for path in paths:
             assert c.get(path).status_code == 403, path
-            assert c.get(path + "?token=" + "x" * 20).status_code == 403, path
-        assert c.post("/api/warm/plate").status_code == 403
+            assert c.get(path + ("&" if "?" in path else "?") + "token=" + "x" * 20).status_code == 403, path
+        for path in ("/api/warm/plate", "/api/tune/frame", "/api/presets", "/api/overrides", "/api/jobs"):
+            assert c.post(path, json={}).status_code == 403, path
         r = c.get("/?token=" + "t" * 20)  # the printed URL: sets the cookie, then a clean URL
         assert r.status_code == 303 and r.headers["location"] == "/"
         assert "httponly" in r.headers["set-cookie"].lower()
@@ -294,7 +297,8 @@ def test_browser_scrubs_frame_by_frame_with_timecode(page: Any, shot: Shot, serv
     page.click(".track[data-track='0']")
     page.wait_for_function("document.getElementById('progress').textContent.includes('plate cached')")  # SSE
     base = served.split("/?")[0] + "/"
-    assert page.requested and all(u.startswith(base) for u in page.requested)  # nothing from elsewhere
+    local = (base, "blob:" + base)  # blob: the tuned frame, fetched from this server, shown from memory
+    assert page.requested and all(u.startswith(local) for u in page.requested)  # nothing from elsewhere
 
 
 @pytest.mark.slow
@@ -333,3 +337,32 @@ def test_browser_difference_with_gain(page: Any, shot: Shot) -> None:
     assert np.abs(img[ok] - 160).mean() < 1.0
     page.locator("#gain").fill("0")
     page.screenshot(path=str(shot.root / "review_page.png"))
+
+
+def tuned(page: Any) -> np.ndarray:
+    """The tuned frame the page shows, as decoded by the browser (RGB)."""
+    url = page.evaluate("""() => { const im = document.getElementById('tune-img'), c = document.createElement('canvas');
+        c.width = im.naturalWidth; c.height = im.naturalHeight; c.getContext('2d').drawImage(im, 0, 0);
+        return c.toDataURL('image/png'); }""")
+    import base64
+
+    return decode(base64.b64decode(url.split(",", 1)[1])).astype(int)
+
+
+@pytest.mark.slow
+def test_browser_tune_slider_rerenders_the_frame(page: Any, shot: Shot) -> None:
+    settled = "(t => t && Number(document.getElementById('tune-img').dataset.seq) > {} && !t.busy && !t.again)"
+    page.wait_for_function(settled.format(0) + "(window.review.tune)", timeout=60000)
+    assert page.locator("#tune-form input[type=range]").count() >= 3  # beauty's form, built from its settings
+    seq = int(page.get_attribute("#tune-img", "data-seq"))
+    before = tuned(page)
+    frame = int(page.get_attribute("#tune-img", "data-frame"))
+    assert before.shape == (480, 480, 3) and np.abs(before - plate_frame(shot, frame)).max() > 8  # retouched
+    page.locator("#tune-settings-strength").fill("0")
+    page.wait_for_function(settled.format(seq) + "(window.review.tune)")
+    assert page.inner_text("#tune-settings-strength-v") == "0" and "ms" in page.inner_text("#tune-ms")
+    after = tuned(page)  # strength 0: the plate itself (PNG proxies: exact)
+    assert np.abs(after - plate_frame(shot, frame)).max() <= 1 and np.abs(after - before).max() > 8
+    page.locator("#tune-settings-strength").fill("0.9")
+    page.wait_for_function(settled.format(seq + 1) + "(window.review.tune)")
+    page.locator("#tune").screenshot(path=str(shot.root / "tune_panel.png"))

@@ -286,6 +286,44 @@ class ReferenceDeageConfig(_Config):
         return out
 
 
+class Override(_Config):
+    """An effect's settings on a frame range of the shot (DeepFaceLab's merger: "from this frame on").
+
+    ``settings`` is a patch of the effect's settings as its record nests them (``{"settings": {"strength":
+    0.3}}`` for beauty, ``{"merge": {"blur": 8}}`` for swap), applied on top of the render's own. The rule
+    (:func:`override_at`): on a frame, of the overrides covering it the one starting latest wins (equal
+    starts: the one stored last); frames no override covers keep the render's settings.
+    """
+
+    id: int = 0
+    first: int
+    last: int | None = None  # None: to the end of the shot
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _order(self) -> Override:
+        if self.last is not None and self.last < self.first:
+            raise ValueError(f"override frames {self.first}-{self.last}: the last frame is before the first")
+        return self
+
+    def covers(self, frame: int) -> bool:
+        return self.first <= frame and (self.last is None or frame <= self.last)
+
+
+def override_at(overrides: list[Override], frame: int) -> Override | None:
+    """The override that decides ``frame`` (see :class:`Override`), or None."""
+    on = [o for o in overrides if o.covers(frame)]
+    return max(on, key=lambda o: (o.first, o.id)) if on else None
+
+
+class Preset(_Config):
+    """A named settings patch of one effect, stored in the shot (``faceplate review``'s tune panel)."""
+
+    effect: str
+    name: str = Field(min_length=1, max_length=80)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
 C = TypeVar("C", bound=BaseModel)
 
 

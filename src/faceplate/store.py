@@ -98,7 +98,30 @@ CREATE TABLE IF NOT EXISTS run_end_tracks (
     landmarks BLOB NOT NULL,        -- float32 (478, 3) where the track was last seen
     PRIMARY KEY (frame, idx)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS presets (
+    effect TEXT NOT NULL,
+    name TEXT NOT NULL,
+    settings TEXT NOT NULL,         -- JSON: the effect's settings patch (see render.run.with_settings)
+    PRIMARY KEY (effect, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS overrides (
+    id INTEGER PRIMARY KEY,
+    effect TEXT NOT NULL,
+    first_frame INTEGER NOT NULL,
+    last_frame INTEGER,             -- NULL: to the end of the shot ("from this frame on")
+    settings TEXT NOT NULL          -- JSON: the settings patch renders use on these frames
+);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    spec TEXT NOT NULL,             -- JSON: what to render (effect, settings, model, frames, out)
+    state TEXT NOT NULL,            -- queued | running | done | cancelled | interrupted | failed
+    done INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0,
+    fps REAL NOT NULL DEFAULT 0,
+    message TEXT NOT NULL DEFAULT ''
+);
 """
+_ADDED_TABLES = ("run_ends", "run_end_tracks", "presets", "overrides", "jobs")
 _SQLITE_CORRUPT, _SQLITE_NOTADB = 11, 26
 
 
@@ -376,7 +399,7 @@ class ShotStore:
         return self.conn.execute(q, (name,)).fetchone() is not None
 
     def _add_tables(self) -> None:
-        if not self._has_table("run_ends"):
+        if not all(self._has_table(t) for t in _ADDED_TABLES):
             with self.transaction() as c:
                 for stmt in _SCHEMA_ADDED.split(";"):
                     if stmt.strip():
@@ -593,6 +616,61 @@ class ShotStore:
             return set()
         q = "SELECT DISTINCT track FROM run_end_tracks WHERE frame < ?"
         return {int(t) for (t,) in self.conn.execute(q, (self.plate.last_frame,))}
+
+    # ------------------------------------------------------------------ review: presets, overrides, jobs
+    def presets(self, effect: str | None = None) -> list[tuple[str, str, dict[str, Any]]]:
+        """(effect, name, settings patch) of the stored presets, by effect and name."""
+        if not self._has_table("presets"):
+            return []
+        q = "SELECT effect, name, settings FROM presets WHERE ? IS NULL OR effect = ? ORDER BY effect, name"
+        return [(str(e), str(n), json.loads(v)) for e, n, v in self.conn.execute(q, (effect, effect))]
+
+    def save_preset(self, effect: str, name: str, settings: dict[str, Any]) -> None:
+        """Store (or replace) the named preset of ``effect``."""
+        with self.transaction() as c:
+            c.execute("INSERT OR REPLACE INTO presets VALUES (?, ?, ?)", (effect, name, json.dumps(settings)))
+
+    def overrides(self, effect: str) -> list[tuple[int, int, int | None, dict[str, Any]]]:
+        """(id, first frame, last frame or None: to the end, settings patch) of ``effect``'s per-range overrides."""
+        if not self._has_table("overrides"):
+            return []
+        q = "SELECT id, first_frame, last_frame, settings FROM overrides WHERE effect = ? ORDER BY id"
+        return [
+            (int(i), int(a), None if b is None else int(b), json.loads(v))
+            for i, a, b, v in self.conn.execute(q, (effect,))
+        ]
+
+    def add_override(self, effect: str, first: int, last: int | None, settings: dict[str, Any]) -> int:
+        """Store an override of ``effect`` on frames ``first..last`` (None: to the end); returns its id."""
+        with self.transaction() as c:
+            q = "INSERT INTO overrides (effect, first_frame, last_frame, settings) VALUES (?, ?, ?, ?)"
+            return int(c.execute(q, (effect, first, last, json.dumps(settings))).lastrowid or 0)
+
+    def delete_override(self, oid: int) -> None:
+        with self.transaction() as c:
+            c.execute("DELETE FROM overrides WHERE id = ?", (oid,))
+
+    def jobs(self) -> list[dict[str, Any]]:
+        """The render jobs, oldest first: id, spec, state, done, total, fps, message."""
+        if not self._has_table("jobs"):
+            return []
+        q = "SELECT id, spec, state, done, total, fps, message FROM jobs ORDER BY id"
+        keys = ("id", "spec", "state", "done", "total", "fps", "message")
+        return [{**dict(zip(keys, r, strict=True)), "spec": json.loads(r[1])} for r in self.conn.execute(q)]
+
+    def add_job(self, spec: dict[str, Any]) -> int:
+        """Queue a render job; returns its id."""
+        with self.transaction() as c:
+            return int(
+                c.execute("INSERT INTO jobs (spec, state) VALUES (?, 'queued')", (json.dumps(spec),)).lastrowid or 0
+            )
+
+    def update_job(self, jid: int, **values: Any) -> None:
+        """Set some of a job's spec (JSON text), state, done, total, fps, message."""
+        cols = [k for k in values if k in ("spec", "state", "done", "total", "fps", "message")]
+        sets = ", ".join(f"{k} = ?" for k in cols)  # column names from the fixed list above
+        with self.transaction() as c:
+            c.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [values[k] for k in cols] + [jid])
 
 
 def face_box(lm: F32) -> tuple[float, float, float, float]:

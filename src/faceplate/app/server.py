@@ -10,8 +10,9 @@ Routes (every one refuses a request without the token: 403):
   rgb | matte | delta; ETag = the cache key, so a changed render is fetched again
 - ``GET /thumbs/{track}`` a track's thumbnail
 - ``POST /api/warm/{source}`` fill the proxy cache of a source in the background (progress on /events)
-- ``GET /events`` server-sent events (topic ``cache``; later stages add theirs)
+- ``GET /events`` server-sent events (topics ``cache``, ``jobs``, ``sources``)
 - ``/static/*`` the page's scripts and styles (shipped in the wheel, no CDN)
+- tune on a frame, presets and overrides, the render queue, the training monitor: see :mod:`faceplate.app.routes`
 """
 
 from __future__ import annotations
@@ -37,13 +38,17 @@ import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
 
 from faceplate.app import proxies
 from faceplate.app.config import ReviewConfig
 from faceplate.app.events import EventBus
+from faceplate.app.jobs import JobQueue
 from faceplate.app.proxies import ProxyCache, View
+from faceplate.app.routes import tune_routes
 from faceplate.app.shotinfo import shot_summary, timecode, track_boxes
 from faceplate.app.sources import LAYERS, Reader, Source, open_source
+from faceplate.app.tune import Tuner
 from faceplate.errors import ConfigError, FaceplateError, PlateError, StoreError
 from faceplate.store import ShotStore
 
@@ -56,7 +61,8 @@ Asgi = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[
 
 @dataclass
 class ReviewState:
-    """One shot's review session: config, token, the shot's summary, sources, proxy cache, event bus."""
+    """One shot's review session: config, token, the shot's summary, sources, proxy cache, event bus, the
+    tuner (plate, store and track contexts kept between requests) and the render queue."""
 
     cfg: ReviewConfig
     token: str
@@ -67,6 +73,12 @@ class ReviewState:
     bus: EventBus = field(default_factory=EventBus)
     warming: dict[str, threading.Thread] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    tuner: Tuner = field(init=False)
+    jobs: JobQueue = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.tuner = Tuner(self.cfg.shot, self.cfg.plate)
+        self.jobs = JobQueue(self.cfg.shot, self.bus, self.add_render, self.cfg.plate)
 
     @classmethod
     def load(cls, cfg: ReviewConfig) -> ReviewState:
@@ -88,7 +100,28 @@ class ReviewState:
             raise
         summary["sources"] = [s.describe() for s in sources.values()]
         summary["view"] = views["plate"][0].label()
-        return cls(cfg, cfg.token or secrets.token_urlsafe(24), summary, sources, views, cache)
+        st = cls(cfg, cfg.token or secrets.token_urlsafe(24), summary, sources, views, cache)
+        with contextlib.suppress(StoreError):  # another process writes the shot: its jobs stay as listed
+            st.jobs.recover()
+        for j in st.jobs.list():  # finished renders of the queue open in the viewer again
+            if j["state"] == "done":
+                with contextlib.suppress(FaceplateError):
+                    st.add_render(j["spec"]["out"], publish=False)
+        return st
+
+    def add_render(self, path: str, publish: bool = True) -> str:
+        """Open the render ``path`` as a new source (a finished job's); returns its id (event ``sources``)."""
+        with self.lock:
+            known = [s.id for s in self.sources.values() if s.path == path]
+            if known:
+                return known[0]
+            sid = f"r{len(self.sources)}"
+            src = open_source(sid, path, "render", self.sources["plate"].rgb.info)
+            self.sources[sid], self.views[sid] = src, _view(src, self.cfg)
+            self.summary["sources"] = [s.describe() for s in self.sources.values()]
+        if publish:
+            self.bus.publish("sources", {"sources": self.summary["sources"], "added": sid})
+        return sid
 
     @property
     def cookie(self) -> str:
@@ -190,6 +223,8 @@ class ReviewState:
             own.close()
 
     def close(self) -> None:
+        self.jobs.close()
+        self.tuner.close()
         self.bus.close()
         for s in self.sources.values():
             s.close()
@@ -265,6 +300,7 @@ def create_app(cfg: ReviewConfig, state: ReviewState | None = None) -> FastAPI:
     app.add_middleware(TokenGuard, state=st)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     _routes(app, st)
+    tune_routes(app, st)
     return app
 
 
@@ -316,7 +352,12 @@ def _routes(app: FastAPI, st: ReviewState) -> None:
 
     @app.exception_handler(FaceplateError)
     def faceplate_error(request: Request, err: FaceplateError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=500)
+        return JSONResponse({"detail": str(err)}, status_code=400 if isinstance(err, ConfigError) else 500)
+
+    @app.exception_handler(ValidationError)
+    def bad_body(request: Request, err: ValidationError) -> JSONResponse:
+        e = err.errors()[0]
+        return JSONResponse({"detail": f"{'.'.join(map(str, e['loc']))}: {e['msg']}"}, status_code=400)
 
 
 def _track_rows(st: ReviewState) -> str:

@@ -111,8 +111,11 @@ def _plate_files(plate: Plate) -> set[Path]:
     return set()
 
 
-def render_record(cfg: RenderConfig, effect: Effect, role: str) -> dict[str, Any]:
-    """What makes one output's frames: plate, effect record, faces chosen, writer and options."""
+def render_record(
+    cfg: RenderConfig, effect: Effect, role: str, overrides: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """What makes one output's frames: plate, effect record, faces chosen, writer and options, and the shot's
+    per-range overrides of the effect when it has any (a render without keeps the record it had before)."""
     ext = cfg.extract
     return {
         "role": role,
@@ -125,6 +128,7 @@ def render_record(cfg: RenderConfig, effect: Effect, role: str) -> dict[str, Any
         **({} if cfg.glasses == "auto" else {"glasses": cfg.glasses}),  # records made before --glasses stay equal
         "format": cfg.format,
         "codec_options": cfg.codec_options if role == "comp" else {},
+        **({"overrides": overrides} if overrides else {}),
     }
 
 
@@ -173,11 +177,13 @@ def _why(old: dict[str, Any] | None, new: dict[str, Any]) -> str:
     return f"was rendered with other settings ({_differences(old, new)})"
 
 
-def claim_outputs(cfg: RenderConfig, effect: Effect, rng: FrameRange) -> None:
+def claim_outputs(
+    cfg: RenderConfig, effect: Effect, rng: FrameRange, overrides: list[dict[str, Any]] | None = None
+) -> None:
     """Check each existing output was made by this same render (else refuse, or clear it with
     ``cfg.overwrite``), then write the records. Call before any frame is written."""
     for role, path in output_paths(cfg).items():
-        record = render_record(cfg, effect, role)
+        record = render_record(cfg, effect, role, overrides)
         rec = record_path(path)
         old = _read_record(rec)
         existing = _existing(path, rng)

@@ -9,6 +9,8 @@ settings) are skipped, so a stopped render resumes and a farm can split the shot
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import time
 import warnings
 from collections import deque
@@ -20,10 +22,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.config import RenderConfig
+from faceplate.analysis.smoothing import lookahead
+from faceplate.config import Override, RenderConfig, override_at
 from faceplate.cpu import single_thread_blas, usable_cores
 from faceplate.effects.base import Effect
-from faceplate.errors import FaceNotFoundError, Interrupted
+from faceplate.errors import ConfigError, FaceNotFoundError, Interrupted
 from faceplate.export import select_tracks
 from faceplate.extract import ProgressFn, extract
 from faceplate.media import colour
@@ -44,10 +47,11 @@ from faceplate.render.outputs import (
     stays_yuv,
 )
 from faceplate.render.stream import can_stream, stream_render
-from faceplate.render.tracks import ColourPath, TrackContext, prepare_tracks, track_context
+from faceplate.render.tracks import ColourPath, TrackContext, prepare_tracks, sample_picks, track_context
 from faceplate.store import F32, FaceRow, ShotStore
 from faceplate.timing import Stopwatch
 
+KEEP_CONTEXTS = 8  # FrameRenderer: the track contexts of this many effects (settings) are kept
 EFFECT_WORKERS = 2  # frames whose effect runs at once (the effect is the largest stage), fewer on one core
 
 
@@ -86,7 +90,8 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         check_outputs(cfg, plate, rng)
         col = ColourPath(plate.info.colorspace)
         with ShotStore.create(ext.shot, plate) as store:
-            if col.identity and can_stream(cfg, plate, effect, store, rng):
+            overrides = stored_overrides(store, effect.name)
+            if col.identity and not overrides and can_stream(cfg, plate, effect, store, rng):
                 claim_outputs(cfg, effect, rng)
                 return _render_streamed(cfg, effect, plate, store, rng, col, sw, t0, progress)
     with sw("extract"):
@@ -100,15 +105,97 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         ids = _tracks_in(store, cfg, rng)
         col = ColourPath(plate.info.colorspace)
         with sw("prepare"):
-            tracks = prepare_tracks(store, plate, effect, ids, col, cfg.hold_glasses)
-        claim_outputs(cfg, effect, rng)
+            contexts = _contexts(store, plate, cfg, ids, col, override_parts(effect, overrides, [rng]))
+        claim_outputs(cfg, effect, rng, [o.model_dump(exclude={"id"}) for o in overrides])
         writers = open_outputs(cfg, plate, rng)
         runs = frames_to_do(writers, rng)
-        counts = _run_frames(cfg, effect, plate, store, runs, tracks, col, writers, sw, progress)
+        parts = [_Part(p.effect, p.runs, contexts[_key(p.effect)]) for p in override_parts(effect, overrides, runs)]
+        counts = _run_frames(cfg, parts, plate, store, col, writers, sw, progress)
     _warn_nonfinite(counts.nonfinite)
     wall, cpu = sw.snapshot()
     return RenderSummary(cfg.out, rng, counts.frames, len(rng) - sum(len(r) for r in runs), counts.faces, ids,
                          time.perf_counter() - t0, wall, counts.nonfinite, cpu)  # fmt: skip
+
+
+class FrameRenderer:
+    """Single frames of a shot through the render path (the review app's tune): the same faces, hands,
+    track contexts and composite as :func:`render`, so a frame equals that frame of a render with the same
+    effect (an RGB comp: image sequences; a video comp is composited in its Y'CbCr planes). The plate and
+    track contexts are kept (by its record) until :meth:`close`; the plate stays open (the store is opened per
+    call, so any thread may call, one at a time)."""
+
+    def __init__(self, cfg: RenderConfig) -> None:
+        ext = cfg.extract
+        self.cfg = cfg
+        self.plate = open_plate(ext.plate, colorspace=ext.colorspace, first_frame=ext.first_frame)
+        try:
+            with ShotStore.open(ext.shot) as store:
+                store.check_plate(self.plate.info)
+                self.ids = _tracks_in(store, cfg, cfg.frames_in(self.plate.info.frames))
+        except BaseException:
+            self.plate.close()
+            raise
+        self.col = ColourPath(self.plate.info.colorspace)
+        self._contexts: dict[str, dict[int, TrackContext]] = {}
+        self._reads: dict[int, tuple[list[FaceRow], dict[int, NDArray[Any]], F32 | None]] = {}
+        self._frames: dict[int, NDArray[Any]] = {}
+
+    def _samples(self, store: ShotStore, track: int) -> tuple[list[FaceRow], dict[int, NDArray[Any]], F32 | None]:
+        """What :func:`prepare_tracks` reads for a track (its early faces, their decoded sample frames, its
+        mean identity), read once."""
+        if track not in self._reads:
+            faces = [f for f in store.track_faces(track) if f.source != "interp"]
+            early = [f for f in faces if f.frame < faces[0].frame + lookahead(float(self.plate.info.fps))]
+            picks = {f.frame for f in sample_picks(early)}
+            decoded = self.plate.frames(FrameRange(early[0].frame, early[-1].frame), native=True)
+            vectors = [v for _, _, v in store.embeddings(track)]
+            identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
+            self._reads[track] = (early, {f: img for f, img in decoded if f in picks}, identity)
+        return self._reads[track]
+
+    def tracks(self, store: ShotStore, effect: Effect) -> dict[int, TrackContext]:
+        """The tracks' contexts for ``effect``, as :func:`prepare_tracks` makes them (kept for the last
+        KEEP_CONTEXTS effects)."""
+        key = _key(effect)
+        if key not in self._contexts:
+            with single_thread_blas():
+                made = {t: track_context(effect, self.col, t, *self._samples(store, t), self.cfg.hold_glasses)
+                        for t in self.ids}  # fmt: skip
+            self._contexts = {**dict(list(self._contexts.items())[-KEEP_CONTEXTS + 1 :]), key: made}
+        return self._contexts[key]
+
+    def render(self, effect: Effect, frame: int, deep: bool = False) -> tuple[NDArray[Any], F32]:
+        """(comp (H, W, 3), matte (H, W) float32) of plate frame ``frame``: the comp in the plate's dtype, or,
+        ``deep``, an 8-bit plate's comp in 16-bit code values, as a render to a deep output (PNG16, TIFF16)
+        composites it (the change is not rounded to 8-bit codes)."""
+        with ShotStore.open(self.cfg.shot) as store:
+            return self._render(store, effect, frame, deep)
+
+    def _render(self, store: ShotStore, effect: Effect, frame: int, deep: bool) -> tuple[NDArray[Any], F32]:
+        tracks = self.tracks(store, effect)
+        first = max(frame - effect.history, self.plate.info.first_frame)
+        decoded = [(f, self._decoded(f)) for f in range(first, frame + 1)]
+        faces_of = lambda f: [r for r in store.faces_in_frame(f) if r.track in tracks]  # noqa: E731
+        earlier = [(img, faces_of(f)) for f, img in decoded[:-1]]
+        faces = faces_of(frame)
+        hands = store.hands_near(frame) if faces and self.cfg.extract.hands else []
+        rgb = decoded[-1][1]
+        with single_thread_blas():
+            changes = face_changes(rgb, faces, tracks, effect, self.col, hands, earlier)
+        if deep and rgb.dtype == np.uint8:  # the effect saw the decoded frame; the change goes on as _timed_write
+            rgb = rgb.astype(np.uint16) * np.uint16(257)  # puts it on a deep comp
+        comp, matte = composite(rgb, changes, True)
+        assert isinstance(comp, np.ndarray) and matte is not None
+        return comp, matte
+
+    def _decoded(self, frame: int) -> NDArray[Any]:
+        """Plate frame ``frame`` as decoded (a copy: the composite works in place; the last few kept)."""
+        if frame not in self._frames:
+            self._frames = {**dict(list(self._frames.items())[-3:]), frame: self.plate.read(frame, native=True)}
+        return np.array(self._frames[frame])
+
+    def close(self) -> None:
+        self.plate.close()
 
 
 def _tracks_in(store: ShotStore, cfg: RenderConfig, rng: FrameRange) -> list[int]:
@@ -133,35 +220,99 @@ def _with_earlier(plate: Plate, run: FrameRange, n: int, yuv: bool) -> Iterator[
     return plate.frames_yuv(rng) if yuv else plate.frames(rng, native=True)
 
 
+@dataclass(frozen=True)
+class _Part:
+    """Frames of a render that one effect (the render's, or it with an override's settings) renders."""
+
+    effect: Effect
+    runs: list[FrameRange]
+    tracks: dict[int, TrackContext] = field(default_factory=dict)
+
+
+def with_settings(obj: Any, patch: dict[str, Any]) -> Any:
+    """``obj`` (an effect, or its settings dataclass) with the nested settings ``patch`` applied:
+    ``with_settings(beauty, {"settings": {"strength": 0.3}})``. ConfigError (one line) on an unknown name."""
+    if not patch:
+        return obj
+    changes = {}
+    names = {f.name for f in dataclasses.fields(obj)}
+    for k, v in patch.items():
+        if k not in names:
+            raise ConfigError(f"{type(obj).__name__} has no setting {k!r} (it has: {', '.join(sorted(names))})")
+        cur = getattr(obj, k)
+        nested = dataclasses.is_dataclass(cur) and isinstance(v, dict)
+        changes[k] = with_settings(cur, v) if nested else (tuple(v) if isinstance(cur, tuple) else v)
+    return dataclasses.replace(obj, **changes)
+
+
+def stored_overrides(store: ShotStore, effect: str) -> list[Override]:
+    """``effect``'s per-range overrides stored in the shot."""
+    return [Override(id=i, first=a, last=b, settings=v) for i, a, b, v in store.overrides(effect)]
+
+
+def override_parts(effect: Effect, overrides: list[Override], runs: list[FrameRange]) -> list[_Part]:
+    """``runs`` split where the deciding override changes (:func:`override_at`), each with its effect. Without
+    overrides: one part, the render's effect on all of ``runs``."""
+    if not overrides:
+        return [_Part(effect, runs)]
+    parts: list[tuple[Override | None, FrameRange]] = []
+    for run in runs:
+        for f in range(run.first, run.last + 1):
+            o = override_at(overrides, f)
+            if parts and parts[-1][0] is o and parts[-1][1].last == f - 1:
+                parts[-1] = (o, FrameRange(parts[-1][1].first, f))
+            else:
+                parts.append((o, FrameRange(f, f)))
+    return [_Part(effect if o is None else with_settings(effect, o.settings), [r]) for o, r in parts]
+
+
+def _key(effect: Effect) -> str:
+    return json.dumps(effect.record(), sort_keys=True)
+
+
+def _contexts(
+    store: ShotStore, plate: Plate, cfg: RenderConfig, ids: list[int], col: ColourPath, parts: list[_Part]
+) -> dict[str, dict[int, TrackContext]]:
+    """The tracks' contexts of each distinct effect of ``parts`` (by its record)."""
+    made: dict[str, dict[int, TrackContext]] = {}
+    for p in parts:
+        if _key(p.effect) not in made:
+            made[_key(p.effect)] = prepare_tracks(store, plate, p.effect, ids, col, cfg.hold_glasses)
+    return made
+
+
 def _run_frames(
     cfg: RenderConfig,
-    effect: Effect,
+    parts: list[_Part],
     plate: Plate,
     store: ShotStore,
-    runs: list[FrameRange],
-    tracks: dict[int, TrackContext],
     col: ColourPath,
     writers: dict[str, FrameWriter],
     sw: Stopwatch,
     progress: ProgressFn | None,
 ) -> _Counts:
     """Effect on this thread (on EFFECT_WORKERS threads, frames side by side, for an effect that ``streams``
-    and has no history), composite + encode in frame order on a writer thread, for every frame of ``runs``."""
+    and has no history), composite + encode in frame order on a writer thread, for every frame of the parts'
+    runs, each part by its effect."""
     c = _Counts()
-    todo = sum(len(r) for r in runs)
-    in_place = "delta" not in writers and not effect.history  # history frames must stay as decoded
-    side_by_side = type(effect).streams and not effect.history  # pure per frame, no earlier frames
+    todo = sum(len(r) for p in parts for r in p.runs)
+    history = max(p.effect.history for p in parts)
+    in_place = "delta" not in writers and not history  # history frames must stay as decoded
+    side_by_side = all(type(p.effect).streams for p in parts) and not history  # pure per frame, no earlier frames
     pool = ThreadPoolExecutor(effect_workers(), "faceplate-effect") if side_by_side else None
     behind = Background(lambda f, img, job: _timed_write(sw, writers, plate, in_place, f, img, _done(job)),
                         depth=effect_workers() + 1 if pool else 2)  # fmt: skip
     yuv = stays_yuv(writers, col.identity)
 
-    def effect_step(rgb: NDArray[Any], faces: list[FaceRow], hands: list[F32], before: Earlier) -> list[Change]:
+    def effect_step(
+        part: _Part, rgb: NDArray[Any], faces: list[FaceRow], hands: list[F32], before: Earlier
+    ) -> list[Change]:
         with sw("effect"):
-            return face_changes(rgb, faces, tracks, effect, col, hands, before)
+            return face_changes(rgb, faces, part.tracks, part.effect, col, hands, before)
 
     try:
-        for run in runs:
+        for part, run in ((p, r) for p in parts for r in p.runs):
+            effect, tracks = part.effect, part.tracks
             earlier: deque[tuple[NDArray[Any], list[FaceRow]]] = deque(maxlen=max(effect.history, 1))
             for frame, img in sw.iterate("decode (wait)", prefetch(_with_earlier(plate, run, effect.history, yuv))):
                 rgb = img.rgb if isinstance(img, Yuv420) else img
@@ -171,7 +322,7 @@ def _run_frames(
                     continue
                 c.nonfinite += _nonfinite(rgb)
                 hands = store.hands_near(frame) if faces and cfg.extract.hands else []
-                args = (rgb, faces, hands, list(earlier))
+                args = (part, rgb, faces, hands, list(earlier))
                 job = pool.submit(effect_step, *args) if pool else effect_step(*args)
                 if effect.history:
                     earlier.append((rgb, faces))

@@ -30,6 +30,7 @@ from faceplate.models.keyframes import KeyframeSettings, ResidualUNet, predict, 
 from faceplate.models.swap import device
 from faceplate.ops.face_coords import face_coords
 from faceplate.store import FaceRow, ShotStore
+from faceplate.training.swap import LOSS_LOG, log_loss
 
 F32 = NDArray[np.float32]
 MIN_KEYFRAMES = 2
@@ -129,9 +130,10 @@ def _batch(pairs: list[Pair], rng: np.random.Generator, n: int, s: KeyframeSetti
     return x, y, torch.from_numpy(np.stack([face_coords(lm, s.res, s.face_type) for _, _, lm in picks])).to(dev)
 
 
-def fit(pairs: list[Pair], s: KeyframeSettings, seed: int = 0,
-        progress: Callable[[int, int], None] | None = None) -> tuple[ResidualUNet, list[float]]:  # fmt: skip
-    """Train the U-Net on the pairs; returns it with its loss curve.
+def fit(pairs: list[Pair], s: KeyframeSettings, seed: int = 0, progress: Callable[[int, int], None] | None = None,
+        log: Path | None = None) -> tuple[ResidualUNet, list[float]]:  # fmt: skip
+    """Train the U-Net on the pairs; returns it with its loss curve (each step's loss also appended to the
+    model folder ``log``'s LOSS_LOG when given, which starts afresh).
 
     Squared error (not L1: a paint changes few pixels, and L1's sign gradient on the unchanged ones is
     all codec noise) plus a tiny prior that keeps the matte closed where nothing was painted.
@@ -144,6 +146,9 @@ def fit(pairs: list[Pair], s: KeyframeSettings, seed: int = 0,
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, s.iters)
     losses: list[float] = []
     guard = _Guard()
+    if log is not None:
+        log.mkdir(parents=True, exist_ok=True)
+        (log / LOSS_LOG).unlink(missing_ok=True)
     for it in range(s.iters):
         x, y, coords = _batch(pairs, rng, s.batch, s, dev)
         out, matte = predict(net, x, coords)
@@ -154,6 +159,8 @@ def fit(pairs: list[Pair], s: KeyframeSettings, seed: int = 0,
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
+        if log is not None:
+            log_loss(log, it + 1, losses[-1])
         guard.check(losses, net, opt, sched)
         if progress:
             progress(it + 1, s.iters)
@@ -211,7 +218,7 @@ def train_keyframes(cfg: KeyframeTrainConfig, progress: Callable[[int, int], Non
     t0 = time.perf_counter()
     s = KeyframeSettings(res=cfg.res, iters=cfg.iters)
     pairs = training_pairs(cfg.plate, cfg.painted, cfg.shot_folder, cfg.track, cfg.face, s, cfg.colorspace)
-    net, losses = fit(pairs, s, progress=progress)
+    net, losses = fit(pairs, s, progress=progress, log=cfg.model)
     keys = sorted({p.frame for p in pairs})
     last = float(np.mean(losses[-20:]))
     save_model(cfg.model, net, s, {"plate": cfg.plate, "keyframes": keys, "loss_first": losses[0], "loss_last": last})

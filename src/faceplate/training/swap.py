@@ -4,6 +4,7 @@ shot's actor). Resumable: a model folder continues from its checkpoint and itera
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -27,6 +28,7 @@ from faceplate.review import write_png
 from faceplate.training.faceset import Faceset, load
 from faceplate.training.losses import mask_loss, reconstruction
 
+LOSS_LOG = "losses.jsonl"  # one JSON object a line, per iteration: the loss curve as training goes
 ProgressFn = Callable[[int, int, float], None]  # (iteration, target or 0, loss)
 
 
@@ -199,6 +201,7 @@ def _loop(cfg: TrainConfig, model: SwapModel, optim: torch.optim.Optimizer, stat
             loss = _step(model, optim, b, cfg, dev, gan, state.iteration)
             state.iteration += 1
             losses.append(loss)
+            log_loss(cfg.model, state.iteration, loss)
             if first_loss != first_loss:
                 first_loss = loss
             if progress:
@@ -217,6 +220,14 @@ def _loop(cfg: TrainConfig, model: SwapModel, optim: torch.optim.Optimizer, stat
     _preview(cfg.model, model, preview_set, state)
     last = float(np.mean(losses[-20:])) if losses else float("nan")
     return TrainSummary(cfg.model, start_iter, state.iteration, time.perf_counter() - t0, first_loss, last)
+
+
+def log_loss(folder: Path, iteration: int, loss: float) -> None:
+    """Append one ``{"iteration", "loss"}`` line to the model folder's LOSS_LOG (the review app's training
+    monitor reads it while this trains)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / LOSS_LOG).open("a") as f:
+        f.write(json.dumps({"iteration": iteration, "loss": round(loss, 6)}) + "\n")
 
 
 def _save(folder: Path, model: SwapModel, optim: torch.optim.Optimizer, state: checkpoint.TrainState,

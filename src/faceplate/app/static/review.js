@@ -202,7 +202,8 @@ function allFlags() {
   return [...f].sort((x, y) => x - y);
 }
 document.addEventListener("keydown", (e) => {
-  if (e.target.tagName === "SELECT") return;  // a focused menu keeps its keys; sliders give theirs to the viewer
+  const typing = e.target.tagName === "INPUT" && !["range", "checkbox"].includes(e.target.type);
+  if (e.target.tagName === "SELECT" || typing) return;  // menus and text fields keep their keys; sliders give theirs to the viewer
   const k = e.key, step = e.shiftKey ? 10 : 1;
   if (k === "ArrowRight") { stop(); show(st.frame + step); }
   else if (k === "ArrowLeft") { stop(); show(st.frame - step); }
@@ -257,7 +258,7 @@ events.addEventListener("cache", (e) => {
 });
 
 window.addEventListener("resize", () => { drawMarks(); placeHead(); });
-window.review = { state: st, show, timecode };  // for tests and later panels
+window.review = { state: st, show, timecode, events, SHOT };  // for tests and the tune panel (tune.js)
 drawMarks();
 show(P.first);
 warm(st.a); if (st.b !== st.a) warm(st.b);
