@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.analysis.smoothing import lookahead
 from faceplate.config import Override, RenderConfig, override_at
 from faceplate.cpu import single_thread_blas, usable_cores
 from faceplate.effects.base import Effect
@@ -47,7 +46,7 @@ from faceplate.render.outputs import (
     stays_yuv,
 )
 from faceplate.render.stream import can_stream, stream_render
-from faceplate.render.tracks import ColourPath, TrackContext, prepare_tracks, sample_picks, track_context
+from faceplate.render.tracks import ColourPath, Samples, TrackContext, prepare_tracks, track_context, track_samples
 from faceplate.store import F32, FaceRow, ShotStore
 from faceplate.timing import Stopwatch
 
@@ -137,20 +136,13 @@ class FrameRenderer:
             raise
         self.col = ColourPath(self.plate.info.colorspace)
         self._contexts: dict[str, dict[int, TrackContext]] = {}
-        self._reads: dict[int, tuple[list[FaceRow], dict[int, NDArray[Any]], F32 | None]] = {}
+        self._reads: dict[int, Samples] = {}
         self._frames: dict[int, NDArray[Any]] = {}
 
-    def _samples(self, store: ShotStore, track: int) -> tuple[list[FaceRow], dict[int, NDArray[Any]], F32 | None]:
-        """What :func:`prepare_tracks` reads for a track (its early faces, their decoded sample frames, its
-        mean identity), read once."""
+    def _samples(self, store: ShotStore, track: int) -> Samples:
+        """:func:`track_samples` of a track, read once."""
         if track not in self._reads:
-            faces = [f for f in store.track_faces(track) if f.source != "interp"]
-            early = [f for f in faces if f.frame < faces[0].frame + lookahead(float(self.plate.info.fps))]
-            picks = {f.frame for f in sample_picks(early)}
-            decoded = self.plate.frames(FrameRange(early[0].frame, early[-1].frame), native=True)
-            vectors = [v for _, _, v in store.embeddings(track)]
-            identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
-            self._reads[track] = (early, {f: img for f, img in decoded if f in picks}, identity)
+            self._reads[track] = track_samples(store, self.plate, track)
         return self._reads[track]
 
     def tracks(self, store: ShotStore, effect: Effect) -> dict[int, TrackContext]:

@@ -149,20 +149,24 @@ def track_context(
     return TrackContext(track, res, effect.prepare(samples, identity), held)
 
 
+Samples = tuple[list[FaceRow], dict[int, NDArray[Any]], F32 | None]  # early faces, their sample frames, identity
+
+
+def track_samples(store: ShotStore, plate: Plate, track: int) -> Samples:
+    """What :func:`track_context` needs of a track: its measured faces in its first second, their decoded
+    sample frames (:func:`sample_picks`) and its mean identity vector (None without embeddings)."""
+    faces = [f for f in store.track_faces(track) if f.source != "interp"]
+    early = [f for f in faces if f.frame < faces[0].frame + lookahead(float(plate.info.fps))]
+    picks = {f.frame for f in sample_picks(early)}
+    decoded = plate.frames(FrameRange(early[0].frame, early[-1].frame), native=True)
+    vectors = [v for _, _, v in store.embeddings(track)]
+    identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
+    return early, {f: img for f, img in decoded if f in picks}, identity
+
+
 def prepare_tracks(
     store: ShotStore, plate: Plate, effect: Effect, ids: list[int], col: ColourPath, glasses: bool | None = None
 ) -> dict[int, TrackContext]:
     """Working resolution and effect context per track, from sample frames of its first second
     (``glasses`` as :func:`held_out`, for every track)."""
-    tracks = {}
-    window = lookahead(float(plate.info.fps))
-    for t in ids:
-        faces = [f for f in store.track_faces(t) if f.source != "interp"]
-        early = [f for f in faces if f.frame < faces[0].frame + window]
-        picks = {f.frame for f in sample_picks(early)}
-        decoded = plate.frames(FrameRange(early[0].frame, early[-1].frame), native=True)
-        imgs = {f: img for f, img in decoded if f in picks}
-        vectors = [v for _, _, v in store.embeddings(t)]
-        identity = np.mean(vectors, axis=0).astype(np.float32) if vectors else None
-        tracks[t] = track_context(effect, col, t, early, imgs, identity, glasses)
-    return tracks
+    return {t: track_context(effect, col, t, *track_samples(store, plate, t), glasses) for t in ids}
