@@ -14,6 +14,7 @@ from faceplate.effects.base import AlignedFace
 from faceplate.effects.beauty import (
     BeautyEffect,
     SkinMatte,
+    beard_floor,
     beauty_matte,
     hair_distance,
     lips_zone,
@@ -22,9 +23,21 @@ from faceplate.effects.beauty import (
     shaved_shadow,
 )
 from faceplate.metrics import Coverage, skin_coverage
-from faceplate.ops.filters import gauss, luma
-from faceplate.ops.regions import distance_from, eye_distance, feather, regions_mask
-from faceplate.ops.skin import SkinModel, skin_features
+from faceplate.ops.filters import blur_radius, gauss, luma
+from faceplate.ops.regions import (
+    blurred_over,
+    dark_features,
+    dilate,
+    dilated_regions,
+    distance_from,
+    eye_distance,
+    feather,
+    feature_mask,
+    on_support,
+    regions_mask,
+    sample_patches,
+)
+from faceplate.ops.skin import SkinModel, channel_sum, colour_matrix, hair_strands, skin_features
 from faceplate.render.composite import EDGE, edge_ramp
 from labels import load_labels
 from test_beauty import labelled_matte
@@ -270,3 +283,57 @@ def test_held_once_leaves_the_track_occluders_to_the_composite() -> None:
     alpha_once, alpha_twice = (r.matte * (1.0 - held) for r in (once, twice))  # as the composite takes them
     assert band.any() and (alpha_once[band] > 0.29).all()
     assert alpha_twice[band].mean() < alpha_once[band].mean() - 0.1
+
+
+# --- the matte's shared pieces, made cheaper, keep their values (de-age reads them too) ------------------------
+
+
+def _likelihood_reference(model: SkinModel, rgb: np.ndarray, dark: np.ndarray) -> np.ndarray:
+    """SkinModel.likelihood as numpy's plain broadcasts wrote it (the reference its in-place form must match)."""
+    f = skin_features(rgb)
+    d = f - model.mean.astype(np.float32)
+    q = colour_matrix(d, model.inv_cov.astype(np.float32)) * d
+    m = np.sqrt(np.maximum(channel_sum(q), 0.0))
+    like = np.clip((model.far - m) / (model.far - model.near), 0.0, 1.0)
+    lit = np.clip((f[..., 0] / float(model.mean[0]) - dark) / 0.1, 0.0, 1.0)
+    return np.asarray(like * lit, np.float32)
+
+
+def _dark_features_reference(lum: np.ndarray, lm: np.ndarray) -> np.ndarray:
+    """regions.dark_features blurred once round the brows and nostrils together (the reference)."""
+    shape, iod = (lum.shape[0], lum.shape[1]), eye_distance(lm)
+    brows = dilate(regions_mask(lm, shape, ("brow_r", "brow_l")), 0.06 * iod)
+    nostrils = feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.65)
+    around = blurred_over(lum, np.maximum(brows, nostrils), 0.15 * iod)
+    dark = ((lum < 0.9 * around) & (brows > 0.5)) | ((lum < 0.7 * around) & (nostrils > 0.5))
+    return (dark | (feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.3) > 0.5)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["fr_biden_0000", "lp_driving_d12_0024"])
+def test_the_cheaper_matte_pieces_give_the_same_values(name: str) -> None:
+    """Bit for bit on a real aligned face: the likelihood worked in place, the brows' and the nostrils' blur
+    each round its own rectangle, masks dilated as bytes (dilated_regions), hair strands reading only the
+    rows they need; the lips zone from the distance to the lips is the disk dilation's on average."""
+    (label,) = load_labels(name)
+    crop, lm, _ = aligned_crop(*labelled_face(label))
+    shape, iod = (crop.shape[0], crop.shape[1]), eye_distance(lm)
+    model = BeautyEffect().prepare([AlignedFace(0, 0, crop, lm, interocular(lm))])
+    assert model is not None
+    floor = beard_floor(lm, shape, 0.45, 0.72, 0.3)
+    np.testing.assert_array_equal(model.likelihood(crop, floor), _likelihood_reference(model, crop, floor))
+    np.testing.assert_array_equal(model.likelihood(crop), _likelihood_reference(model, crop, np.float32(0.45)))
+    np.testing.assert_array_equal(dark_features(luma(crop), lm, shape), _dark_features_reference(luma(crop), lm))
+    for names in (("lips",), ("brow_r", "brow_l"), ("eye_r", "eye_l")):
+        for r in (0.4, 1.0, 3.0, 17.0):
+            ref = dilate(regions_mask(lm, shape, names), r)
+            np.testing.assert_array_equal(dilated_regions(lm, shape, names, r), ref)
+    k, s = round(0.3 * iod), 0.05 * iod
+    disk = on_support(lambda m: gauss(dilate(m, k), s), regions_mask(lm, shape, ("lips",)), k + blur_radius(s))
+    zone = lips_zone(lm, shape, 0.3)  # from the distance to the lips: as the disk dilation was, on average
+    assert abs(float((zone - disk).mean())) < 5e-4 and np.abs(zone - disk).max() < 0.12  # (measured 2e-4, 0.08)
+    cheeks = sample_patches(lm, shape, forehead=False)
+    strands = hair_strands(crop, cheeks, iod, rows=60)
+    last = int(np.flatnonzero(cheeks.any(axis=1))[-1]) + 1 + blur_radius(0.03 * iod) + blur_radius(0.06 * iod)
+    junk = crop.copy()
+    junk[last:] = 0.0  # rows past those read
+    np.testing.assert_array_equal(hair_strands(junk, cheeks, iod, rows=60), strands)

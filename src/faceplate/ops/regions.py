@@ -110,6 +110,23 @@ def regions_mask(lm: NDArray[np.floating], shape: tuple[int, int], names: tuple[
     return m.astype(np.float32) / 255.0
 
 
+def dilated_regions(lm: NDArray[np.floating], shape: tuple[int, int], names: tuple[str, ...], r: float) -> F32:
+    """``dilate(regions_mask(lm, shape, names), r)`` (H, W): the same mask, its canvas dilated as bytes round
+    its own pixels (no float mask to read back)."""
+    m = np.zeros(shape, np.uint8)
+    for name in names:
+        fill_polygon(m, grow(lm[mesh_regions()[name]], 1.0), hull=name != "oval")
+    k = round(r)
+    if k < 1:
+        return m.astype(np.float32) / 255.0
+    x, y, w, h = cv2.boundingRect(m)
+    out = np.zeros(shape, np.float32)
+    if w > 0:
+        roi = slice(max(0, y - k), min(shape[0], y + h + k)), slice(max(0, x - k), min(shape[1], x + w + k))
+        out[roi] = cv2.dilate(np.ascontiguousarray(m[roi]), disk(k)).astype(np.float32) / 255.0
+    return out
+
+
 def raised_oval(lm: NDArray[np.floating], forehead_lift: float = 0.18) -> NDArray[np.float64]:
     """The mesh's face outline (N, 2) with its upper rim raised towards the hairline by ``forehead_lift``
     of the face height (the mesh stops mid-forehead), more at the top than near the eyes."""
@@ -155,8 +172,7 @@ def feature_mask(
     for names, margin in grown:
         if margin < 0:
             continue
-        part = regions_mask(lm, shape, names)
-        keep_out = np.maximum(keep_out, dilate(part, margin * iod))
+        keep_out = np.maximum(keep_out, dilated_regions(lm, shape, names, margin * iod))
     for alar in (ALAR_R, ALAR_L):
         c = (lm[NOSE_BOTTOM, :2] + lm[alar, :2]) / 2
         r = nostril * float(np.linalg.norm(lm[NOSE_BOTTOM, :2] - lm[alar, :2]))
@@ -201,7 +217,7 @@ def outer_edges(lm: NDArray[np.floating], shape: tuple[int, int], forehead_lift:
         area = polygon_mask(shape, raised_oval(lm, forehead_lift), hull=False)
     oval = (area > 0.5).astype(np.uint8)
     rim = oval - cv2.erode(oval, np.ones((5, 5), np.uint8))
-    lips = dilate(region_mask(lm, shape, "lips"), (KEEP_LIPS[1] + 0.02) * eye_distance(lm))
+    lips = dilated_regions(lm, shape, ("lips",), (KEEP_LIPS[1] + 0.02) * eye_distance(lm))
     return np.maximum(rim.astype(np.float32), lips)
 
 
@@ -224,10 +240,11 @@ def dark_features(lum: F32, lm: NDArray[np.floating], shape: tuple[int, int], br
     not its opening), and the discs' cores (radius 0.3) always. The mesh gives where, the picture gives the
     feature's own edge."""
     iod = eye_distance(lm)
-    brows = dilate(regions_mask(lm, shape, ("brow_r", "brow_l")), 0.06 * iod)  # dilating the max: the max of each
+    brows = dilated_regions(lm, shape, ("brow_r", "brow_l"), 0.06 * iod)  # dilating the max: the max of each
     nostrils = feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.65)
-    around = blurred_over(lum, np.maximum(brows, nostrils), 0.15 * iod)
-    dark = ((lum < (1.0 - brow) * around) & (brows > 0.5)) | ((lum < (1.0 - nostril) * around) & (nostrils > 0.5))
+    s = 0.15 * iod  # each blurred round its own rectangle: the same values there, less area than round both
+    dark = (lum < (1.0 - brow) * blurred_over(lum, brows, s)) & (brows > 0.5)
+    dark |= (lum < (1.0 - nostril) * blurred_over(lum, nostrils, s)) & (nostrils > 0.5)
     return (dark | (feature_mask(lm, shape, (-1.0, -1.0, -1.0), 0.3) > 0.5)).astype(np.float32)
 
 

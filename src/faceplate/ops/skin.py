@@ -37,6 +37,17 @@ def channel_sum(a: F32) -> F32:
     return np.asarray(cv2.transform(flat, SUM3), np.float32).reshape(a.shape[:-1])
 
 
+def offset(f: F32, mean: NDArray[np.float64]) -> F32:
+    """``f`` (..., 3) less ``mean`` (3,) (as float32) per channel (OpenCV's subtract: the same differences,
+    without numpy's slow broadcast over a last axis of 3)."""
+    m = mean.astype(np.float32)
+    if f.size == 0:
+        return np.asarray(f - m, np.float32)
+    flat = np.ascontiguousarray(f, np.float32).reshape(-1, 1, 3)
+    scalar = (float(m[0]), float(m[1]), float(m[2]), 0.0)
+    return np.asarray(cv2.subtract(flat, scalar), np.float32).reshape(f.shape)  # type: ignore[call-overload]
+
+
 def skin_features(rgb: F32) -> F32:
     """(..., 3) luma and chroma over luma: shading scales encoded RGB, so Cb/Y' and Cr/Y' stay put on a
     face turned from the light while hair, lips and backgrounds move away."""
@@ -81,13 +92,19 @@ class SkinModel:
         """Skin likelihood (H, W) in [0, 1] for encoded RGB (H, W, 3): 1 inside ``near``, 0 beyond ``far``
         and below ``dark`` (default ``self.dark``; a map (H, W) sets it per pixel) times the mean luma."""
         f = skin_features(rgb)
-        d = f - self.mean.astype(np.float32)
-        q = colour_matrix(d, self.inv_cov.astype(np.float32)) * d
-        m = np.sqrt(np.maximum(channel_sum(q), 0.0))
-        like = np.clip((self.far - m) / (self.far - self.near), 0.0, 1.0)
-        floor = self.dark if dark is None else dark
-        lit = np.clip((f[..., 0] / float(self.mean[0]) - floor) / 0.1, 0.0, 1.0)
-        return np.asarray(like * lit, np.float32)
+        d = offset(f, self.mean)
+        q = colour_matrix(d, self.inv_cov.astype(np.float32))
+        q *= d
+        m = channel_sum(q)  # the same sums as numpy's, worked in place (fewer full-size temporaries)
+        np.sqrt(np.maximum(m, 0.0, out=m), out=m)
+        np.subtract(self.far, m, out=m)
+        m /= self.far - self.near
+        lit = np.asarray(f[..., 0] / float(self.mean[0]), np.float32)  # (an array even for one pixel)
+        lit -= self.dark if dark is None else dark
+        lit /= 0.1
+        m = np.clip(m, 0.0, 1.0, out=m)
+        m *= np.clip(lit, 0.0, 1.0, out=lit)
+        return np.asarray(m, np.float32)
 
 
 def hair_strands(rgb: F32, reference: F32, iod: float, ratio: tuple[float, float] = (2.5, 4.5),
@@ -97,21 +114,23 @@ def hair_strands(rgb: F32, reference: F32, iod: float, ratio: tuple[float, float
     and oriented (structure-tensor coherence in ``coherence``). Fair or white hair that reads as skin by its
     colour still has strands; skin's pores are neither as strong nor aligned. With ``rows``, only the rows
     above it (0 below; the same values above, at less cost)."""
-    y = luma(rgb)
+    h = rgb.shape[0]
     ref = reference > 0.5
-    out = np.zeros(y.shape, np.float32)
+    out = np.zeros(rgb.shape[:2], np.float32)
     if not ref.any():
         return out
     s = 0.06 * iod
-    n = y.shape[0] if rows is None else max(0, min(y.shape[0], rows))
+    n = h if rows is None else max(0, min(h, rows))
     if n == 0:
         return out
     m = max(n, int(np.flatnonzero(ref.any(axis=1))[-1]) + 1)  # the rows ``tex`` is read on
-    part = y[: min(y.shape[0], m + blur_radius(0.03 * iod) + blur_radius(s))]  # rows below m reach it by blurs only
+    below = (min(h, m + blur_radius(0.03 * iod) + blur_radius(s)), min(h, n + 2 + int(np.ceil(3 * s))))
+    y = luma(rgb[: max(below)])  # the rows read (luma is per pixel: the same values)
+    part = y[: below[0]]  # rows below m reach it by blurs only
     hp = part - gauss(part, 0.03 * iod)
     tex = np.sqrt(gauss(hp * hp, s))[:m]
     base = max(float(np.median(tex[ref[:m]])), 1e-4)
-    top = y[: min(y.shape[0], n + 2 + int(np.ceil(3 * s)))]  # rows below n reach rows above by Sobel + blur only
+    top = y[: below[1]]  # rows below n reach rows above by Sobel + blur only
     gx = cv2.Sobel(top, cv2.CV_32F, 1, 0)
     gy = cv2.Sobel(top, cv2.CV_32F, 0, 1)
     jxx, jyy, jxy = (gauss(a, s)[:n] for a in (gx * gx, gy * gy, gx * gy))
