@@ -70,7 +70,8 @@ def keep_fine(change: F32, near: F32, sigma: float) -> F32:
     if not near.any() or sigma <= 0:
         return change
     broad = blurred_over(change, near, sigma)  # where ``near`` is 0 the blur is not needed
-    return np.asarray(change - spread(near, change.shape[2]) * broad, np.float32)
+    broad *= spread(near, change.shape[2])  # (in place: fewer full-size temporaries; the same products)
+    return np.asarray(np.subtract(change, broad, out=broad), np.float32)
 
 
 def blemish_map(img: F32, skin: F32, iod: float) -> F32:

@@ -63,17 +63,27 @@ def shifted(a: F32, dx: float, dy: float) -> F32:
     return np.roll(a, (-round(dy), -round(dx)), axis=(0, 1))
 
 
+def add_shifted(acc: F32, a: F32, dx: float, dy: float) -> F32:
+    """``acc += shifted(a, dx, dy)`` for ``acc``, ``a`` (H, W), in place, without the shifted copy."""
+    h, w = a.shape
+    sy, sx = round(dy) % h, round(dx) % w
+    for ys, yd in ((slice(sy, h), slice(0, h - sy)), (slice(0, sy), slice(h - sy, h))):
+        for xs, xd in ((slice(sx, w), slice(0, w - sx)), (slice(0, sx), slice(w - sx, w))):
+            acc[yd, xd] += a[ys, xs]
+    return acc
+
+
 def clean_texture(fine: F32, clean: F32, iod: float) -> F32:
     """Pore texture (H, W) from nearby clean skin: shifted copies of ``fine`` weighted by ``clean`` (H, W) at
     their source (sharpened, so one copy dominates), scaled to the clean skin's pore energy."""
     acc = np.zeros(fine.shape, np.float32)
     wsum = np.full(fine.shape, 1e-4, np.float32)
+    w = clean * clean
+    w *= w
+    wf = w * fine  # a shift is a permutation: shifting the products gives the products of the shifts
     for dx, dy in SHIFTS:
-        w = shifted(clean, dx * iod, dy * iod)
-        w *= w
-        w *= w
-        acc += w * shifted(fine, dx * iod, dy * iod)
-        wsum += w
+        add_shifted(acc, wf, dx * iod, dy * iod)
+        add_shifted(wsum, w, dx * iod, dy * iod)
     tex = acc / wsum
     n = max(float(clean.sum()), 1e-6)
     want, have = float((fine * fine * clean).sum()) / n, float((tex * tex * clean).sum()) / n
@@ -204,4 +214,5 @@ def restore_pores(img: F32, texture: F32, skin: F32, keep: float) -> F32:
     want = keep * texture
     d = (want - pore_band(y)) * skin  # the first step, from d = 0
     d += (want - pore_band(y + d)) * skin
-    return np.asarray(np.clip(img + spread(d, img.shape[2]), 0, 1), np.float32)
+    out = img + spread(d, img.shape[2])
+    return np.asarray(np.clip(out, 0, 1, out=out), np.float32)
