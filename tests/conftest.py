@@ -11,6 +11,8 @@ import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from faceplate.config import ExtractConfig
@@ -86,3 +88,18 @@ def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str)
     assert len(lines) == 1, proc.stderr
     for n in needles:
         assert n in lines[0], lines[0]
+
+
+def write_clip(src: Path, out: Path, frames: int) -> list[np.ndarray]:
+    """The first ``frames`` frames of ``src`` re-encoded (H.264, near lossless); returns them as decoded RGB."""
+    with av.open(str(src)) as c:
+        rgb = [f.to_ndarray(format="rgb24") for f, _ in zip(c.decode(video=0), range(frames), strict=False)]
+    with av.open(str(out), "w") as o:
+        s = o.add_stream("libx264", rate=30, options={"crf": "8", "preset": "ultrafast"})
+        s.width, s.height, s.pix_fmt = rgb[0].shape[1], rgb[0].shape[0], "yuv420p"
+        for img in rgb:
+            for pkt in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                o.mux(pkt)
+        for pkt in s.encode():
+            o.mux(pkt)
+    return rgb

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import media
+from conftest import media, write_clip
 from faceplate.app import ReviewConfig, create_app
 from faceplate.app.proxies import display8, resolve_view, view_processor
 from faceplate.app.training import read_losses
@@ -31,7 +31,6 @@ from faceplate.render import render
 from faceplate.render.outputs import record_path
 from faceplate.render.run import FrameRenderer, override_parts, with_settings
 from faceplate.store import ShotStore
-from test_review_app import _write_clip
 
 FRAMES = 12
 TOKEN = "t" * 20
@@ -41,7 +40,7 @@ TOKEN = "t" * 20
 def shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tune")
     clip = root / "d18_12.mp4"
-    _write_clip(media("lp_driving_d18.mp4"), clip, FRAMES)
+    write_clip(media("lp_driving_d18.mp4"), clip, FRAMES)
     extract(ExtractConfig(plate=str(clip), shot=root / "shot"))
     return root / "shot"
 
@@ -56,9 +55,9 @@ def client(shot: Path) -> Iterator[TestClient]:
         yield c
 
 
-def app_client(shot: Path) -> TestClient:
+def app_client(shot: Path, **kw: Any) -> TestClient:
     """A fresh app (a server restart: its state loaded from the shot again), token cookie set."""
-    c = TestClient(create_app(ReviewConfig(shot=shot, open_browser=False, token=TOKEN, proxy_format="png")))
+    c = TestClient(create_app(ReviewConfig(shot=shot, open_browser=False, token=TOKEN, proxy_format="png", **kw)))
     c.cookies.set(c.app.state.review.cookie, TOKEN)  # type: ignore[attr-defined]
     return c
 
@@ -244,9 +243,19 @@ for i in range(1, 41):
 
 
 @pytest.mark.slow
-def test_training_monitor_follows_a_loss_log_written_by_another_process(client: TestClient, tmp_path: Path) -> None:
+def test_training_monitor_follows_a_loss_log_written_by_another_process(shot: Path, tmp_path: Path) -> None:
     model = tmp_path / "model"
     model.mkdir()
+    with app_client(shot, models=[model]) as client:  # a folder given at startup (--model)
+        watch_training(client, model, tmp_path)
+        nope = client.get("/api/train", params={"model": str(tmp_path / "nope")})
+        assert nope.status_code == 400 and "--model" in nope.json()["detail"]
+        (shot / "models" / "kf").mkdir(parents=True, exist_ok=True)  # a folder inside the shot: allowed
+        assert client.get("/api/train", params={"model": str(shot / "models" / "kf")}).json()["losses"] == []
+
+
+def watch_training(client: TestClient, model: Path, tmp_path: Path) -> None:
+    """The monitor reads ``model``'s loss log and preview while another process writes them."""
     png = tmp_path / "p.png"
     cv2.imwrite(str(png), np.full((8, 16, 3), 128, np.uint8))
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(model), str(png)])
@@ -263,7 +272,6 @@ def test_training_monitor_follows_a_loss_log_written_by_another_process(client: 
     got = client.get("/api/train", params={"model": str(model)}).json()
     assert got["losses"][0] == [1, 1.0] and got["preview"] is not None
     assert decode(client.get("/api/train/preview", params={"model": str(model)}).content).shape == (8, 16, 3)
-    assert client.get("/api/train", params={"model": str(tmp_path / "nope")}).status_code == 400
 
 
 def test_a_half_written_loss_line_is_skipped(tmp_path: Path) -> None:

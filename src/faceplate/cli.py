@@ -172,12 +172,16 @@ def review(
     plate: Annotated[str | None, typer.Option(help="The shot's plate, when it moved since extraction.")] = None,
     display: Annotated[str | None, typer.Option(help="OCIO display of the proxies (default: the config's).")] = None,
     view: Annotated[str, typer.Option(help="OCIO view; auto: video as encoded, scene-linear un-tone-mapped.")] = "auto",
+    model: Annotated[
+        list[Path] | None,
+        typer.Option("--model", help="Model folder the page may use (swap, keyframes, training monitor; repeatable)."),
+    ] = None,
 ) -> None:
     """Serve the shot's review page (frame-accurate viewer, compare, tracks, QC marks); prints its URL."""
     from faceplate.app import ReviewConfig, serve
 
     cfg = build(ReviewConfig, shot=shot, renders=list(render or []), host=host, port=port, open_browser=open_browser,
-                plate=plate, display=display, view=view)  # fmt: skip
+                plate=plate, display=display, view=view, models=list(model or []))  # fmt: skip
     try:
         serve(cfg, lambda url: print(url, flush=True))
     except KeyboardInterrupt:

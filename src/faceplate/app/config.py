@@ -18,7 +18,9 @@ class ReviewConfig(BaseModel):
     ``renders``: outputs to compare with the plate (video, ``comp.####.exr`` sequence or still); their mattes
     and deltas are found beside them. ``port`` 0 picks a free port. ``token`` None draws a random one.
     ``display``/``view``: the OCIO display and view of the proxies (None: the config's default display;
-    ``auto``: see AUTO_VIEW). ``plate``: the plate's path when it moved since extraction.
+    ``auto``: see AUTO_VIEW). ``plate``: the plate's path when it moved since extraction. ``models``: the
+    model folders the page may name (swap, keyframes, the training monitor): these, folders inside them, and
+    folders inside the shot; no other path from the page is read.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -30,6 +32,7 @@ class ReviewConfig(BaseModel):
     open_browser: bool = True
     token: str | None = Field(None, min_length=16)
     plate: str | None = None
+    models: list[Path] = Field(default_factory=list)
     display: str | None = None
     view: str = AUTO_VIEW
     proxy_format: Literal["jpeg", "png"] = "jpeg"
@@ -42,3 +45,13 @@ class ReviewConfig(BaseModel):
     def cache_folder(self) -> Path:
         """Where proxies are cached (in the shot folder unless told otherwise)."""
         return self.cache_dir or self.shot / "review_cache"
+
+    @property
+    def model_roots(self) -> list[Path]:
+        """Where the page's model folders may lie: the ``models`` given and the shot folder."""
+        return [*self.models, self.shot]
+
+    @property
+    def output_roots(self) -> list[Path]:
+        """Where a render job may write: the shot folder and the folders of the renders given."""
+        return [self.shot, *(Path(r).parent for r in self.renders)]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from faceplate.app.events import EventBus
+from faceplate.app.sources import sibling
 from faceplate.app.tune import make_effect, shot_render_config, write_shot
 from faceplate.errors import FaceplateError, Interrupted, StoreError
 from faceplate.store import ShotStore
@@ -30,11 +31,18 @@ def default_out(shot: Path, jid: int, effect: str) -> str:
     return str(shot / "renders" / f"job{jid}_{effect}" / "comp.####.png")
 
 
+def delta_of(out: str) -> str:
+    """Where a job that keeps its delta writes it: ``comp.####.png`` → ``comp_delta.####.exr`` (found beside
+    the comp by the viewer)."""
+    return str(Path(sibling(out, "delta")).with_suffix(".exr"))
+
+
 def job_spec(body: dict[str, Any]) -> dict[str, Any]:
-    """The stored spec of a submitted job (effect, settings patch, model, frames, out); ConfigError when the
-    effect cannot be built from it."""
+    """The stored spec of a submitted job (effect, settings patch, model, frames, out, delta: also write the
+    delta); ConfigError when the effect cannot be built from it."""
     spec: dict[str, Any] = {k: body.get(k) for k in ("effect", "model", "frames", "out")}
-    spec["settings"] = dict(body.get("settings") or {})
+    spec["settings"] = body.get("settings") or {}
+    spec["delta"] = body.get("delta") is True
     make_effect(str(spec["effect"]), spec["settings"], spec["model"])
     return spec
 
@@ -130,7 +138,8 @@ class JobQueue:
                 raise _Cancelled
             from faceplate.render import render
 
-            cfg = shot_render_config(self.shot, spec["out"], spec["frames"], self.plate)
+            delta = delta_of(spec["out"]) if spec.get("delta") else None
+            cfg = shot_render_config(self.shot, spec["out"], spec["frames"], self.plate, delta)
             render(cfg, make_effect(spec["effect"], spec["settings"], spec["model"]), prog)
             msg = f"opened in the viewer as {self.on_done(spec['out'])}"
         except (_Cancelled, Interrupted, KeyboardInterrupt):

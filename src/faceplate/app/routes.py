@@ -9,6 +9,9 @@ the training monitor (every one behind the server's token, like the rest).
 - ``GET /api/jobs``; ``POST /api/jobs`` ``{effect, settings, model?, frames?, out?}``;
   ``POST /api/jobs/{id}/cancel`` and ``/resume`` (progress: ``jobs`` events)
 - ``GET /api/train?model=FOLDER`` losses and preview stamp; ``GET /api/train/preview?model=FOLDER`` the PNG
+
+A model folder named by the page must be one given at startup (``--model``) or lie in the shot folder, a
+job's output in the shot folder or a render's folder (:mod:`faceplate.app.paths`); anything else is refused.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import Body, FastAPI, HTTPException, Response
 
 from faceplate.app import proxies
+from faceplate.app.paths import model_folder, output_path
 from faceplate.app.training import PREVIEW, monitor
 from faceplate.app.tune import NEEDS_MODEL, TUNABLE, form, make_effect, write_shot
 from faceplate.config import Override, Preset
+from faceplate.errors import ConfigError
 from faceplate.media import colour
 from faceplate.store import ShotStore
 
@@ -30,8 +35,22 @@ if TYPE_CHECKING:
     from faceplate.app.server import ReviewState
 
 
+def frame_of(value: Any, first: int, last: int) -> int:
+    """The plate frame a request names (``first`` when none); ConfigError unless a whole number, 404 outside."""
+    if value is None:
+        return first
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"frame must be a whole number, got {value!r}")
+    if not first <= value <= last:
+        raise HTTPException(404, f"frame {value} is outside the plate ({first}-{last})")
+    return value
+
+
 def tune_routes(app: FastAPI, st: ReviewState) -> None:
     """Add the tune, preset, override, job and training routes of ``st`` to ``app``."""
+
+    def model_of(body: dict[str, Any]) -> str | None:
+        return model_folder(body.get("model"), st.cfg.model_roots)
 
     @app.get("/api/tune")
     def effects() -> dict[str, Any]:
@@ -47,11 +66,9 @@ def tune_routes(app: FastAPI, st: ReviewState) -> None:
     @app.post("/api/tune/frame")
     def tune_frame(body: dict[str, Any] = Body(...)) -> Response:  # noqa: B008 (FastAPI's way)
         t0 = time.perf_counter()
-        effect = make_effect(str(body.get("effect")), body.get("settings") or {}, body.get("model"))
-        frame = int(body.get("frame", st.summary["plate"]["first"]))
         p = st.summary["plate"]
-        if not p["first"] <= frame <= p["last"]:
-            raise HTTPException(404, f"frame {frame} is outside the plate ({p['first']}-{p['last']})")
+        frame = frame_of(body.get("frame"), p["first"], p["last"])
+        effect = make_effect(str(body.get("effect")), body.get("settings") or {}, model_of(body))
         comp, matte = st.tuner.render(effect, frame)
         if body.get("layer") == "matte":
             px = proxies.matte8(matte)
@@ -64,15 +81,16 @@ def tune_routes(app: FastAPI, st: ReviewState) -> None:
 
     @app.post("/api/presets")
     def save_preset(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        pr = Preset(**body)
-        make_effect(pr.effect, pr.settings, body.get("model"))  # refuse settings the effect does not take
+        model = model_of(body)  # the page sends the model folder along (a preset does not store it)
+        pr = Preset(**{k: v for k, v in body.items() if k != "model"})
+        make_effect(pr.effect, pr.settings, model)  # refuse settings the effect does not take
         write_shot(st.cfg.shot, lambda s: s.save_preset(pr.effect, pr.name, pr.settings))
         return {"saved": pr.name}
 
     @app.post("/api/overrides")
     def add_override(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         o = Override(first=body.get("first"), last=body.get("last"), settings=body.get("settings") or {})
-        make_effect(str(body.get("effect")), o.settings, body.get("model"))
+        make_effect(str(body.get("effect")), o.settings, model_of(body))
         oid = write_shot(st.cfg.shot, lambda s: s.add_override(str(body["effect"]), o.first, o.last, o.settings))
         return {"id": oid}
 
@@ -87,7 +105,8 @@ def tune_routes(app: FastAPI, st: ReviewState) -> None:
 
     @app.post("/api/jobs")
     def submit(body: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
-        return {"id": st.jobs.submit(body)}
+        out = output_path(body.get("out"), st.cfg.shot, st.cfg.output_roots)
+        return {"id": st.jobs.submit({**body, "model": model_of(body), "out": out})}
 
     @app.post("/api/jobs/{jid}/{action}")
     def job_action(jid: int, action: str) -> dict[str, Any]:
@@ -96,13 +115,19 @@ def tune_routes(app: FastAPI, st: ReviewState) -> None:
         ok = st.jobs.cancel(jid) if action == "cancel" else st.jobs.resume(jid)
         return {"id": jid, action: ok, "state": st.jobs.job(jid)["state"]}
 
+    def watched(folder: str) -> Path:
+        got = model_folder(folder, st.cfg.model_roots)
+        if got is None:
+            raise ConfigError("name the model folder to watch")
+        return Path(got)
+
     @app.get("/api/train")
     def train(model: str) -> dict[str, Any]:
-        return monitor(Path(model))
+        return monitor(watched(model))
 
     @app.get("/api/train/preview")
     def train_preview(model: str) -> Response:
-        path = Path(model) / PREVIEW
+        path = watched(model) / PREVIEW
         if not path.is_file():
             raise HTTPException(404, f"{model} has no {PREVIEW} yet")
         return Response(path.read_bytes(), media_type="image/png", headers={"Cache-Control": "no-cache"})

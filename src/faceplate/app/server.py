@@ -26,7 +26,7 @@ import secrets
 import socket
 import threading
 import webbrowser
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
@@ -36,6 +36,7 @@ from urllib.parse import urlencode
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
@@ -48,7 +49,7 @@ from faceplate.app.proxies import ProxyCache, View
 from faceplate.app.routes import tune_routes
 from faceplate.app.shotinfo import shot_summary, timecode, track_boxes
 from faceplate.app.sources import LAYERS, Reader, Source, open_source
-from faceplate.app.tune import Tuner
+from faceplate.app.tune import TUNABLE, Tuner, make_effect
 from faceplate.errors import ConfigError, FaceplateError, PlateError, StoreError
 from faceplate.store import ShotStore
 
@@ -85,6 +86,9 @@ class ReviewState:
         """Open the shot, its plate and the renders; FaceplateError (one line) on any bad input."""
         if not cfg.shot.is_dir():
             raise StoreError(f"shot folder {cfg.shot} does not exist; run `faceplate extract` first")
+        for m in cfg.models:
+            if not m.is_dir():
+                raise ConfigError(f"--model {m} is not a folder")
         with ShotStore.open(cfg.shot) as store:
             info = store.plate
             summary = shot_summary(store, cfg)
@@ -117,6 +121,8 @@ class ReviewState:
                 return known[0]
             sid = f"r{len(self.sources)}"
             src = open_source(sid, path, "render", self.sources["plate"].rgb.info)
+            if any(s.label == src.label for s in self.sources.values()):  # two comp.####.png: name the folder
+                src.label = f"{Path(path).parent.name}/{src.label}"
             self.sources[sid], self.views[sid] = src, _view(src, self.cfg)
             self.summary["sources"] = [s.describe() for s in self.sources.values()]
         if publish:
@@ -150,8 +156,10 @@ class ReviewState:
     def make_proxy(self, src: Source, layer: str, sf: int) -> bytes:
         """Decode and encode one proxy (no cache)."""
         reader = src.reader(layer)
+        view, proc = self.views[src.id]
         if layer == "rgb":
-            px = proxies.display8(reader.rgb(sf), self.views[src.id][1])
+            fast = proxies.read_codes8(reader.frame_file(sf)) if view.raw and reader.is_sequence else None
+            px = fast if fast is not None else proxies.display8(reader.rgb(sf), proc)
         elif layer == "matte":
             alpha = reader.alpha(sf) if src.matte_in_alpha else reader.rgb(sf)
             px = proxies.matte8(alpha if alpha is not None else np.ones((1, 1), np.float32))
@@ -166,6 +174,10 @@ class ReviewState:
             raise HTTPException(404, f"{src.label} has no {layer} layer (it has: {', '.join(src.layers())})")
         got = self.proxy_key(src, layer, frame)
         if got is None:
+            sf = src.source_frame(frame, layer)
+            if sf is not None:  # a frame it has, whose file went away
+                name = Path(src.reader(layer).frame_file(sf)).name
+                raise HTTPException(404, f"{src.label}: {name} is gone (deleted or moved since the server started)")
             return None
         key, sf = got
         return self.cache.get_or_make(key, lambda: self.make_proxy(src, layer, sf)), key
@@ -207,7 +219,11 @@ class ReviewState:
         """Make every missing rgb proxy of ``src`` in frame order (one decode stream of its own)."""
         p = self.summary["plate"]
         frames = [f for f in range(p["first"], p["last"] + 1) if self.proxy_key(src, "rgb", f) is not None]
-        own = Source(src.id, src.label, src.path, src.role, Reader(src.path, src.rgb.info.colorspace, p["first"]))
+        try:
+            own = Source(src.id, src.label, src.path, src.role, Reader(src.path, src.rgb.info.colorspace, p["first"]))
+        except FaceplateError as err:  # e.g. a frame of its sequence removed since the server started
+            self.bus.publish("cache", {"source": src.id, "error": str(err)})
+            return
         try:
             for i, f in enumerate(frames):
                 if self.bus.closed:
@@ -228,6 +244,13 @@ class ReviewState:
         self.bus.close()
         for s in self.sources.values():
             s.close()
+
+
+def shot_gone(shot: Path) -> str | None:
+    """The message when the shot folder (its store) went away while the server runs; None while it is there."""
+    if (shot / "shot.sqlite").is_file():
+        return None
+    return f"the shot folder {shot} is gone (moved or deleted since the server started); put it back or restart"
 
 
 def _open_plate(store: ShotStore, cfg: ReviewConfig) -> Source:
@@ -319,7 +342,7 @@ def _routes(app: FastAPI, st: ReviewState) -> None:
             try:
                 return {"track": track, "boxes": track_boxes(store, track)}
             except StoreError as err:
-                raise HTTPException(404, str(err)) from None
+                raise HTTPException(404, shot_gone(st.cfg.shot) or str(err)) from None
 
     @app.get("/frames/{sid}/{layer}/{frame}")
     def frame(sid: str, layer: str, frame: int, request: Request) -> Response:
@@ -340,7 +363,7 @@ def _routes(app: FastAPI, st: ReviewState) -> None:
         try:
             return Response(st.thumbnail(track), media_type="image/jpeg")
         except StoreError as err:
-            raise HTTPException(404, str(err)) from None
+            raise HTTPException(404, shot_gone(st.cfg.shot) or str(err)) from None
 
     @app.post("/api/warm/{sid}")
     def warm(sid: str) -> dict[str, Any]:
@@ -352,12 +375,30 @@ def _routes(app: FastAPI, st: ReviewState) -> None:
 
     @app.exception_handler(FaceplateError)
     def faceplate_error(request: Request, err: FaceplateError) -> JSONResponse:
-        return JSONResponse({"detail": str(err)}, status_code=400 if isinstance(err, ConfigError) else 500)
+        gone = shot_gone(st.cfg.shot)
+        status = 400 if isinstance(err, ConfigError) and not gone else 500
+        return JSONResponse({"detail": gone or one_line(str(err))}, status_code=status)
 
     @app.exception_handler(ValidationError)
-    def bad_body(request: Request, err: ValidationError) -> JSONResponse:
-        e = err.errors()[0]
-        return JSONResponse({"detail": f"{'.'.join(map(str, e['loc']))}: {e['msg']}"}, status_code=400)
+    @app.exception_handler(RequestValidationError)
+    def bad_body(request: Request, err: ValidationError | RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": validation_message(err.errors())}, status_code=400)
+
+    @app.exception_handler(Exception)
+    def bug(request: Request, err: Exception) -> JSONResponse:  # one line for the page, never a traceback
+        return JSONResponse({"detail": one_line(f"internal error: {type(err).__name__}: {err}")}, status_code=500)
+
+
+def one_line(text: str) -> str:
+    """The first line of a message (the page shows one line)."""
+    return text.strip().splitlines()[0] if text.strip() else "error"
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """pydantic's or FastAPI's validation errors → ``where: what`` of the first one."""
+    e = errors[0] if errors else {"loc": [], "msg": "invalid request"}
+    loc = [str(x) for x in e.get("loc", []) if x != "body"]
+    return one_line(f"{'.'.join(loc) or 'request'}: {e.get('msg', 'invalid')}")
 
 
 def _track_rows(st: ReviewState) -> str:
@@ -395,6 +436,7 @@ def render_page(st: ReviewState) -> str:
         options_a=_options(st, "plate"),
         options_b=_options(st, b),
         tracks=_track_rows(st),
+        models="".join(f'<option value="{html.escape(str(m))}">' for m in st.cfg.models),
         timecode=timecode(p["first"], p["fps"]),
         data=json.dumps(st.summary).replace("</", "<\\/"),
     )
@@ -441,13 +483,21 @@ class ReviewServer:
             self.state.close()
             raise
         self.app = create_app(cfg, self.state)
+        self.primer = threading.Thread(target=self._prime, name="tune-prime", daemon=True)
         host = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
         self.url = f"http://{host}:{self.sock.getsockname()[1]}/?token={self.state.token}"
         config = uvicorn.Config(self.app, log_level="warning", timeout_graceful_shutdown=2, access_log=False)
         self.server = _Uvicorn(config, self.state.bus)
 
+    def _prime(self) -> None:
+        """Ready the tune panel's first frame (plate open, track samples read) while the page loads."""
+        with contextlib.suppress(FaceplateError):
+            self.state.tuner.prime(make_effect(TUNABLE[0], {}))
+
     def run(self) -> None:
         """Serve until :meth:`stop` (or Ctrl-C in the main thread: KeyboardInterrupt after shutdown)."""
+        if self.state.summary["tracks"]:
+            self.primer.start()
         try:
             self.server.run(sockets=[self.sock])
         finally:

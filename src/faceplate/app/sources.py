@@ -40,6 +40,11 @@ class Reader:
         self._it: Iterator[tuple[int, Any]] | None = None
         self._next = -1
 
+    @property
+    def is_sequence(self) -> bool:
+        """Image files (a sequence or a still), each frame a file of its own."""
+        return isinstance(self.plate, SequencePlate)
+
     def frame_file(self, frame: int) -> str:
         """The file holding ``frame`` (the video itself, or the sequence's file)."""
         if isinstance(self.plate, SequencePlate):

@@ -55,12 +55,45 @@ def make_effect(name: str, patch: dict[str, Any], model: str | None = None) -> E
     """The effect ``name`` (with its ``model`` folder for swap and keyframes) with the settings ``patch``."""
     if name not in TUNABLE:
         raise ConfigError(f"unknown effect {name!r} to tune; valid: {', '.join(TUNABLE)}")
+    check_patch(form(name), patch)
     make = EFFECTS.get(name)
     if name in NEEDS_MODEL:
         if not model or not Path(model).is_dir():
             raise ConfigError(f"{name} needs its model folder (got {model or 'none'})")
         return with_settings(make(Path(model)), patch)
     return with_settings(make(), patch)
+
+
+KINDS: dict[str, tuple[type, ...]] = {"range": (int, float), "toggle": (bool,), "select": (str,), "text": (str,)}
+WANT = {"range": "a number", "toggle": "true or false", "text": "text"}
+
+
+def _leaves(patch: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of each leaf of a nested settings patch."""
+    out: list[tuple[str, Any]] = []
+    for k, v in patch.items():
+        out += _leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [(f"{prefix}{k}", v)]
+    return out
+
+
+def check_patch(controls: list[dict[str, Any]], patch: Any) -> None:
+    """ConfigError (one line) when ``patch`` is not an object or gives a setting of the form a value of the
+    wrong type (a number a string, a toggle a number, a menu a choice it lacks); unknown keys are left to
+    the effect, which names them."""
+    if not isinstance(patch, dict):
+        raise ConfigError(f'settings must be an object such as {{"settings": {{"strength": 0.4}}}}, got {patch!r}')
+    by = {c["key"]: c for c in controls}
+    groups = {k.rsplit(".", 1)[0] for k in by if "." in k}
+    for key, value in _leaves(patch):
+        if key in groups:
+            raise ConfigError(f"{key}: expected an object of settings, got {value!r}")
+        c = by.get(key)
+        if c is None:
+            continue
+        ok = isinstance(value, KINDS[c["kind"]]) and not (c["kind"] == "range" and isinstance(value, bool))
+        if not ok or (c["kind"] == "select" and value not in c["choices"]):
+            want = f"one of {', '.join(c['choices'])}" if c["kind"] == "select" else WANT[c["kind"]]
+            raise ConfigError(f"{key}: expected {want}, got {value!r}")
 
 
 def _default_effect(name: str) -> Any:
@@ -121,13 +154,16 @@ def _registry_choices(name: str) -> list[str] | None:
     return COLOUR_TRANSFER.names()
 
 
-def shot_render_config(shot: Path, out: str, frames: str | None = None, plate: str | None = None) -> RenderConfig:
-    """The render of the shot folder ``shot`` (its plate, or ``plate`` when it moved) to ``out``."""
+def shot_render_config(
+    shot: Path, out: str, frames: str | None = None, plate: str | None = None, delta: str | None = None
+) -> RenderConfig:
+    """The render of the shot folder ``shot`` (its plate, or ``plate`` when it moved) to ``out`` (and its
+    ``delta`` output)."""
     with ShotStore.open(shot) as store:
         info = store.plate
     first = info.first_frame if info.kind == "video" else 0
     ext = ExtractConfig(plate=plate or info.path, shot=shot, frames=frames, first_frame=first)
-    return RenderConfig(extract=ext, out=out)
+    return RenderConfig(extract=ext, out=out, delta=delta)
 
 
 def write_shot(shot: Path, fn: Callable[[ShotStore], Any]) -> Any:
@@ -151,10 +187,19 @@ class Tuner:
     def render(self, effect: Effect, frame: int) -> tuple[Any, Any]:
         """(comp, matte) of plate frame ``frame`` with ``effect``."""
         with self.lock:
-            if self._renderer is None:
-                self._renderer = FrameRenderer(shot_render_config(self.shot, str(self.shot / "tune.png"),
-                                                                  plate=self.plate))  # fmt: skip
-            return self._renderer.render(effect, frame, deep=True)  # as a job's PNG16 comp (and EXR, TIFF16)
+            return self._open().render(effect, frame, deep=True)  # as a job's PNG16 comp (and EXR, TIFF16)
+
+    def _open(self) -> FrameRenderer:
+        """The renderer, made on first use (call with the lock held)."""
+        if self._renderer is None:
+            self._renderer = FrameRenderer(shot_render_config(self.shot, str(self.shot / "tune.png"), plate=self.plate))
+        return self._renderer
+
+    def prime(self, effect: Effect) -> None:
+        """Open the plate and read the tracks' samples now (and ``effect``'s contexts), so the page's first
+        tuned frame does not wait for them: in a thread of its own at server start."""
+        with self.lock, ShotStore.open(self.shot) as store:
+            self._open().tracks(store, effect)
 
     def close(self) -> None:
         with self.lock:

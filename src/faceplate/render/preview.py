@@ -64,7 +64,7 @@ def preview(cfg: RenderConfig, effect_at: Callable[[float], Effect], frame: int 
 
         shots = [comp_at(s) for s in SWEEP]
         default = comp_at(cfg.strength)
-    view = _viewer(img, faces, col)
+    view = tile_view(img, faces, col)
     stem = Path(re.sub(r"[.](#+|@+|%0?\d*d)", "", cfg.out))
     before_after = stem.with_name(f"{stem.stem}_preview.png")
     sweep = stem.with_name(f"{stem.stem}_sweep.png")
@@ -74,7 +74,7 @@ def preview(cfg: RenderConfig, effect_at: Callable[[float], Effect], frame: int 
     return [before_after, sweep]
 
 
-def _viewer(img: F32, faces: list[FaceRow], col: ColourPath) -> Callable[[F32], NDArray[np.uint8]]:
+def tile_view(img: F32, faces: list[FaceRow], col: ColourPath) -> Callable[[F32], NDArray[np.uint8]]:
     """A function cropping a frame round ``faces`` (25% margin) to a TILE_HEIGHT-high 8-bit view."""
     box = np.array([[f.best[:, 0].min(), f.best[:, 1].min(), f.best[:, 0].max(), f.best[:, 1].max()] for f in faces])
     (x0, y0), (x1, y1) = box[:, :2].min(0), box[:, 2:].max(0)

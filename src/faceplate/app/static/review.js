@@ -21,15 +21,32 @@ function timecode(f, fps) {
 const clampFrame = (f) => Math.min(P.last, Math.max(P.first, f));
 const loopIn = () => (st.in ?? P.first), loopOut = () => (st.out ?? P.last);
 
+// ------------------------------------------------------------------ the message (one at a time)
+function say(kind, text) {  // text: show it (it replaces any other); null: clear it if it is of this kind
+  const m = $("message");
+  if (text) { m.textContent = text; m.dataset.kind = kind; m.hidden = false; }
+  else if (m.dataset.kind === kind) { m.textContent = ""; delete m.dataset.kind; m.hidden = true; }
+}
+async function detail(url, opts) {  // the server's one-line reason of a failed request
+  try {
+    const r = await fetch(url, opts), body = await r.json().catch(() => ({}));
+    return r.ok ? null : (typeof body.detail === "string" ? body.detail : r.statusText);
+  } catch (err) { return `the review server does not answer (${err.message})`; }
+}
+
 // ------------------------------------------------------------------ frames (proxies)
-const images = new Map();  // "src/layer/frame" → Promise<HTMLImageElement|null>
+const images = new Map(), failed = new Map();  // "src/layer/frame" → Promise<HTMLImageElement|null>; → reason
 function proxy(src, layer, f) {
   const key = `${src}/${layer}/${f}`;
   if (!images.has(key)) {
     images.set(key, new Promise((resolve) => {
       const im = new Image();
-      im.onload = () => resolve(im);
-      im.onerror = () => resolve(null);
+      im.onload = () => { failed.delete(key); resolve(im); };
+      im.onerror = async () => {  // not kept: asked again next time (a file put back shows up)
+        failed.set(key, await detail(`/frames/${key}`));
+        images.delete(key);
+        resolve(null);
+      };
       im.src = `/frames/${key}`;
     }));
     if (images.size > 400) images.delete(images.keys().next().value);
@@ -62,17 +79,14 @@ function compose(imgs) {
   if ((st.mode === "a" || st.mode === "b") && st.gain === 1 && st.gamma === 1 && imgs[0]) {  // fast path
     work.width = P.width; work.height = P.height;
     wctx.drawImage(imgs[0], 0, 0, P.width, P.height);
-    $("missing").hidden = true;
+    say("frame", null);
     return wctx.getImageData(0, 0, P.width, P.height);
   }
   const [A, B] = imgs.map(pixels), w = P.width, h = P.height, L = lut(), m = st.mode;
   const side = m === "side", out = new ImageData(side ? 2 * w : w, h), o = out.data;
   const a = A ? A.data : null, b = B ? B.data : null, split = Math.round(st.wipe * w);
-  const missing = [];
-  if (!a) missing.push(m === "b" ? st.b : st.a);
-  if (!b && m !== "a" && m !== "b") missing.push(m === "matte" || m === "delta" ? m : st.b);
-  $("missing").hidden = !missing.length;
-  $("missing").textContent = missing.length ? `no frame ${st.frame} in: ${missing.join(", ")}` : "";
+  const why = needs().filter((n, k) => !imgs[k]).map(([s, l]) => failed.get(`${s}/${l}/${st.frame}`) || `${s} has no ${l} at frame ${st.frame}`);
+  say("frame", why.length ? why.join("; ") : null);
   for (let y = 0; y < h; y++) {
     for (let x = 0; x < w; x++) {
       const i = 4 * (y * w + x);
@@ -224,6 +238,15 @@ document.addEventListener("keydown", (e) => {
   e.preventDefault();
 });
 
+// ------------------------------------------------------------------ go to a frame
+$("goto").addEventListener("keydown", (e) => {
+  if (e.key !== "Enter") return;
+  const v = e.target.value.trim(), n = Number(v);
+  if (!/^-?\d+$/.test(v)) say("frame", `"${v}" is not a frame number`);
+  else if (n < P.first || n > P.last) say("frame", `frame ${n} is outside the plate (${P.first}–${P.last})`);
+  else { stop(); show(n); e.target.blur(); }
+});
+
 // ------------------------------------------------------------------ controls
 function slider(id, fn, text) {
   const el = $(id);
@@ -239,7 +262,9 @@ $("src-b").addEventListener("change", (e) => { st.b = e.target.value; warm(st.b)
   const id = Number(li.dataset.track);
   document.querySelectorAll(".track").forEach((o) => o.classList.remove("following"));
   if (st.follow === id) { st.follow = null; st.boxes = null; $("follow-state").textContent = ""; show(st.frame); return; }
-  const r = await (await fetch(`/api/tracks/${id}/boxes`)).json();
+  const got = await fetch(`/api/tracks/${id}/boxes`), r = await got.json().catch(() => ({}));
+  if (!got.ok) { say("shot", r.detail || got.statusText); return; }
+  say("shot", null);
   st.follow = id; st.boxes = new Map(r.boxes.map((b) => [b[0], b.slice(1)]));
   li.classList.add("following");
   $("follow-state").textContent = `following track ${id}`;
@@ -253,12 +278,13 @@ function warm(id) { fetch(`/api/warm/${id}`, { method: "POST" }); }
 const events = new EventSource("/events");
 events.addEventListener("cache", (e) => {
   const d = JSON.parse(e.data);
-  progress[d.source] = d.error ? `error: ${d.error}` : d.done >= d.total ? "cached" : `${d.done}/${d.total}`;
+  progress[d.source] = d.error ? "not cached" : d.done >= d.total ? "cached" : `${d.done}/${d.total}`;  // why: the frame's message
   $("progress").textContent = "· proxies " + Object.entries(progress).map(([k, v]) => `${k} ${v}`).join(", ");
+  if (d.error) $("progress").title = d.error;
 });
 
 window.addEventListener("resize", () => { drawMarks(); placeHead(); });
-window.review = { state: st, show, timecode, events, SHOT };  // for tests and the tune panel (tune.js)
+window.review = { state: st, show, timecode, events, SHOT, say };  // for tests and the tune panel (tune.js)
 drawMarks();
 show(P.first);
 warm(st.a); if (st.b !== st.a) warm(st.b);

@@ -66,7 +66,10 @@
   }
   function drawForm() { $("tune-form").replaceChildren(...t.controls.map(control)); }
 
-  async function load(effect) {
+  const guard = (kind, fn) => async (...args) => {  // an action's failure: one line in the page's message
+    try { await fn(...args); R.say(kind, null); } catch (err) { R.say(kind, err.message); }
+  };
+  const load = guard("tune-form", async (effect) => {
     t.effect = effect;
     $("tune-model-row").hidden = !t.needsModel.includes(effect);
     const f = await json(`/api/tune/${effect}`);
@@ -78,7 +81,7 @@
     listOverrides(f.overrides);
     drawForm();
     tune();
-  }
+  });
 
   // ------------------------------------------------------------------ the tuned frame
   async function tune() {  // one request at a time; the latest settings win
@@ -96,8 +99,10 @@
       img.dataset.seq = String(++t.seq);
       $("tune-frame").textContent = String(frame);
       $("tune-ms").textContent = `${r.headers.get("X-Render-Ms")} ms`;
+      R.say("tune", null);
     } catch (err) {
-      $("tune-ms").textContent = `error: ${err.message}`;
+      $("tune-ms").textContent = "";
+      R.say("tune", err.message);
     } finally {
       t.busy = false;
       if (t.again) { t.again = false; tune(); }
@@ -109,12 +114,12 @@
   }, 250);
 
   // ------------------------------------------------------------------ presets and overrides
-  $("preset-save").addEventListener("click", async () => {
+  $("preset-save").addEventListener("click", guard("preset", async () => {
     const name = $("preset-name").value.trim();
-    if (!name) return;
+    if (!name) throw new Error("name the preset first");
     await post("/api/presets", { effect: t.effect, name, settings: patch(), model: model() });
     await load(t.effect);
-  });
+  }));
   $("preset-list").addEventListener("change", (e) => {
     const p = (t.presets || []).find((x) => x.name === e.target.value);
     if (!p) return;
@@ -133,14 +138,14 @@
   function listOverrides(list) {
     $("override-list").replaceChildren(...list.map((o) => {
       const del = el("button", { textContent: "delete" });
-      del.addEventListener("click", async () => { await json(`/api/overrides/${o.id}`, { method: "DELETE" }); load(t.effect); });
+      del.addEventListener("click", guard("override", async () => { await json(`/api/overrides/${o.id}`, { method: "DELETE" }); await load(t.effect); }));
       return el("li", { textContent: `frames ${o.first}–${o.last ?? "end"}: ${changed(o.settings)} ` }, del);
     }));
   }
-  async function override(first, last) {
+  const override = guard("override", async (first, last) => {
     await post("/api/overrides", { effect: t.effect, first, last, settings: patch(), model: model() });
-    load(t.effect);
-  }
+    await load(t.effect);
+  });
   $("override-on").addEventListener("click", () => override(R.state.frame, null));
   $("override-range").addEventListener("click", () => {
     const p = R.SHOT.plate;
@@ -156,7 +161,7 @@
       li.dataset.state = j.state;
       const act = (name) => {
         const b = el("button", { textContent: name });
-        b.addEventListener("click", async () => { await post(`/api/jobs/${j.id}/${name}`, {}); refreshJobs(); });
+        b.addEventListener("click", guard("job", async () => { await post(`/api/jobs/${j.id}/${name}`, {}); await refreshJobs(); }));
         li.append(b);
       };
       if (["queued", "running"].includes(j.state)) act("cancel");
@@ -168,11 +173,11 @@
     for (const j of (await json("/api/jobs")).jobs) jobs.set(j.id, j);
     drawJobs();
   }
-  $("job-submit").addEventListener("click", async () => {
-    const frames = $("job-frames").value.trim() || null;
-    await post("/api/jobs", { effect: t.effect, settings: patch(), model: model(), frames });
-    refreshJobs();
-  });
+  $("job-submit").addEventListener("click", guard("job", async () => {
+    const frames = $("job-frames").value.trim() || null, delta = $("job-delta").checked;
+    await post("/api/jobs", { effect: t.effect, settings: patch(), model: model(), frames, delta });
+    await refreshJobs();
+  }));
   R.events.addEventListener("jobs", (e) => {
     const d = JSON.parse(e.data);
     jobs.set(d.id, { ...(jobs.get(d.id) || {}), ...d });
@@ -197,9 +202,10 @@
     g.fillStyle = "#111"; g.fillRect(0, 0, w, h);
     if (losses.length < 2) return;
     const its = losses.map((p) => p[0]), ls = losses.map((p) => Math.log10(Math.max(p[1], 1e-9)));
-    const x0 = its[0], x1 = its[its.length - 1], y0 = Math.min(...ls), y1 = Math.max(...ls) || y0 + 1;
+    const x0 = its[0], x1 = its[its.length - 1], y0 = Math.min(...ls), y1 = Math.max(...ls);  // a loss of 1: log 0
     const X = (i) => pad + ((i - x0) / Math.max(1, x1 - x0)) * (w - pad - 6);
-    const Y = (v) => h - pad + 10 - ((v - y0) / Math.max(1e-9, y1 - y0)) * (h - pad - 4);
+    const top = 22, bottom = h - 18;  // room for the latest loss above and the iterations below
+    const Y = (v) => (y1 > y0 ? bottom - ((v - y0) / (y1 - y0)) * (bottom - top) : (top + bottom) / 2);
     g.strokeStyle = "#5ab0ff"; g.beginPath();
     losses.forEach((p, k) => (k ? g.lineTo(X(its[k]), Y(ls[k])) : g.moveTo(X(its[k]), Y(ls[k]))));
     g.stroke();
@@ -207,10 +213,11 @@
     g.fillText(`loss ${losses[losses.length - 1][1].toPrecision(4)} @ ${x1}`, pad, 12);
     g.fillText(String(x0), pad, h - 4); g.fillText(String(x1), w - 40, h - 4);
   }
-  async function poll() {
-    if (!t.watch) return;
+  async function poll(gen) {  // one loop per "watch" click: an older one ends at its next turn
+    if (!t.watch || gen !== t.gen) return;
     try {
       const m = await json(`/api/train?model=${encodeURIComponent(t.watch)}`);
+      if (gen !== t.gen) return;
       plot(m.losses);
       $("loss").dataset.points = String(m.losses.length);
       $("train-state").textContent = `${m.losses.length} iterations logged`;
@@ -218,13 +225,20 @@
         t.previewStamp = m.preview;
         $("train-preview").src = `/api/train/preview?model=${encodeURIComponent(t.watch)}&t=${m.preview}`;
       }
-    } catch (err) { $("train-state").textContent = `error: ${err.message}`; }
-    setTimeout(poll, 2000);
+      R.say("train", null);
+    } catch (err) {
+      if (gen !== t.gen) return;
+      $("train-state").textContent = "";
+      R.say("train", err.message);
+    }
+    if (gen === t.gen) setTimeout(() => poll(gen), 2000);
   }
-  $("train-watch").addEventListener("click", () => {
-    const first = !t.watch;
+  $("train-watch").addEventListener("click", () => {  // watch this folder now (and every 2 s)
+    t.gen = (t.gen || 0) + 1;
     t.watch = $("train-model").value.trim() || null;
-    if (first) poll();
+    t.previewStamp = null;
+    if (!t.watch) R.say("train", "name the model folder to watch");
+    else poll(t.gen);
   });
 
   // ------------------------------------------------------------------ start
@@ -237,5 +251,6 @@
     refreshJobs();
     await load(e.effects[0]);
   })();
+  t.rerun = tune;
   window.review.tune = t;
 })();
