@@ -10,6 +10,7 @@ import sys
 import warnings
 from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -103,3 +104,29 @@ def write_clip(src: Path, out: Path, frames: int) -> list[np.ndarray]:
         for pkt in s.encode():
             o.mux(pkt)
     return rgb
+
+
+def _jiggle(net: Any, seed: int) -> None:
+    """Seeded random weights: an untrained network that still changes the face (for contract tests)."""
+    import torch
+
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0.0, 0.05)
+
+
+def tiny_models(root: Path) -> dict[str, Path]:
+    """A tiny swap model and a tiny keyframe model with seeded random weights, saved under ``root``."""
+    from faceplate.models import swap_checkpoint as checkpoint
+    from faceplate.models.keyframes import KeyframeSettings, save_model
+    from faceplate.models.swap import SwapArch, SwapModel
+
+    swap = SwapModel(SwapArch(res=64, ae_dims=32, e_dims=8, d_dims=8, d_mask_dims=4))
+    _jiggle(swap, 1)
+    checkpoint.save(root / "swap", swap, None, checkpoint.TrainState())
+    s = KeyframeSettings(res=64, width=8)
+    net = s.net()
+    _jiggle(net, 2)
+    save_model(root / "keyframes", net, s, {})
+    return {"swap": root / "swap", "keyframes": root / "keyframes"}

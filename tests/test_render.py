@@ -11,42 +11,22 @@ from typing import Any
 import numpy as np
 import OpenImageIO as oiio
 import pytest
-import torch
 
-from conftest import assert_one_line_error, media, run_cli
+from conftest import assert_one_line_error, media, run_cli, tiny_models
 from faceplate.config import RenderConfig, TrainConfig, build
 from faceplate.effects import EFFECTS, Effect
 from faceplate.errors import ConfigError
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.media.colour import LINEAR_709, converter
-from faceplate.models import swap_checkpoint as checkpoint
-from faceplate.models.keyframes import KeyframeSettings, save_model
-from faceplate.models.swap import SwapArch, SwapModel
 from faceplate.ops.filters import fill_nonfinite
 from faceplate.render import plan_chunks, render
 
 D18 = "lp_driving_d18.mp4"
 
 
-def _jiggle(net: torch.nn.Module, seed: int) -> None:
-    """Seeded random weights: an untrained network that still changes the face (for contract tests)."""
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for p in net.parameters():
-            p.normal_(0.0, 0.05)
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("models")
-    swap = SwapModel(SwapArch(res=64, ae_dims=32, e_dims=8, d_dims=8, d_mask_dims=4))
-    _jiggle(swap, 1)
-    checkpoint.save(root / "swap", swap, None, checkpoint.TrainState())
-    s = KeyframeSettings(res=64, width=8)
-    net = s.net()
-    _jiggle(net, 2)
-    save_model(root / "keyframes", net, s, {})
-    return {"swap": root / "swap", "keyframes": root / "keyframes"}
+    return tiny_models(tmp_path_factory.mktemp("models"))
 
 
 def _effect(name: str, models: dict[str, Path]) -> Effect:

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import media, write_clip
+from conftest import media, tiny_models, write_clip
 from faceplate.app import ReviewConfig, create_app
 from faceplate.app.proxies import display8, resolve_view, view_processor
 from faceplate.app.training import read_losses
@@ -96,6 +96,33 @@ def test_tuned_frame_is_the_renders_frame_bit_for_bit(shot: Path, client: TestCl
     np.testing.assert_array_equal(decode(r.content), display8(colour.to_float(ref), view))
     other = decode(client.post("/api/tune/frame", json={**body, "settings": {"settings": {"strength": 1.0}}}).content)
     assert np.abs(other.astype(int) - decode(r.content)).max() > 2  # a setting moves the frame
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["swap", "keyframes"])
+def test_a_models_tuned_frame_is_the_renders_frame(shot: Path, tmp_path: Path, name: str) -> None:
+    """Swap and keyframes tune with their model folder (a --model folder): the frame is the render's, bit for
+    bit, the swap's merge controls are on the form, and a model folder not given at startup is refused."""
+    model = tiny_models(tmp_path / "models")[name]
+    effect = with_settings(EFFECTS.get(name)(model), {"merge": {"erode": 4}} if name == "swap" else {})
+    render_to(shot, tmp_path / "r", effect, "5-6")
+    body = {
+        "effect": name,
+        "model": str(model),
+        "frame": 6,
+        "settings": {"merge": {"erode": 4}} if name == "swap" else {},
+    }
+    with app_client(shot, models=[model.parent]) as c:
+        r = c.post("/api/tune/frame", json=body)
+        assert r.status_code == 200, r.text
+        controls = {k["key"] for k in c.get(f"/api/tune/{name}").json()["controls"]}
+    view = view_processor(resolve_view("Gamma 2.4 Encoded Rec.709", None, "auto"))
+    np.testing.assert_array_equal(decode(r.content), display8(colour.to_float(png16(tmp_path / "r", 6)), view))
+    if name == "swap":
+        assert {"merge.colour", "merge.mask", "merge.erode", "merge.blur"} <= controls, controls
+    with app_client(shot) as c:  # no --model: the folder is not one the page may name
+        refused = c.post("/api/tune/frame", json=body)
+    assert refused.status_code == 400 and "\n" not in refused.json()["detail"]
 
 
 def test_the_form_is_built_from_the_effects_settings(client: TestClient) -> None:
