@@ -4,7 +4,9 @@ thread) on a 1080p shot, timed from a client on one kept-alive connection, as th
 - cached frame fetch (goal ≤ 50 ms): the same frames fetched again, from the proxy cache
 - first proxy of an uncached frame (goal ≤ 150 ms): distinct frames, cache emptied first: of the video plate
   in frame order as the viewer steps (decode continues one stream) and in jumps (a seek each: a long-GOP
-  video decodes from its keyframe), and of a 16-bit PNG sequence render in jumps (each frame on its own)
+  video decodes from its keyframe), and of a 16-bit PNG sequence render and a scene-linear half-float EXR
+  sequence render (PIZ, as faceplate's EXR writer writes; through the Un-tone-mapped view) in jumps (each
+  frame on its own)
 - tuned-frame preview (goal ≤ 1.5 s) for beauty and deage: the first request right after the server starts
   (the page just opened), settings changed on the same frame, the same settings on the next frame
 
@@ -106,9 +108,9 @@ def jumps(frames: list[int]) -> list[int]:
     return back[::2] + back[1::2]
 
 
-def bench_frames(c: Client, cache: Path, first: int, last: int, repeat: int) -> list[dict[str, Any]]:
-    """First proxies (cache emptied) of the video plate in steps and in jumps and of the PNG16 sequence
-    render (r1) in jumps, then cached fetches."""
+def bench_frames(c: Client, cache: Path, first: int, last: int, repeat: int, exr: int) -> list[dict[str, Any]]:
+    """First proxies (cache emptied) of the video plate in steps and in jumps, of the PNG16 sequence render
+    (r1) and of the EXR sequence render (r2, its ``exr`` frames) in jumps, then cached fetches."""
     shutil.rmtree(cache, ignore_errors=True)
     cache.mkdir(parents=True)
     frames = list(range(first, last + 1))
@@ -116,11 +118,13 @@ def bench_frames(c: Client, cache: Path, first: int, last: int, repeat: int) -> 
     step = [c.call("GET", f"/frames/plate/rgb/{f}")[0] for f in frames[:half]]
     jump = [c.call("GET", f"/frames/plate/rgb/{f}")[0] for f in jumps(frames[half:])]
     seq = [c.call("GET", f"/frames/r1/rgb/{f}")[0] for f in jumps(frames)]
+    exrs = [c.call("GET", f"/frames/r2/rgb/{f}")[0] for f in jumps(frames[:exr])]
     cached = [c.call("GET", f"/frames/plate/rgb/{frames[i % len(frames)]}")[0] for i in range(repeat)]
     return [
         report("first proxy, video plate, stepping", step, "first"),
         report("first proxy, video plate, jumping (seek each)", jump, "first"),
         report("first proxy, PNG16 sequence render, jumping", seq, "first"),
+        report("first proxy, linear EXR render, jumping", exrs, "first"),
         report("cached frame fetch", cached, "cached"),
     ]
 
@@ -141,6 +145,32 @@ def sequence_of(clip: Path, frames: int) -> str:
                 bgr = cv2.cvtColor(np.asarray(rgb), cv2.COLOR_RGB2BGR).astype(np.uint16) * np.uint16(257)
                 cv2.imwrite(str(folder / f"comp.{n:04d}.png"), bgr)
     return str(folder / "comp.####.png")
+
+
+def exr_sequence_of(clip: Path, frames: int) -> str:
+    """The clip's first ``frames`` frames as scene-linear half-float EXRs (Rec.709 video → Linear Rec.709,
+    times 2 so highlights pass 1) by faceplate's EXR writer (PIZ, as a render writes them; made once)."""
+    import numpy as np
+
+    from faceplate.media import colour
+    from faceplate.media.frames import FrameRange
+    from faceplate.media.plate import open_plate
+    from faceplate.media.writers import WriterSpec, open_writer
+
+    folder = WORK / f"{clip.stem}_{frames}_exr"
+    pattern = str(folder / "comp.####.exr")
+    if len(list(folder.glob("comp.*.exr"))) < frames:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open_plate(clip) as plate:
+            to_linear = colour.converter(plate.info.colorspace, colour.LINEAR_709)
+            i = plate.info
+            spec = WriterSpec(pattern, i.width, i.height, format="exr", colorspace=colour.LINEAR_709)
+            with open_writer(spec) as out:
+                for n, rgb in plate.frames(FrameRange(0, frames - 1)):
+                    x = np.ascontiguousarray(rgb, np.float32)
+                    to_linear(x)
+                    out.write(n, x * np.float32(2.0))
+    return pattern
 
 
 def tune_body(effect: str, frame: int, value: float) -> dict[str, Any]:
@@ -174,12 +204,15 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--repeat", type=int, default=40, help="cached fetches")
     ap.add_argument("--tune", type=int, default=6, help="tune requests of each kind")
+    ap.add_argument("--exr-frames", type=int, default=20, help="frames of the EXR sequence render")
     args = ap.parse_args()
     from faceplate.app import ReviewConfig, ReviewServer
 
     print(f"machine: {machine()}\nbefore: {load()}")
     shot = shot_of(MEDIA / args.clip, args.frames)
-    cfg = ReviewConfig(shot=shot, open_browser=False, renders=[sequence_of(MEDIA / args.clip, args.frames)])
+    exr_frames = min(args.exr_frames, args.frames)
+    renders = [sequence_of(MEDIA / args.clip, args.frames), exr_sequence_of(MEDIA / args.clip, exr_frames)]
+    cfg = ReviewConfig(shot=shot, open_browser=False, renders=renders)
     srv = timed("server start", lambda: ReviewServer(cfg))
     p = srv.state.summary["plate"]
     print(f"plate {args.clip}: {p['width']}x{p['height']}, frames {p['first']}-{p['last']}, JPEG q{cfg.jpeg_quality}")
@@ -190,7 +223,7 @@ def main() -> None:
         last = min(p["last"], p["first"] + args.frames - 1)  # the analysed frames
         mid = max(p["first"], (p["first"] + last) // 2 - args.tune)
         rows = [row for effect in ("beauty", "deage") for row in bench_tune(c, effect, mid, args.tune)]
-        rows += bench_frames(c, cfg.cache_folder, p["first"], last, args.repeat)
+        rows += bench_frames(c, cfg.cache_folder, p["first"], last, args.repeat, exr_frames)
     finally:
         srv.stop()
         t.join(10)

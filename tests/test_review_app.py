@@ -275,6 +275,48 @@ def test_raw_proxies_of_integer_images_skip_the_float_pass(tmp_path: Path) -> No
     assert read_codes8(str(tmp_path / "grey.png")) is None and read_codes8(str(tmp_path / "none.png")) is None
 
 
+def test_half_float_frames_take_the_views_table_with_the_same_codes(shot: Shot, tmp_path: Path) -> None:
+    """Half EXR frames: the per-channel view's table of every half gives what the float path gives."""
+    from faceplate.app.proxies import half_bits, half_frame, read_halves
+    from faceplate.media import colour
+    from faceplate.media.writers import WriterSpec, open_writer
+
+    every = np.arange(65536, dtype=np.uint16)
+    plain = every.view(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(half_frame(every.reshape(64, 1024, 1))).ravel(), plain)  # NaN too
+    rng = np.random.default_rng(0)
+    mixed = np.concatenate([np.repeat(every[:, None], 3, 1), rng.integers(0, 65536, (65536, 3))]).astype(np.uint16)
+    mixed = mixed.reshape(256, 512, 3)  # every half in every channel, and mixed pixels (NaN, ±Inf, subnormals)
+    lin = resolve_view(colour.LINEAR_709, None, "auto")
+    for v in (lin, resolve_view(colour.LINEAR_709, None, "Raw"), resolve_view("ACEScg", None, "auto")):
+        proc = view_processor(v)
+        want = display8(mixed.view(np.float16).astype(np.float32), proc)  # a plain array: the float path
+        frame = half_frame(mixed)
+        assert half_bits(frame) is mixed and half_bits(frame[1:]) is None and half_bits(np.array(frame)) is None
+        if v.colorspace == "ACEScg":  # a matrix mixes the channels: no table, the float path
+            assert proc.half_table is None
+        np.testing.assert_array_equal(display8(frame, proc), want)
+    # served: an RGBA half EXR render (faceplate's writer, PIZ) proxies as its float read through the view
+    with open_plate(shot.clip) as plate:
+        h, w = plate.info.height, plate.info.width
+    pattern = str(tmp_path / "lin.####.exr")
+    with open_writer(WriterSpec(pattern, w, h, format="exr", colorspace=colour.LINEAR_709, alpha=True)) as out:
+        for n in range(3):
+            x = rng.random((h, w, 3), np.float32) * np.float32(4.0)
+            x[0, :4] = np.array([np.nan, np.inf, -np.inf, -1.0], np.float32)[:, None]
+            out.write(n, x, np.full((h, w), 0.5, np.float32))
+    assert read_halves(pattern.replace("####", "0001")) is not None
+    cfg = ReviewConfig(shot=shot.shot, renders=[pattern], open_browser=False, token="t" * 20, proxy_format="png")
+    with TestClient(create_app(cfg), follow_redirects=False) as c, open_plate(pattern) as exr:
+        c.cookies.set(c.app.state.review.cookie, "t" * 20)  # type: ignore[attr-defined]
+        proc = view_processor(lin)
+        assert half_bits(c.app.state.review.sources["r1"].rgb.rgb(0)) is not None  # type: ignore[attr-defined]
+        for n in (2, 0, 1):
+            r = c.get(f"/frames/r1/rgb/{n}")
+            assert r.status_code == 200
+            np.testing.assert_array_equal(decode(r.content), display8(exr.read(n), proc))
+
+
 def test_scene_linear_plates_get_the_colorimetric_view() -> None:
     v = resolve_view("Linear Rec.709 (sRGB)", None, "auto")
     assert (v.display, v.view) == ("sRGB - Display", "Un-tone-mapped")

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from faceplate.app import proxies
 from faceplate.errors import ConfigError, PlateError
 from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
 from faceplate.media.plate import Plate, PlateInfo, SequencePlate, open_plate
@@ -52,7 +53,13 @@ class Reader:
         return self.path
 
     def rgb(self, frame: int) -> NDArray[np.float32]:
-        """Frame ``frame`` as float32 RGB (H, W, 3) in the plate's colour space."""
+        """Frame ``frame`` as float32 RGB (H, W, 3) in the plate's colour space. A half-float EXR frame of a
+        sequence comes read-only, carrying its half bits (:func:`proxies.half_frame`: a view's table makes
+        its proxy without the float maths)."""
+        if isinstance(self.plate, SequencePlate) and frame in self.info.frames:
+            bits = proxies.read_halves(self.plate.path_of(frame))
+            if bits is not None and bits.shape[:2] == (self.info.height, self.info.width):
+                return proxies.half_frame(bits)
         with self._lock:
             if self._it is None or frame != self._next:
                 self._it = self.plate.frames(FrameRange(frame, self.info.last_frame))
