@@ -42,6 +42,7 @@ def _probe(*args: str, **env: str) -> dict:
     return json.loads(r.stdout.splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
 def test_pools_follow_the_affinity_mask() -> None:
     """Pinned to one core (as taskset or a farm scheduler would), every pool has one thread: torch intra- and
@@ -50,6 +51,7 @@ def test_pools_follow_the_affinity_mask() -> None:
     assert got == {"torch": 1, "interop": 1, "cv2": 1, "pools": [1], "graph_threads": 1, "wait": "PASSIVE"}
 
 
+@pytest.mark.slow
 def test_env_override_sets_every_pool_and_keeps_the_users_wait_policy() -> None:
     n = usable_cores() + 1  # more than the cores: only the variable can give this
     got = _probe(**{THREADS_ENV: str(n), "OMP_WAIT_POLICY": "ACTIVE"})

@@ -273,6 +273,7 @@ def test_hair_leaves_a_grey_wall_beside_dark_hair_alone(tmp_path: Path) -> None:
     assert np.percentile(weight[rim], 90) < 0.05 and np.percentile(weight[rim], 99) < 0.2
 
 
+@pytest.mark.slow
 def test_cli_hair_and_volume_reach_the_settings_and_age_warns(tmp_path: Path) -> None:
     """Each deage flag sets its own control (a positional mix-up once turned --hair into volume), and
     --age warns, in one line, where --years aims below ~20 apparent years or the actor is a child."""

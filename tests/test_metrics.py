@@ -209,6 +209,7 @@ def test_no_seam_on_a_real_face(still: Callable[[str, str], Arrays], plate: str,
     assert not s.seamed, f"{plate} {effect}: seam of {s.step_255:.1f}/255 at ({s.x}, {s.y})"
 
 
+@pytest.mark.slow
 def test_background_of_a_real_render_is_untouched(still: Callable[[str, str], Arrays]) -> None:
     p, c, _ = still("fr_biden.jpg", "beauty")
     seg = PersonSegmenter()

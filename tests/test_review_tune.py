@@ -171,6 +171,7 @@ def test_the_override_rule() -> None:
         Override(first=5, last=4)
 
 
+@pytest.mark.slow
 def test_renders_honour_an_override_on_its_range_only(shot: Path, tmp_path: Path, client: TestClient) -> None:
     plain, low, over, after = (tmp_path / n for n in ("plain", "low", "over", "after"))
     render_to(shot, plain, beauty(0.7), "2-5")
@@ -209,6 +210,7 @@ def wait_job(c: TestClient, jid: int, states: tuple[str, ...], timeout: float = 
     raise AssertionError(f"job {jid} is still {job['state']}")
 
 
+@pytest.mark.slow
 def test_a_job_runs_reports_progress_cancels_resumes_and_survives_a_restart(
     shot: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
