@@ -174,16 +174,24 @@ def half_bits(rgb: Any) -> NDArray[np.uint16] | None:
     return bits if bits is not None and bits.shape == rgb.shape else None
 
 
+def open_as_stored(path: str) -> Any:
+    """An OIIO ImageInput of ``path`` opened as the plate reader opens it (alpha as stored, never
+    premultiplied), or None where it cannot be opened."""
+    config = oiio.ImageSpec()
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    inp = oiio.ImageInput.open(path, config)
+    if inp is None:
+        oiio.geterror()
+    return inp
+
+
 def read_halves(path: str) -> NDArray[np.uint16] | None:
     """A half-float image file's R, G, B (its first three channels, so named) as half bits (H, W, 3), read
     as stored: a third of the cost of the plate's float read of every channel. None for any other file."""
     if Path(path).suffix.lower() != ".exr":
         return None
-    config = oiio.ImageSpec()
-    config.attribute("oiio:UnassociatedAlpha", 1)  # as the plate reader opens it
-    inp = oiio.ImageInput.open(path, config)
+    inp = open_as_stored(path)
     if inp is None:
-        oiio.geterror()
         return None
     try:
         spec = inp.spec()
@@ -216,11 +224,8 @@ def read_codes8(path: str) -> NDArray[np.uint8] | None:
     fewer than three colour channels, unreadable): the caller takes the general path."""
     if Path(path).suffix.lower() not in INT_IMAGES:
         return None
-    config = oiio.ImageSpec()
-    config.attribute("oiio:UnassociatedAlpha", 1)  # as stored, as the plate reader reads it: never premultiplied
-    inp = oiio.ImageInput.open(path, config)
+    inp = open_as_stored(path)
     if inp is None:
-        oiio.geterror()
         return None
     try:
         spec = inp.spec()
