@@ -185,25 +185,36 @@ def open_as_stored(path: str) -> Any:
     return inp
 
 
-def read_halves(path: str) -> NDArray[np.uint16] | None:
-    """A half-float image file's R, G, B (its first three channels, so named) as half bits (H, W, 3), read
-    as stored: a third of the cost of the plate's float read of every channel. None for any other file."""
-    if Path(path).suffix.lower() != ".exr":
-        return None
+def read_rgb(path: str, pick: Callable[[Any], Any]) -> NDArray[Any] | None:
+    """R, G, B (H, W, 3) of an image file as stored (:func:`open_as_stored`), in the OIIO type ``pick`` (the
+    file's spec → a type, or None: not this path) says; None where it cannot be opened, ``pick`` declines or
+    the read comes back short."""
     inp = open_as_stored(path)
     if inp is None:
         return None
     try:
         spec = inp.spec()
-        names = list(spec.channelnames)
-        if names[:3] != ["R", "G", "B"] or any(str(f) != "half" for f in spec.channelformats[:3] or [spec.format]):
-            return None
-        px = inp.read_image(0, 0, 0, 3, oiio.HALF)
+        kind = pick(spec)
+        px = None if kind is None else inp.read_image(0, 0, 0, 3, kind)
     finally:
         inp.close()
     if px is None or getattr(px, "size", 0) != spec.width * spec.height * 3:
         return None
-    return np.asarray(px).view(np.uint16).reshape(spec.height, spec.width, 3)
+    return np.asarray(px).reshape(spec.height, spec.width, 3)
+
+
+def _half_rgb(spec: Any) -> Any:
+    names, formats = list(spec.channelnames), spec.channelformats[:3] or [spec.format]
+    return oiio.HALF if names[:3] == ["R", "G", "B"] and all(str(f) == "half" for f in formats) else None
+
+
+def read_halves(path: str) -> NDArray[np.uint16] | None:
+    """A half-float image file's R, G, B (its first three channels, so named) as half bits (H, W, 3), read
+    as stored: a third of the cost of the plate's float read of every channel. None for any other file."""
+    if Path(path).suffix.lower() != ".exr":
+        return None
+    px = read_rgb(path, _half_rgb)
+    return None if px is None else px.view(np.uint16)
 
 
 #: Image files whose 8- or 16-bit codes a Raw view shows as they are: read without the float pass.
@@ -218,26 +229,21 @@ def codes8(codes: NDArray[Any]) -> NDArray[np.uint8]:
     return ((codes.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
+def _int_rgb(spec: Any) -> Any:
+    fmt, bits = str(spec.format), spec.get_int_attribute("oiio:BitsPerSample", 0)
+    if fmt not in ("uint8", "uint16") or bits in (10, 12) or list(spec.channelnames)[:3] != ["R", "G", "B"]:
+        return None
+    return oiio.UINT8 if fmt == "uint8" else oiio.UINT16
+
+
 def read_codes8(path: str) -> NDArray[np.uint8] | None:
     """An 8- or 16-bit RGB(A) image file's colour as uint8 codes (H, W, 3), read as stored: the Raw view's
     proxy at about half the cost of a float read. None for any other file (float, packed 10/12-bit,
     fewer than three colour channels, unreadable): the caller takes the general path."""
     if Path(path).suffix.lower() not in INT_IMAGES:
         return None
-    inp = open_as_stored(path)
-    if inp is None:
-        return None
-    try:
-        spec = inp.spec()
-        fmt, bits = str(spec.format), spec.get_int_attribute("oiio:BitsPerSample", 0)
-        if fmt not in ("uint8", "uint16") or bits in (10, 12) or list(spec.channelnames)[:3] != ["R", "G", "B"]:
-            return None
-        px = inp.read_image(0, 0, 0, 3, oiio.UINT8 if fmt == "uint8" else oiio.UINT16)
-    finally:
-        inp.close()
-    if px is None or getattr(px, "size", 0) != spec.width * spec.height * 3:
-        return None
-    return codes8(np.asarray(px).reshape(spec.height, spec.width, 3))
+    px = read_rgb(path, _int_rgb)
+    return None if px is None else codes8(px)
 
 
 def matte8(alpha: NDArray[Any]) -> NDArray[np.uint8]:
