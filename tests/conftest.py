@@ -130,3 +130,12 @@ def tiny_models(root: Path) -> dict[str, Path]:
     _jiggle(net, 2)
     save_model(root / "keyframes", net, s, {})
     return {"swap": root / "swap", "keyframes": root / "keyframes"}
+
+
+def extracted_clip(root: Path, name: str, frames: int) -> Path:
+    """The first ``frames`` frames of d18 as ``root/name`` (:func:`write_clip`), extracted into ``root/shot``;
+    returns the clip."""
+    clip = root / name
+    write_clip(media("lp_driving_d18.mp4"), clip, frames)
+    extract(ExtractConfig(plate=str(clip), shot=root / "shot"))
+    return clip

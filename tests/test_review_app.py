@@ -18,12 +18,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import assert_one_line_error, cli_here, media, write_clip
+from conftest import assert_one_line_error, cli_here, extracted_clip, media
 from faceplate.app import ReviewConfig, ReviewServer, create_app
 from faceplate.app.proxies import display8, resolve_view, view_processor
 from faceplate.app.shotinfo import timecode
-from faceplate.config import ExtractConfig
-from faceplate.extract import extract
 from faceplate.media.plate import open_plate
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -45,9 +43,7 @@ class Shot:
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory: pytest.TempPathFactory) -> Shot:
     root = tmp_path_factory.mktemp("review")
-    clip = root / "d18_24.mp4"
-    write_clip(media("lp_driving_d18.mp4"), clip, FRAMES)
-    extract(ExtractConfig(plate=str(clip), shot=root / "shot"))
+    clip = extracted_clip(root, "d18_24.mp4", FRAMES)
     with open_plate(clip) as plate:
         for n, rgb in plate.frames(native=True):
             bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)

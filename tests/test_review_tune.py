@@ -18,13 +18,12 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import media, tiny_models, write_clip
+from conftest import extracted_clip, tiny_models
 from faceplate.app import ReviewConfig, create_app
 from faceplate.app.proxies import display8, resolve_view, view_processor
 from faceplate.app.training import read_losses
-from faceplate.config import ExtractConfig, Override, RenderConfig, override_at
+from faceplate.config import Override, RenderConfig, override_at
 from faceplate.effects import EFFECTS
-from faceplate.extract import extract
 from faceplate.media import colour
 from faceplate.media.frames import FrameRange
 from faceplate.render import render
@@ -38,11 +37,7 @@ TOKEN = "t" * 20
 
 @pytest.fixture(scope="module")
 def shot(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("tune")
-    clip = root / "d18_12.mp4"
-    write_clip(media("lp_driving_d18.mp4"), clip, FRAMES)
-    extract(ExtractConfig(plate=str(clip), shot=root / "shot"))
-    return root / "shot"
+    return extracted_clip(tmp_path_factory.mktemp("tune"), "d18_12.mp4", FRAMES).parent / "shot"
 
 
 def clip_of(shot: Path) -> str:
