@@ -7,6 +7,8 @@ thread) on a 1080p shot, timed from a client on one kept-alive connection, as th
   video decodes from its keyframe), and of a 16-bit PNG sequence render and a scene-linear half-float EXR
   sequence render (PIZ, as faceplate's EXR writer writes; through the Un-tone-mapped view) in jumps (each
   frame on its own)
+- the plate's background fill (the server starts it): first proxies in jumps while it runs, its time, and
+  jumps after it (from the cache)
 - tuned-frame preview (goal ≤ 1.5 s) for beauty and deage: the first request right after the server starts
   (the page just opened), settings changed on the same frame, the same settings on the next frame
 
@@ -66,10 +68,15 @@ class Client:
     """One kept-alive HTTP connection to the server, with its token cookie."""
 
     def __init__(self, url: str) -> None:
-        host_port, query = url.split("//", 1)[1].split("/?", 1)
-        host, port = host_port.rsplit(":", 1)
-        self.conn = http.client.HTTPConnection(host, int(port), timeout=120)
-        self.conn.request("GET", "/?" + query)
+        host_port, self.query = url.split("//", 1)[1].split("/?", 1)
+        self.host, port = host_port.rsplit(":", 1)
+        self.port = int(port)
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        """A new connection (the page opened again: its cookie)."""
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=120)
+        self.conn.request("GET", "/?" + self.query)
         r = self.conn.getresponse()
         r.read()
         self.cookie = r.getheader("set-cookie", "").split(";", 1)[0]
@@ -126,6 +133,29 @@ def bench_frames(c: Client, cache: Path, first: int, last: int, repeat: int, exr
         report("first proxy, PNG16 sequence render, jumping", seq, "first"),
         report("first proxy, linear EXR render, jumping", exrs, "first"),
         report("cached frame fetch", cached, "cached"),
+    ]
+
+
+def bench_warm(c: Client, st: Any, cache: Path, first: int, last: int) -> list[dict[str, Any]]:
+    """The plate's background fill (what the server starts with), cache emptied: jumps while it runs, the time
+    until every plate frame is cached, then jumps after it (cached)."""
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    t0 = time.perf_counter()
+    st.warm("plate")
+    order = jumps(list(range(first, last + 1)))
+    during = [c.call("GET", f"/frames/plate/rgb/{f}")[0] for f in order[: len(order) // 2]]
+    st.warming["plate"].join()
+    p = st.summary["plate"]
+    n, dt = p["last"] - p["first"] + 1, time.perf_counter() - t0
+    src = st.sources["plate"]
+    held = sum(st.cache.get(st.proxy_key(src, "rgb", f)[0]) is not None for f in range(p["first"], p["last"] + 1))
+    print(f"  plate fill (background, nice 19): {n} frames in {dt:.1f} s; {held} of them cached")
+    c.reconnect()  # the wait outlasted the server's keep-alive
+    after = [c.call("GET", f"/frames/plate/rgb/{f}")[0] for f in order]
+    return [
+        report("first proxy, video plate, jumping, during the fill", during, "first"),
+        report("video plate, jumping, after the fill", after, "cached"),
     ]
 
 
@@ -205,6 +235,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=40, help="cached fetches")
     ap.add_argument("--tune", type=int, default=6, help="tune requests of each kind")
     ap.add_argument("--exr-frames", type=int, default=20, help="frames of the EXR sequence render")
+    ap.add_argument("--no-warm", action="store_true", help="no plate fill at server start (the old behaviour)")
     args = ap.parse_args()
     from faceplate.app import ReviewConfig, ReviewServer
 
@@ -212,7 +243,8 @@ def main() -> None:
     shot = shot_of(MEDIA / args.clip, args.frames)
     exr_frames = min(args.exr_frames, args.frames)
     renders = [sequence_of(MEDIA / args.clip, args.frames), exr_sequence_of(MEDIA / args.clip, exr_frames)]
-    cfg = ReviewConfig(shot=shot, open_browser=False, renders=renders)
+    warm = {"warm_plate": False} if args.no_warm else {}  # (not passed otherwise: an older faceplate runs it too)
+    cfg = ReviewConfig(shot=shot, open_browser=False, renders=renders, **warm)
     srv = timed("server start", lambda: ReviewServer(cfg))
     p = srv.state.summary["plate"]
     print(f"plate {args.clip}: {p['width']}x{p['height']}, frames {p['first']}-{p['last']}, JPEG q{cfg.jpeg_quality}")
@@ -223,7 +255,10 @@ def main() -> None:
         last = min(p["last"], p["first"] + args.frames - 1)  # the analysed frames
         mid = max(p["first"], (p["first"] + last) // 2 - args.tune)
         rows = [row for effect in ("beauty", "deage") for row in bench_tune(c, effect, mid, args.tune)]
+        if "plate" in srv.state.warming:  # the fill the server started with ends before the cache is emptied
+            srv.state.warming["plate"].join()
         rows += bench_frames(c, cfg.cache_folder, p["first"], last, args.repeat, exr_frames)
+        rows += bench_warm(c, srv.state, cfg.cache_folder, p["first"], last)
     finally:
         srv.stop()
         t.join(10)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from faceplate.cpu import THREADS_ENV, configure_threads, usable_cores
+from faceplate.cpu import THREADS_ENV, configure_threads, lower_thread_priority, usable_cores
 
 # What a fresh process ends up with after importing faceplate, torch (through faceplate.models.swap),
 # numpy, cv2 and building one MediaPipe graph.
@@ -78,3 +78,27 @@ def test_usable_cores(monkeypatch: pytest.MonkeyPatch) -> None:
     assert configure_threads() is None
     with pytest.raises(ValueError, match="at least 1"):
         configure_threads(0)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_lower_thread_priority_reaches_the_thread_and_its_children_only() -> None:
+    import threading
+
+    seen: dict[str, int] = {}
+
+    def child() -> None:
+        seen["child"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    def background() -> None:
+        seen["set"] = int(lower_thread_priority())
+        seen["self"] = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        t = threading.Thread(target=child)
+        t.start()
+        t.join()
+
+    main = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    t = threading.Thread(target=background)
+    t.start()
+    t.join()
+    assert seen["set"] == 1 and seen["self"] == 19 and seen["child"] == 19
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == main

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -20,7 +21,7 @@ from fastapi.testclient import TestClient
 
 from conftest import assert_one_line_error, cli_here, extracted_clip, media
 from faceplate.app import ReviewConfig, ReviewServer, create_app
-from faceplate.app.proxies import display8, resolve_view, view_processor
+from faceplate.app.proxies import ProxyCache, display8, resolve_view, view_processor
 from faceplate.app.shotinfo import timecode
 from faceplate.media.plate import open_plate
 
@@ -251,6 +252,41 @@ def test_video_render_finds_its_matte_and_delta_by_their_records(shot: Shot, tmp
         assert src.source_frame(FRAMES - 1) == FRAMES - 1 and src.source_frame(FRAMES) is None
     finally:
         src.close()
+
+
+def test_proxy_cache_keeps_to_its_limit_dropping_the_least_recently_used(tmp_path: Path) -> None:
+    cache = ProxyCache(tmp_path / "c", limit=10_000)
+    for i in range(3):
+        cache.put(f"k{i}", bytes([i]) * 3000)
+        os.utime(cache.path(f"k{i}"), ns=(10**9 * (i + 1),) * 2)  # k0 oldest (file times are coarse)
+    assert cache.get("k0") == bytes([0]) * 3000  # a read makes k0 the most recently used
+    cache.put("k3", bytes(3000))  # 12 000 bytes: trimmed to 80% of the limit, oldest first
+    assert [cache.get(f"k{i}") is not None for i in range(4)] == [True, False, False, True]
+    assert cache.size == 6000
+    smaller = ProxyCache(tmp_path / "c", limit=5000)  # a smaller limit trims at open
+    assert smaller.size <= 4000 and smaller.get("k0") is None and smaller.get("k3") is not None
+
+
+def test_the_server_makes_every_plate_proxy_in_the_background_from_the_start(shot: Shot, tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    cfg = ReviewConfig(shot=shot.shot, open_browser=False, proxy_format="png", cache_dir=folder)
+    srv = ReviewServer(cfg)
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    try:
+        deadline = time.monotonic() + 60
+        while len(list(folder.glob("*.png"))) < FRAMES and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(list(folder.glob("*.png"))) == FRAMES  # no page asked for any of them
+        st = srv.state
+        st.make_proxy = lambda *a: pytest.fail("a proxy of the filled cache was made again")
+        for n in (23, 2, 17):  # jumps backwards: all from the cache, the plate's exact pixels
+            got = st.proxy("plate", "rgb", n)
+            assert got is not None
+            np.testing.assert_array_equal(decode(got[0]), plate_frame(shot, n))
+    finally:
+        srv.stop()
+        t.join(10)
 
 
 def test_raw_proxies_of_integer_images_skip_the_float_pass(tmp_path: Path) -> None:

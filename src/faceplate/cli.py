@@ -176,12 +176,15 @@ def review(
         list[Path] | None,
         typer.Option("--model", help="Model folder the page may use (swap, keyframes, training monitor; repeatable)."),
     ] = None,
+    cache_limit: Annotated[float, typer.Option(help="Proxy cache size, GiB (least recently used go; 0: none).")] = 8.0,
+    warm: Annotated[bool, typer.Option("--warm/--no-warm", help="Make every plate proxy in the background.")] = True,
 ) -> None:
     """Serve the shot's review page (frame-accurate viewer, compare, tracks, QC marks); prints its URL."""
     from faceplate.app import ReviewConfig, serve
 
     cfg = build(ReviewConfig, shot=shot, renders=list(render or []), host=host, port=port, open_browser=open_browser,
-                plate=plate, display=display, view=view, models=list(model or []))  # fmt: skip
+                plate=plate, display=display, view=view, models=list(model or []), cache_limit_gb=cache_limit,
+                warm_plate=warm)  # fmt: skip
     try:
         serve(cfg, lambda url: print(url, flush=True))
     except KeyboardInterrupt:

@@ -132,3 +132,20 @@ def _set_interop(torch: object, n: int) -> None:
     _interop_set = True
     with contextlib.suppress(RuntimeError):  # inter-op work already ran (or it was set): torch allows it once
         torch.set_num_interop_threads(n)  # type: ignore[attr-defined]
+
+
+def lower_thread_priority(nice: int = 19) -> bool:
+    """Run the calling thread (and the threads it starts later: decoder pools) at ``nice``; True when set.
+
+    Linux only (nice is per thread there; elsewhere the call would reach the whole process): background work
+    such as filling a proxy cache then yields the cores to what a user waits for.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError:
+        return False
+    return True

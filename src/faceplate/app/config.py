@@ -38,6 +38,8 @@ class ReviewConfig(BaseModel):
     proxy_format: Literal["jpeg", "png"] = "jpeg"
     jpeg_quality: int = Field(92, ge=50, le=100)
     cache_dir: Path | None = None  # default: SHOT/review_cache
+    cache_limit_gb: float = Field(8.0, ge=0.0, description="Proxy cache size; least recently used go first (0: none)")
+    warm_plate: bool = Field(True, description="Make every plate proxy in the background from the start")
     jitter_spike: float = Field(3.0, gt=1.0, description="QC: a frame's landmark jitter this many times the track's")
     drift: float = Field(0.45, gt=0.0, description="QC: identity sample this far (dlib) from its track's mean")
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 KEEPALIVE_S = 15.0
@@ -63,3 +64,29 @@ class EventBus:
         finally:
             with self._lock:
                 self._subs = [s for s in self._subs if s[1] is not q]
+
+
+class Foreground:
+    """What the page waits for (a tuned frame, a proxy being made): background work (the cache fill) waits
+    while any of it runs, so it only takes the cores in the gaps."""
+
+    def __init__(self) -> None:
+        self._busy = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark the block as foreground work."""
+        with self._cond:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy -= 1
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Block until no foreground work runs (at most ``timeout`` s); whether it is idle."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._busy == 0, timeout)

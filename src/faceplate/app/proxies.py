@@ -7,9 +7,11 @@ Pure array functions first; :class:`ProxyCache` does the (atomic) file I/O.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -299,27 +301,41 @@ def proxy_key(source: str, stamp: list[int], frame: int, layer: str, view: View,
 
 
 class ProxyCache:
-    """Encoded proxies in a folder (``SHOT/review_cache``), one file per key, written atomically."""
+    """Encoded proxies in a folder (``SHOT/review_cache``), one file per key, written atomically.
 
-    def __init__(self, folder: Path, fmt: str = "jpeg") -> None:
+    ``limit`` (bytes, 0: none) bounds the folder: when a put takes it past the limit, the least recently used
+    proxies (a read refreshes a file's time) are removed until it holds 80% of it.
+    """
+
+    def __init__(self, folder: Path, fmt: str = "jpeg", limit: int = 0) -> None:
         self.folder = folder
         self.ext = ".png" if fmt == "png" else ".jpg"
+        self.limit = limit
+        self._lock = threading.Lock()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise WriterError(f"cannot create the proxy cache {folder}: {err.strerror}") from None
+        self.size = sum(size for _, _, size in self._files())
+        self.trim()
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}{self.ext}"
 
     def get(self, key: str) -> bytes | None:
+        path = self.path(key)
         try:
-            return self.path(key).read_bytes()
+            data = path.read_bytes()
+            os.utime(path)  # most recently used
         except OSError:
             return None
+        return data
 
     def put(self, key: str, data: bytes) -> None:
         atomic_write_bytes(self.path(key), data)
+        with self._lock:
+            self.size += len(data)
+        self.trim()
 
     def get_or_make(self, key: str, make: Callable[[], bytes]) -> bytes:
         """The cached proxy of ``key``, made (and stored) by ``make()`` when missing."""
@@ -328,3 +344,31 @@ class ProxyCache:
             data = make()
             self.put(key, data)
         return data
+
+    def _files(self) -> list[tuple[int, Path, int]]:
+        """(mtime ns, path, size) of every proxy in the folder."""
+        out = []
+        with os.scandir(self.folder) as it:
+            for e in it:
+                if e.name.endswith(self.ext) and e.is_file():
+                    with contextlib.suppress(OSError):
+                        st = e.stat()
+                        out.append((st.st_mtime_ns, Path(e.path), st.st_size))
+        return out
+
+    def trim(self) -> int:
+        """Remove the least recently used proxies while the folder is past its limit (down to 80%); how many."""
+        if not self.limit or self.size <= self.limit:
+            return 0
+        with self._lock:
+            files = sorted(self._files(), key=lambda f: f[0])
+            total, removed = sum(f[2] for f in files), 0
+            for _, path, size in files:
+                if total <= 0.8 * self.limit:
+                    break
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    total -= size
+                    removed += 1
+            self.size = total
+        return removed

@@ -69,7 +69,8 @@ def tune_routes(app: FastAPI, st: ReviewState) -> None:
         p = st.summary["plate"]
         frame = frame_of(body.get("frame"), p["first"], p["last"])
         effect = make_effect(str(body.get("effect")), body.get("settings") or {}, model_of(body))
-        comp, matte = st.tuner.render(effect, frame)
+        with st.front.busy():
+            comp, matte = st.tuner.render(effect, frame)
         if body.get("layer") == "matte":
             px = proxies.matte8(matte)
         else:

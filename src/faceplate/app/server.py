@@ -39,17 +39,19 @@ from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from faceplate.app import proxies
 from faceplate.app.config import ReviewConfig
-from faceplate.app.events import EventBus
+from faceplate.app.events import EventBus, Foreground
 from faceplate.app.jobs import JobQueue
 from faceplate.app.proxies import ProxyCache, View
 from faceplate.app.routes import tune_routes
 from faceplate.app.shotinfo import shot_summary, timecode, track_boxes
 from faceplate.app.sources import LAYERS, Reader, Source, open_source
 from faceplate.app.tune import TUNABLE, Tuner, make_effect
+from faceplate.cpu import lower_thread_priority
 from faceplate.errors import ConfigError, FaceplateError, PlateError, StoreError
 from faceplate.store import ShotStore
 
@@ -72,6 +74,7 @@ class ReviewState:
     views: dict[str, tuple[View, proxies.Processor]]
     cache: ProxyCache
     bus: EventBus = field(default_factory=EventBus)
+    front: Foreground = field(default_factory=Foreground)
     warming: dict[str, threading.Thread] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     tuner: Tuner = field(init=False)
@@ -97,7 +100,7 @@ class ReviewState:
             for i, path in enumerate(cfg.renders):
                 sources[f"r{i + 1}"] = open_source(f"r{i + 1}", path, "render", info)
             views = {sid: _view(s, cfg) for sid, s in sources.items()}
-            cache = ProxyCache(cfg.cache_folder, cfg.proxy_format)
+            cache = ProxyCache(cfg.cache_folder, cfg.proxy_format, int(cfg.cache_limit_gb * 2**30))
         except BaseException:
             for s in sources.values():
                 s.close()
@@ -158,8 +161,8 @@ class ReviewState:
         reader = src.reader(layer)
         view, proc = self.views[src.id]
         if layer == "rgb":
-            fast = proxies.read_codes8(reader.frame_file(sf)) if view.raw and reader.is_sequence else None
-            px = fast if fast is not None else proxies.display8(reader.rgb(sf), proc)
+            px = raw_codes8(reader, sf) if view.raw else None
+            px = px if px is not None else proxies.display8(reader.rgb(sf), proc)
         elif layer == "matte":
             alpha = reader.alpha(sf) if src.matte_in_alpha else reader.rgb(sf)
             px = proxies.matte8(alpha if alpha is not None else np.ones((1, 1), np.float32))
@@ -180,7 +183,12 @@ class ReviewState:
                 raise HTTPException(404, f"{src.label}: {name} is gone (deleted or moved since the server started)")
             return None
         key, sf = got
-        return self.cache.get_or_make(key, lambda: self.make_proxy(src, layer, sf)), key
+        data = self.cache.get(key)
+        if data is None:
+            with self.front.busy():
+                data = self.make_proxy(src, layer, sf)
+            self.cache.put(key, data)
+        return data, key
 
     def thumbnail(self, track: int) -> bytes:
         """A track's representative face, aligned (THUMB px square), through the plate's view."""
@@ -216,7 +224,9 @@ class ReviewState:
         return True
 
     def _warm(self, src: Source) -> None:
-        """Make every missing rgb proxy of ``src`` in frame order (one decode stream of its own)."""
+        """Make every missing rgb proxy of ``src`` in frame order (one decode stream of its own), at the lowest
+        CPU priority (what the page waits for goes first); stops when its proxies would fill half the cache."""
+        lower_thread_priority()
         p = self.summary["plate"]
         frames = [f for f in range(p["first"], p["last"] + 1) if self.proxy_key(src, "rgb", f) is not None]
         try:
@@ -224,13 +234,21 @@ class ReviewState:
         except FaceplateError as err:  # e.g. a frame of its sequence removed since the server started
             self.bus.publish("cache", {"source": src.id, "error": str(err)})
             return
+        made = 0
         try:
             for i, f in enumerate(frames):
+                while not self.front.wait_idle(1.0) and not self.bus.closed:
+                    pass  # the page's requests first
                 if self.bus.closed:
                     return
                 got = self.proxy_key(own, "rgb", f)
                 if got is not None and self.cache.get(got[0]) is None:
-                    self.cache.put(got[0], self.make_proxy(own, "rgb", got[1]))
+                    data = self.make_proxy(own, "rgb", got[1])
+                    self.cache.put(got[0], data)
+                    made += len(data)
+                if self.cache.limit and made > self.cache.limit / 2:
+                    gb = self.cache.limit / 2**30
+                    raise FaceplateError(f"the proxy cache's limit ({gb:.1f} GiB) stops filling it at frame {f}")
                 if i % 4 == 3 or i == len(frames) - 1:
                     self.bus.publish("cache", {"source": src.id, "done": i + 1, "total": len(frames)})
         except FaceplateError as err:
@@ -244,6 +262,15 @@ class ReviewState:
         self.bus.close()
         for s in self.sources.values():
             s.close()
+
+
+def raw_codes8(reader: Reader, frame: int) -> NDArray[np.uint8] | None:
+    """A Raw view's proxy codes of ``frame`` read without the float pass (8/16-bit images, video as decoded);
+    None where only the float path can make it."""
+    if reader.is_sequence:
+        return proxies.read_codes8(reader.frame_file(frame))
+    codes = reader.codes(frame)
+    return None if codes is None else proxies.codes8(codes)
 
 
 def shot_gone(shot: Path) -> str | None:
@@ -498,6 +525,8 @@ class ReviewServer:
         """Serve until :meth:`stop` (or Ctrl-C in the main thread: KeyboardInterrupt after shutdown)."""
         if self.state.summary["tracks"]:
             self.primer.start()
+        if self.state.cfg.warm_plate:
+            self.state.warm("plate")
         try:
             self.server.run(sockets=[self.sock])
         finally:

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from faceplate.app import proxies
 from faceplate.errors import ConfigError, PlateError
+from faceplate.media import colour
 from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
 from faceplate.media.plate import Plate, PlateInfo, SequencePlate, open_plate
 
@@ -60,15 +61,31 @@ class Reader:
             bits = proxies.read_halves(self.plate.path_of(frame))
             if bits is not None and bits.shape[:2] == (self.info.height, self.info.width):
                 return proxies.half_frame(bits)
+        img = self._decoded(frame)
+        return colour.to_float(img) if self.is_video else np.asarray(img, np.float32)
+
+    @property
+    def is_video(self) -> bool:
+        return not self.is_sequence
+
+    def codes(self, frame: int) -> NDArray[Any] | None:
+        """A video frame's RGB codes as decoded (H, W, 3) uint8 / uint16, what :meth:`rgb` scales to [0, 1]
+        (a Raw view's proxy without the float pass); None for image files."""
+        return self._decoded(frame) if self.is_video else None
+
+    def _decoded(self, frame: int) -> Any:
+        """Frame ``frame`` as the plate streams it (video: native codes; images: float), continuing the
+        decode stream when it is the next frame."""
         with self._lock:
             if self._it is None or frame != self._next:
-                self._it = self.plate.frames(FrameRange(frame, self.info.last_frame))
+                rng = FrameRange(frame, self.info.last_frame)
+                self._it = self.plate.frames(rng, native=self.is_video)
             n, img = next(self._it, (None, None))
             if n != frame or img is None:
                 self._it = None
                 raise PlateError(f"frame {frame} of {self.path} could not be decoded")
             self._next = frame + 1
-            return np.asarray(img, np.float32)
+            return img
 
     def alpha(self, frame: int) -> NDArray[np.float32] | None:
         with self._lock:

@@ -260,9 +260,17 @@ class VideoPlate(Plate):
         s = c.streams.video[0]
         first_i, last_i = frames.first - self.info.first_frame, frames.last - self.info.first_frame
         sws = VideoReformatter()  # this run's own (a frame's reformat() builds a new scaler every frame)
+        cc = s.codec_context
+        start = self._pts[first_i]
+        # Catching up from the keyframe before the first frame wanted: frames no other frame refers to are
+        # skipped (the same pixels after, ~30-40% less decoding in H.264 with B-frames), until its packet.
+        catch_up = max((k for k in self._keys if k <= first_i), default=0) < first_i
         try:
-            c.seek(self._pts[first_i], stream=s, backward=True, any_frame=False)
+            cc.skip_frame = "NONREF" if catch_up else "DEFAULT"
+            c.seek(start, stream=s, backward=True, any_frame=False)
             for packet in c.demux(s):
+                if catch_up and packet.pts is not None and packet.pts >= start:
+                    cc.skip_frame, catch_up = "DEFAULT", False
                 for frame in packet.decode():
                     i = self._index.get(frame.pts if frame.pts is not None else -1)
                     if i is None or i < first_i:
