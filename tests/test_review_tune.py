@@ -301,3 +301,32 @@ def watch_training(client: TestClient, model: Path, tmp_path: Path) -> None:
 def test_a_half_written_loss_line_is_skipped(tmp_path: Path) -> None:
     (tmp_path / "losses.jsonl").write_text('{"iteration": 1, "loss": 0.5}\n{"iteration": 2, "lo')
     assert read_losses(tmp_path) == [(1, 0.5)] and read_losses(tmp_path / "none") == []
+
+
+def test_overrides_and_presets_from_the_command_line(shot: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import assert_one_line_error, cli_here
+
+    mine = Path(shutil.copytree(shot, tmp_path / "shot", ignore=shutil.ignore_patterns("review_cache")))
+    r = cli_here("overrides", mine, "--add", "5-", "--set", "settings.strength=0.2", "--set", "settings.blemish=false")
+    assert r.returncode == 0, r.stderr
+    r = cli_here("overrides", mine, "--effect", "beauty", "--add", "2-3", "--set", "settings.texture=0.9")
+    assert r.returncode == 0 and "5-" in r.stdout and "2-3" in r.stdout
+    with ShotStore.open(mine) as store:
+        stored, info = store.overrides("beauty"), store.plate
+    got = [(a, b, v) for _, a, b, v in stored]
+    assert got == [(5, None, {"settings": {"strength": 0.2, "blemish": False}}), (2, 3, {"settings": {"texture": 0.9}})]
+    r = cli_here("overrides", mine, "--remove", stored[0][0])
+    assert r.returncode == 0 and "5-" not in r.stdout.split("overrides")[-1]
+    assert_one_line_error(cli_here("overrides", mine, "--remove", 999), "no beauty override 999")
+    assert_one_line_error(cli_here("overrides", mine, "--add", "1-2", "--set", "settings.nope=1"), "nope")
+    assert_one_line_error(cli_here("overrides", mine, "--add", "3-99", "--set", "settings.strength=0.1"), "outside")
+    assert_one_line_error(cli_here("overrides", mine, "--add", "x", "--set", "settings.strength=0.1"), "FIRST-LAST")
+    assert_one_line_error(cli_here("overrides", mine, "--effect", "paint"), "unknown effect", "beauty")
+    with ShotStore.create(mine, info) as store:
+        store.save_preset("beauty", "hero", {"settings": {"strength": 0.4}})
+    r = cli_here("presets", mine)
+    assert r.returncode == 0 and "hero" in r.stdout
+    assert cli_here("presets", mine, "--effect", "beauty", "--remove", "hero").returncode == 0
+    assert_one_line_error(cli_here("presets", mine, "--effect", "beauty", "--remove", "hero"), "no beauty preset")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 import inspect
+import json
 import os
 import sqlite3
 import sys
@@ -190,6 +191,58 @@ def review(
     except KeyboardInterrupt:
         err.print("faceplate: review server stopped")
         raise SystemExit(130) from None  # not typer.Exit: main would add the stages' "interrupted" line
+
+
+@app.command()
+def overrides(
+    shot: Annotated[Path, typer.Argument(help="Shot folder made by `faceplate extract`.")],
+    effect: Annotated[str, typer.Option(help="Effect whose overrides to list or change.")] = "beauty",
+    add: Annotated[str | None, typer.Option(help="Frames of a new override: FIRST-LAST, FIRST- (to the end).")] = None,
+    setting: Annotated[
+        list[str] | None, typer.Option("--set", help="A setting of the new one: settings.strength=0.3 (repeatable).")
+    ] = None,
+    remove: Annotated[list[int] | None, typer.Option(help="Id of an override to remove (repeatable).")] = None,
+    model: Annotated[Path | None, typer.Option(help="Model folder (swap, keyframes), to check settings.")] = None,
+) -> None:
+    """List the shot's per-range overrides of an effect (renders honour them: the one starting latest wins)."""
+    from faceplate.app import shotsettings as ss
+
+    if remove:
+        ss.remove_overrides(shot, effect, remove)
+        out.print(f"removed {effect} override(s) {', '.join(map(str, remove))}")
+    if add is not None:
+        oid = ss.add_override(shot, effect, add, ss.parse_settings(setting or []), model)
+        out.print(f"added {effect} override {oid} on frames {add}")
+    elif setting:
+        raise ConfigError("--set goes with --add FRAMES (the frames the new override covers)")
+    table = Table(title=f"{shot}: {effect} overrides")
+    for col in ("id", "frames", "settings"):
+        table.add_column(col)
+    for o in ss.list_overrides(shot, effect):
+        table.add_row(str(o.id), f"{o.first}-{'' if o.last is None else o.last}", json.dumps(o.settings))
+    out.print(table)
+
+
+@app.command()
+def presets(
+    shot: Annotated[Path, typer.Argument(help="Shot folder made by `faceplate extract`.")],
+    effect: Annotated[str | None, typer.Option(help="Only this effect's presets.")] = None,
+    remove: Annotated[str | None, typer.Option(help="Name of a preset to remove (with --effect).")] = None,
+) -> None:
+    """List the named presets stored in the shot (saved from the review page's tune panel)."""
+    from faceplate.app import shotsettings as ss
+
+    if remove is not None:
+        if effect is None:
+            raise ConfigError("--remove needs --effect (presets are named per effect)")
+        ss.remove_preset(shot, effect, remove)
+        out.print(f"removed {effect} preset {remove!r}")
+    table = Table(title=f"{shot}: presets")
+    for col in ("effect", "name", "settings"):
+        table.add_column(col)
+    for pr in ss.list_presets(shot, effect):
+        table.add_row(pr.effect, pr.name, json.dumps(pr.settings))
+    out.print(table)
 
 
 @app.command()

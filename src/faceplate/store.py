@@ -630,6 +630,11 @@ class ShotStore:
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO presets VALUES (?, ?, ?)", (effect, name, json.dumps(settings)))
 
+    def delete_preset(self, effect: str, name: str) -> bool:
+        """Remove the named preset of ``effect``; whether there was one."""
+        with self.transaction() as c:
+            return c.execute("DELETE FROM presets WHERE effect = ? AND name = ?", (effect, name)).rowcount > 0
+
     def overrides(self, effect: str) -> list[tuple[int, int, int | None, dict[str, Any]]]:
         """(id, first frame, last frame or None: to the end, settings patch) of ``effect``'s per-range overrides."""
         if not self._has_table("overrides"):
