@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from conftest import assert_one_line_error, cli_here, extracted_clip, media
 from faceplate.app import ReviewConfig, ReviewServer, create_app
 from faceplate.app.proxies import ProxyCache, display8, resolve_view, view_processor
-from faceplate.app.shotinfo import timecode
+from faceplate.media.frames import timecode
 from faceplate.media.plate import open_plate
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -298,6 +298,11 @@ Matte = Annotated[
     str | None, typer.Option(help="Separate matte (default: alpha of EXR/ProRes 4444, OUT_matte for PNG/TIFF).")
 ]
 Delta = Annotated[str | None, typer.Option(help="Also write comp - plate, e.g. delta.####.exr.")]
+Deliver = Annotated[
+    list[str] | None,
+    typer.Option(help="Compositing deliverables beside the comp: layers (multi-channel EXR), patches (aligned "
+                 "faces + transforms); repeatable or comma-separated."),
+]  # fmt: skip
 Format = Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")]
 Colorspace = Annotated[str | None, typer.Option(help="Plate colour space (linear, srgb, rec709, acescg...).")]
 CodecOption = Annotated[list[str] | None, typer.Option(help="Codec option KEY=VALUE (repeatable).")]
@@ -320,6 +325,7 @@ RENDER_OPTIONS: dict[str, tuple[Any, Any]] = {
     "frames": (Frames, None),
     "matte": (Matte, None),
     "delta": (Delta, None),
+    "deliver": (Deliver, None),
     "fmt": (Format, None),
     "colorspace": (Colorspace, None),
     "codec_option": (CodecOption, None),
@@ -617,6 +623,23 @@ def keyframes_apply(
     load_model(model)
     cfg = _render_config(plate, output, opts)
     _run_render("keyframes", cfg, EFFECTS.get("keyframes")(model), "changed")
+
+
+@app.command()
+def nuke(
+    render: Annotated[str, typer.Argument(help="The comp as rendered with --deliver layers (comp.####.exr, video).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Nuke script to write (shot.nk).")],
+    layers: Annotated[str | None, typer.Option(help="Layers EXR sequence (default: COMP_layers.####.exr).")] = None,
+    patches: Annotated[Path | None, typer.Option(help="Patches folder (default: COMP_patches, if present).")] = None,
+    plate: Annotated[str | None, typer.Option(help="The plate, when it moved since the render.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing script.")] = False,
+) -> None:
+    """Write a Nuke script rebuilding the render: plate, layers, face over plate, STMaps, CornerPins."""
+    from faceplate.deliver.nuke import NukeConfig, write_nuke_script
+
+    cfg = build(NukeConfig, render=render, out=output, layers=layers, patches=patches, plate=plate,
+                overwrite=overwrite)  # fmt: skip
+    out.print(f"{write_nuke_script(cfg)}: Nuke script of {render}")
 
 
 def _warning_line(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:

@@ -77,6 +77,21 @@ class RenderConfig(_Config):
     codec_options: dict[str, str] = Field(default_factory=dict)  # e.g. {"crf": "14"} for the comp
     overwrite: bool = False  # replace outputs made with other settings (else: refused)
     glasses: Literal["auto", "on", "off"] = "auto"  # hold-out of eyewear: detected dark frames / + mesh region / none
+    deliver: list[Literal["layers", "patches"]] = []  # compositing deliverables (faceplate.deliver) beside the comp
+
+    @field_validator("deliver", mode="before")
+    @classmethod
+    def _deliver(cls, v: Any) -> Any:
+        """None → []; "layers,patches" (or a list of such) → ["layers", "patches"], each once."""
+        if v is None:
+            return []
+        items = [v] if isinstance(v, str) else list(v)
+        names = [n.strip() for it in items for n in (it.split(",") if isinstance(it, str) else [it])]
+        valid = ("layers", "patches")
+        bad = [n for n in names if n not in valid and n != ""]
+        if bad:
+            raise ValueError(f"unknown deliverable {bad[0]!r} (valid: {', '.join(valid)})")
+        return list(dict.fromkeys(n for n in names if n != ""))
 
     @model_validator(mode="before")
     @classmethod

@@ -48,11 +48,12 @@ from faceplate.app.events import EventBus, Foreground
 from faceplate.app.jobs import JobQueue
 from faceplate.app.proxies import ProxyCache, View
 from faceplate.app.routes import tune_routes
-from faceplate.app.shotinfo import shot_summary, timecode, track_boxes
+from faceplate.app.shotinfo import shot_summary, track_boxes
 from faceplate.app.sources import LAYERS, Reader, Source, open_source
 from faceplate.app.tune import TUNABLE, Tuner, make_effect
 from faceplate.cpu import lower_thread_priority
 from faceplate.errors import ConfigError, FaceplateError, PlateError, StoreError
+from faceplate.media.frames import timecode
 from faceplate.store import ShotStore
 
 HERE = Path(__file__).parent

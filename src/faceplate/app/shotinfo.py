@@ -8,7 +8,6 @@ config), so a later stage adds its own flag by adding a function there.
 from __future__ import annotations
 
 from collections.abc import Callable
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -19,14 +18,6 @@ from faceplate.landmarks import EYE_INNER_L, EYE_INNER_R, EYE_OUTER_L, EYE_OUTER
 from faceplate.store import ShotStore, face_box
 
 JITTER_FLOOR = 1.0  # % of the eye distance: a spike must also be at least this large (a still face's noise is less)
-
-
-def timecode(frame: int, fps: Fraction | float) -> str:
-    """Non-drop-frame SMPTE timecode ``HH:MM:SS:FF`` of frame number ``frame`` at ``fps`` (rounded to whole fps)."""
-    base = max(1, round(float(fps)))
-    sign, f = ("-", -frame) if frame < 0 else ("", frame)
-    s, ff = divmod(f, base)
-    return f"{sign}{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"
 
 
 def tracks(store: ShotStore) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from faceplate.errors import ConfigError
@@ -87,3 +88,11 @@ def pattern_path(pattern: str, frame: int) -> Path:
     if not is_pattern(p.name):
         raise ConfigError(f"{pattern} is not a sequence pattern (write plate.####.exr or plate.%04d.exr)")
     return p.with_name(_HASHES.sub(lambda m: f"{frame:0{_pad(m)}d}", p.name, count=1))
+
+
+def timecode(frame: int, fps: Fraction | float) -> str:
+    """Non-drop-frame SMPTE timecode ``HH:MM:SS:FF`` of frame number ``frame`` at ``fps`` (rounded to whole fps)."""
+    base = max(1, round(float(fps)))
+    sign, f = ("-", -frame) if frame < 0 else ("", frame)
+    s, ff = divmod(f, base)
+    return f"{sign}{s // 3600:02d}:{s // 60 % 60:02d}:{s % 60:02d}:{ff:02d}"

@@ -137,6 +137,22 @@ STALE_SECONDS = 120.0  # a partial frame of a process not running here, unchange
 _CHANNELS = {1: ("Y",), 2: ("Y", "A"), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
 
 
+def write_image(tmp: Path, path: Path, px: NDArray[Any], spec: Any) -> None:
+    """Write ``px`` (H, W, C) with the OIIO ImageSpec ``spec`` to ``tmp``; errors name ``path``, the file it
+    becomes (the caller renames ``tmp`` into place)."""
+    out = oiio.ImageOutput.create(str(tmp))
+    if out is None:
+        raise write_error(path, oiio.geterror() or "no image writer for this extension")
+    ok = False
+    try:
+        ok = bool(out.open(str(tmp), spec) and out.write_image(px))
+        err = out.geterror()
+    finally:
+        ok = bool(out.close()) and ok
+    if not ok:
+        raise write_error(path, err or out.geterror() or "disk full or not writable?")
+
+
 class SequenceWriter(FrameWriter):
     """Numbered image files via OpenImageIO (or one file for a single-frame output). Subclasses set the
     pixel type and channels."""
@@ -213,17 +229,7 @@ class SequenceWriter(FrameWriter):
         spec.attribute("compression", self.compression)
         spec.attribute("oiio:UnassociatedAlpha", 1)  # the matte is a separate channel: never premultiply
         spec.attribute("oiio:ColorSpace", self.spec.colorspace)
-        out = oiio.ImageOutput.create(str(tmp))
-        if out is None:
-            raise write_error(path, oiio.geterror() or "no image writer for this extension")
-        ok = False
-        try:
-            ok = bool(out.open(str(tmp), spec) and out.write_image(px))
-            err = out.geterror()
-        finally:
-            ok = bool(out.close()) and ok
-        if not ok:
-            raise write_error(path, err or out.geterror() or "disk full or not writable?")
+        write_image(tmp, path, px, spec)
 
     def discard(self) -> None:
         self.abort()

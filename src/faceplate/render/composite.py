@@ -34,11 +34,15 @@ EDGE = 0.3  # eye distances over which every matte fades out before the aligned 
 @dataclass(frozen=True)
 class Change:
     """One face's effect, ready to composite: ``change`` (R, R, 3) float32 plate code values in [-1, 1]
-    scale, ``alpha`` (R, R) float32 0..1, ``m`` the plate → aligned (2, 3) matrix."""
+    scale, ``alpha`` (R, R) float32 0..1, ``m`` the plate → aligned (2, 3) matrix. ``held`` (R, R) float32:
+    the part of the effect's edge-faded matte the occluders (hands, glasses) removed (None: none held out);
+    ``track``: the face's track."""
 
     change: F32
     alpha: F32
     m: F64
+    held: F32 | None = None
+    track: int | None = None
 
 
 def footprint(
@@ -184,9 +188,17 @@ def face_changes(
         alpha = occlude(result.matte, [to_aligned(m, h) for h in hands or []])
         if tr.held_out is not None:
             alpha = alpha * (1.0 - tr.held_out)
-        alpha = alpha * edge_ramp(alpha.shape, EDGE * face.iod)
-        out.append(Change(col.decode(result.image) - crop, alpha, m))
+        ramp = edge_ramp(alpha.shape, EDGE * face.iod)
+        alpha = alpha * ramp
+        held = held_back(result.matte, alpha, ramp) if hands or tr.held_out is not None else None
+        out.append(Change(col.decode(result.image) - crop, alpha, m, held, f.track))
     return out
+
+
+def held_back(matte: F32, alpha: F32, ramp: F32) -> F32:
+    """(R, R) float32: what the occluders took from the effect's ``matte`` (R, R): ``matte × ramp`` (the edge
+    fade) less the final ``alpha``, clipped to [0, 1]."""
+    return np.asarray(np.clip(matte * ramp - alpha, 0.0, 1.0), np.float32)
 
 
 def edge_ramp(shape: tuple[int, ...], width: float) -> F32:

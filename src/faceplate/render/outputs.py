@@ -21,6 +21,7 @@ from typing import Any
 from numpy.typing import NDArray
 
 from faceplate.config import RenderConfig
+from faceplate.deliver import DeliverInfo, LayersWriter, PatchWriter
 from faceplate.effects.base import Effect
 from faceplate.errors import ConfigError, WriterError
 from faceplate.extract import missing_runs
@@ -53,8 +54,19 @@ def default_matte(out: str, writer: str) -> str | None:
     return sibling(out, "matte")
 
 
+def deliverable_path(out: str, name: str) -> str:
+    """Where deliverable ``name`` of the comp ``out`` goes: ``layers`` → ``comp_layers.####.exr`` (for
+    ``comp.####.exr``, ``comp.####.png`` and ``comp.mp4`` alike), ``patches`` → the folder ``comp_patches``
+    beside the comp."""
+    if name == "layers":
+        return str(Path(sibling(out, "layers", "exr")).with_suffix(".exr"))
+    p = Path(sibling(out, "patches", "exr"))
+    return str(p.with_name(p.name[: p.name.rfind("_patches") + len("_patches")]))
+
+
 def output_paths(cfg: RenderConfig) -> dict[str, str]:
-    """{role: path} of the render's outputs: ``comp`` always, ``matte`` and ``delta`` when written."""
+    """{role: path} of the render's outputs: ``comp`` always, ``matte`` and ``delta`` when written, then the
+    deliverables (``layers``, ``patches``) asked for."""
     name = writer_name(cfg.out, cfg.format)
     out = {"comp": cfg.out}
     matte = cfg.matte if cfg.matte is not None else default_matte(cfg.out, name)
@@ -64,6 +76,8 @@ def output_paths(cfg: RenderConfig) -> dict[str, str]:
         if writer_name(cfg.delta) not in ("exr", "exr32"):
             raise ConfigError(f"--delta {cfg.delta}: the delta (comp - plate) has negative values; write it as EXR")
         out["delta"] = cfg.delta
+    for name in cfg.deliver:
+        out[name] = deliverable_path(cfg.out, name)
     return out
 
 
@@ -90,7 +104,7 @@ def check_outputs(cfg: RenderConfig, plate: Plate, rng: FrameRange) -> None:
     outs = output_paths(cfg)
     plate_files = _plate_files(plate)
     for role, path in outs.items():
-        flag = {"comp": "-o", "matte": "--matte", "delta": "--delta"}[role]
+        flag = {"comp": "-o", "matte": "--matte", "delta": "--delta"}.get(role, f"--deliver {role}:")
         same_seq = (
             isinstance(plate, SequencePlate) and plate.info.kind == "sequence" and _same_pattern(path, plate.info.path)
         )
@@ -244,6 +258,20 @@ def open_outputs(cfg: RenderConfig, plate: Plate, rng: FrameRange) -> dict[str, 
     if "delta" in outs:
         writers["delta"] = open_writer(replace(base, path=outs["delta"]))
     return writers
+
+
+def open_deliverables(
+    cfg: RenderConfig, plate: Plate, rng: FrameRange, effect: Effect, tracks: list[int]
+) -> dict[str, FrameWriter]:
+    """Writers of the deliverables asked for (``cfg.deliver``) of frames ``rng``, for the render's ``tracks``."""
+    info = plate.info
+    paths = output_paths(cfg)
+    meta = DeliverInfo(str(Path(info.path).resolve()), str(Path(cfg.shot).resolve()), info.colorspace, info.fps,
+                       effect.name, effect.record(), list(tracks))  # fmt: skip
+    base = WriterSpec(cfg.out, info.width, info.height, info.fps, colorspace=info.colorspace, first_frame=rng.first,
+                      frame_count=len(rng))  # fmt: skip
+    kinds = {"layers": LayersWriter, "patches": PatchWriter}
+    return {d: kinds[d](replace(base, path=paths[d]), meta) for d in cfg.deliver}
 
 
 def comp_alpha(writer: FrameWriter, plate: Plate, frame: int, matte: NDArray[Any] | None) -> NDArray[Any] | None:

@@ -24,6 +24,7 @@ from numpy.typing import NDArray
 
 from faceplate.config import Override, RenderConfig, override_at
 from faceplate.cpu import single_thread_blas, usable_cores
+from faceplate.deliver import Deliverable, FrameParts
 from faceplate.effects.base import Effect
 from faceplate.errors import ConfigError, FaceNotFoundError, Interrupted
 from faceplate.export import select_tracks
@@ -41,6 +42,7 @@ from faceplate.render.outputs import (
     comp_alpha,
     frames_done,
     frames_to_do,
+    open_deliverables,
     open_outputs,
     release_outputs,
     stays_yuv,
@@ -90,7 +92,7 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         col = ColourPath(plate.info.colorspace)
         with ShotStore.create(ext.shot, plate) as store:
             overrides = stored_overrides(store, effect.name)
-            if col.identity and not overrides and can_stream(cfg, plate, effect, store, rng):
+            if col.identity and not overrides and not cfg.deliver and can_stream(cfg, plate, effect, store, rng):
                 claim_outputs(cfg, effect, rng)
                 return _render_streamed(cfg, effect, plate, store, rng, col, sw, t0, progress)
     with sw("extract"):
@@ -106,7 +108,7 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         with sw("prepare"):
             contexts = _contexts(store, plate, cfg, ids, col, override_parts(effect, overrides, [rng]))
         claim_outputs(cfg, effect, rng, [o.model_dump(exclude={"id"}) for o in overrides])
-        writers = open_outputs(cfg, plate, rng)
+        writers = open_outputs(cfg, plate, rng) | open_deliverables(cfg, plate, rng, effect, ids)
         runs = frames_to_do(writers, rng)
         parts = [_Part(p.effect, p.runs, contexts[_key(p.effect)]) for p in override_parts(effect, overrides, runs)]
         counts = _run_frames(cfg, parts, plate, store, col, writers, sw, progress)
@@ -453,15 +455,28 @@ def _timed_write(
     img: Any,
     changes: list[Change],
 ) -> None:
-    """Composite and write one frame (on the writer thread, beside the next frame's effect)."""
-    with_matte = "matte" in writers or "delta" in writers or writers["comp"].wants_alpha
+    """Composite and write one frame (on the writer thread, beside the next frame's effect), then hand it to
+    the deliverables."""
+    delivering = [w for w in writers.values() if isinstance(w, Deliverable)]
+    with_matte = "matte" in writers or "delta" in writers or writers["comp"].wants_alpha or bool(delivering)
     with sw("composite (background)"):
         base = img
+        before = (to_rgb(img) if isinstance(img, Yuv420) else img) if delivering else None  # the plate, as coded
+        in_place = in_place and not delivering
         if writers["comp"].deep and isinstance(img, np.ndarray) and img.dtype == np.uint8:
             base, in_place = img.astype(np.uint16) * np.uint16(257), True  # same codes, finer steps for the change
         comp, matte = composite(base, changes, in_place, with_matte)
     with sw("write (encode, background)"):
         _write(writers, plate, frame, img, comp, matte)
+    if before is not None:
+        assert matte is not None
+        with sw("deliver (background)"):
+            rgb = to_rgb(comp) if isinstance(comp, Yuv420) else comp
+            decoded = img.rgb if isinstance(img, Yuv420) else img
+            alpha = colour.to_float(colour.as_dtype(matte, rgb.dtype))  # as the comp's alpha holds it
+            parts = FrameParts(frame, decoded, colour.to_float(before), colour.to_float(rgb), matte, changes, alpha)
+            for w in delivering:
+                w.deliver(parts)
 
 
 def _write(
