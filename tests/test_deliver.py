@@ -92,6 +92,7 @@ def patch_of(dl: Delivered, track: int, frame: int) -> tuple[np.ndarray, dict[st
     return px, json.loads((folder / f"{frame:06d}.json").read_text()), spec
 
 
+@pytest.mark.slow
 def test_layers_channels_types_and_metadata(dl: Delivered) -> None:
     assert dl.summary.written == FRAMES and dl.summary.tracks == [0]
     effect = EFFECTS.get("beauty")()
@@ -131,6 +132,7 @@ def test_layers_channels_types_and_metadata(dl: Delivered) -> None:
     assert timecode_bcd("01:02:03:04") == 0x01020304
 
 
+@pytest.mark.slow
 def test_rgba_is_the_comp_face_over_plate_and_delta(dl: Delivered) -> None:
     for frame in (0, FRAMES - 1):
         ch, _ = layers_of(dl, frame)
@@ -148,6 +150,7 @@ def test_rgba_is_the_comp_face_over_plate_and_delta(dl: Delivered) -> None:
         assert np.abs(delta[ch["matte.A"] == 0]).max() < 1e-6  # (8-bit codes as 16-bit: float rounding only)
 
 
+@pytest.mark.slow
 def test_stmap_places_the_patch_like_the_render(dl: Delivered) -> None:
     """The STMap applied (Nuke semantics) to the patch's alpha lands on matte.A; its convention checked
     against a float64 resampling of the patch by the metadata's matrix."""
@@ -200,6 +203,7 @@ def test_stmap_against_warp_affine() -> None:
     assert 0.2 < inside.mean() < 0.9
 
 
+@pytest.mark.slow
 def test_patches_and_unaligned_patch_is_the_face_element(dl: Delivered) -> None:
     folder = dl.shot.parent / "dl" / "comp_patches"
     assert sorted(p.name for p in (folder / "t0").iterdir()) == sorted(
@@ -229,6 +233,7 @@ def test_patches_and_unaligned_patch_is_the_face_element(dl: Delivered) -> None:
     assert np.median(np.abs(patch[..., :3] - crop)[faint]) < 0.01
 
 
+@pytest.mark.slow
 def test_occlusion_is_the_held_out_part(dl: Delivered) -> None:
     ch, _ = layers_of(dl, 1)
     occ, matte = ch["occlusion.A"], ch["matte.A"]
@@ -238,6 +243,7 @@ def test_occlusion_is_the_held_out_part(dl: Delivered) -> None:
     assert (occ[ch["stmap.u"] == 0] == 0).all()  # nothing outside the crop
 
 
+@pytest.mark.slow
 def test_rerun_resumes_other_settings_refused(dl: Delivered) -> None:
     out = dl.shot.parent / "dl"
     files = [*out.glob("comp_layers.*.exr"), *(out / "comp_patches").rglob("*.*")]
@@ -259,6 +265,7 @@ def test_rerun_resumes_other_settings_refused(dl: Delivered) -> None:
     assert sorted(p.name for p in other.iterdir() if not p.name.startswith(".")) == ["comp_layers.0000.exr"]
 
 
+@pytest.mark.slow
 def test_deliver_names_and_paths(dl: Delivered) -> None:
     proc = cli_here("beauty", dl.clip, "-o", dl.shot.parent / "x" / "c.####.exr", "--deliver", "nonsense")
     assert_one_line_error(proc, "nonsense", "layers", "patches")

@@ -319,6 +319,7 @@ def pin_affine(pin: dict[str, str], frame: int) -> np.ndarray:
     return sol.T
 
 
+@pytest.mark.slow
 def test_real_render_with_layers_to_nuke(tmp_path: Path) -> None:
     """4 frames of d18 rendered with --deliver layers,patches → ``faceplate nuke``: the CornerPin keys are the
     EXR metadata's matrices, and the pin's inverse lands each plate pixel where the layer's STMap says."""

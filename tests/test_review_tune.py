@@ -330,3 +330,26 @@ def test_overrides_and_presets_from_the_command_line(shot: Path, tmp_path: Path)
     assert r.returncode == 0 and "hero" in r.stdout
     assert cli_here("presets", mine, "--effect", "beauty", "--remove", "hero").returncode == 0
     assert_one_line_error(cli_here("presets", mine, "--effect", "beauty", "--remove", "hero"), "no beauty preset")
+
+
+@pytest.mark.slow
+def test_render_takes_a_named_preset_of_the_shot(shot: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from conftest import assert_one_line_error, cli_here
+
+    mine = Path(shutil.copytree(shot, tmp_path / "shot", ignore=shutil.ignore_patterns("review_cache")))
+    with ShotStore.open(mine) as store:
+        info = store.plate
+    with ShotStore.create(mine, info) as store:
+        store.save_preset("beauty", "hero", {"settings": {"strength": 0.25}})
+    out = tmp_path / "p" / "comp.####.png"
+    cfg = RenderConfig(plate=clip_of(shot), shot=mine, out=str(out), frames="4-5", preset="hero")
+    render(cfg, EFFECTS.get("beauty")())
+    plain = RenderConfig(plate=clip_of(shot), shot=mine, out=str(tmp_path / "s" / "comp.####.png"), frames="4-5")
+    render(plain, beauty(0.25))
+    for n in (4, 5):
+        np.testing.assert_array_equal(png16(out.parent, n), png16(tmp_path / "s", n))  # the preset's strength
+    assert json.loads(record_path(str(out)).read_text())["settings"]["settings"]["strength"] == 0.25
+    assert_one_line_error(cli_here("beauty", clip_of(shot), "-o", tmp_path / "q.####.png", "--shot", mine,
+                                   "--frames", "4-4", "--preset", "villain"), "no beauty preset", "hero")  # fmt: skip

@@ -303,6 +303,9 @@ Deliver = Annotated[
     typer.Option(help="Compositing deliverables beside the comp: layers (multi-channel EXR), patches (aligned "
                  "faces + transforms); repeatable or comma-separated."),
 ]  # fmt: skip
+PresetName = Annotated[
+    str | None, typer.Option("--preset", help="Named preset stored in the shot (review page): its settings win.")
+]
 Format = Annotated[str | None, typer.Option("--format", help="Writer: exr, png16, tiff16, h264, prores4444...")]
 Colorspace = Annotated[str | None, typer.Option(help="Plate colour space (linear, srgb, rec709, acescg...).")]
 CodecOption = Annotated[list[str] | None, typer.Option(help="Codec option KEY=VALUE (repeatable).")]
@@ -326,6 +329,7 @@ RENDER_OPTIONS: dict[str, tuple[Any, Any]] = {
     "matte": (Matte, None),
     "delta": (Delta, None),
     "deliver": (Deliver, None),
+    "preset": (PresetName, None),
     "fmt": (Format, None),
     "colorspace": (Colorspace, None),
     "codec_option": (CodecOption, None),
@@ -640,6 +644,51 @@ def nuke(
     cfg = build(NukeConfig, render=render, out=output, layers=layers, patches=patches, plate=plate,
                 overwrite=overwrite)  # fmt: skip
     out.print(f"{write_nuke_script(cfg)}: Nuke script of {render}")
+
+
+@app.command()
+def qc(
+    render: Annotated[str, typer.Argument(help="The comp to check (comp.####.exr, comp.####.png, video).")],
+    shot: Annotated[Path | None, typer.Option(help="Shot folder (default: from the render's record).")] = None,
+    reference: Annotated[Path | None, typer.Option(help="Photo of the person: drift is measured to it.")] = None,
+    matte: Annotated[str | None, typer.Option(help="The matte (default: comp alpha, else COMP_matte).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Report folder (default SHOT/qc/NAME).")] = None,
+    fail_on: Annotated[str, typer.Option(help="Flags that exit 1: any, none, or names (jitter,flicker).")] = "any",
+    first_frame: Annotated[int | None, typer.Option(help="Plate frame of a video render's first frame.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace a report folder holding other files.")] = False,
+    drift_reference: Annotated[float | None, typer.Option(help="dlib distance to the reference [0.6].")] = None,
+    drift_median: Annotated[float | None, typer.Option(help="dlib distance to the output's median [0.45].")] = None,
+    jitter: Annotated[float | None, typer.Option(help="Extra landmark motion, % eye distance [1].")] = None,
+    flicker: Annotated[float | None, typer.Option(help="Extra warp error in the matte, 8-bit codes [1].")] = None,
+    matte_edge: Annotated[float | None, typer.Option(help="Matte sliding vs the flow, % eye distance [3].")] = None,
+    jitter_px: Annotated[float | None, typer.Option(help="... and at least this many px [1].")] = None,
+    matte_edge_px: Annotated[float | None, typer.Option(help="... and at least this many px [2].")] = None,
+    outside_tolerance: Annotated[float | None, typer.Option(help="Change allowed off the matte, 8-bit [0.5].")] = None,
+    outside_pixels: Annotated[int | None, typer.Option(help="Pixels that may change outside the matte [0].")] = None,
+    identity_every: Annotated[int | None, typer.Option(help="Identity every N frames (+ flagged ones) [12].")] = None,
+) -> None:
+    """Check a render frame by frame (identity, jitter, flicker, matte, missing faces); HTML + JSON report."""
+    from faceplate.qc import QcConfig, run_qc, write_report
+
+    limits = {"drift_reference": drift_reference, "drift_median": drift_median, "jitter": jitter, "flicker": flicker,
+              "matte_edge": matte_edge, "jitter_px": jitter_px, "matte_edge_px": matte_edge_px,
+              "outside_tolerance": outside_tolerance, "outside_pixels": outside_pixels,
+              "identity_every": identity_every}  # fmt: skip
+    cfg = build(QcConfig, render=render, shot=shot, reference=reference, matte=matte, out=output, fail_on=[fail_on],
+                first_frame=first_frame, overwrite=overwrite,
+                **{k: v for k, v in limits.items() if v is not None})  # fmt: skip
+    with _progress("qc") as progress:
+        res = run_qc(cfg, progress)
+    page = write_report(res, cfg)
+    counts: dict[str, int] = {}
+    for fr in res.frames:
+        for f in fr.flags:
+            counts[f["flag"]] = counts.get(f["flag"], 0) + 1
+    flagged = sum(1 for fr in res.frames if fr.flags)
+    shown = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no flags"
+    out.print(f"{page}: {len(res.frames)} frames, {flagged} flagged ({shown}); {res.fps:.1f} fps")
+    if cfg.fails(res.flag_names):
+        raise typer.Exit(1)
 
 
 def _warning_line(message: Warning | str, category: type[Warning], *args: object, **kw: object) -> None:

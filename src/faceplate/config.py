@@ -78,6 +78,7 @@ class RenderConfig(_Config):
     overwrite: bool = False  # replace outputs made with other settings (else: refused)
     glasses: Literal["auto", "on", "off"] = "auto"  # hold-out of eyewear: detected dark frames / + mesh region / none
     deliver: list[Literal["layers", "patches"]] = []  # compositing deliverables (faceplate.deliver) beside the comp
+    preset: str | None = None  # a named preset of the shot (review page, `faceplate presets`) on the effect's settings
 
     @field_validator("deliver", mode="before")
     @classmethod

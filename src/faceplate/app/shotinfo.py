@@ -8,6 +8,7 @@ config), so a later stage adds its own flag by adding a function there.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -99,10 +100,19 @@ def identity_drift(store: ShotStore, cfg: ReviewConfig) -> list[dict[str, Any]]:
     return out
 
 
+def qc_report(store: ShotStore, cfg: ReviewConfig) -> list[dict[str, Any]]:
+    """Flags of the newest ``faceplate qc`` report (SHOT/qc/*/qc.json, or a render's folder's qc/*/qc.json):
+    [{frame, track, value, flag}]."""
+    from faceplate.qc.files import latest_flags
+
+    return latest_flags([cfg.shot / "qc", *(Path(r).parent / "qc" for r in cfg.renders)])
+
+
 #: QC flags marked on the scrub bar: name → function(store, cfg) → [{frame, track, value}].
 QC_FLAGS: dict[str, Callable[[ShotStore, ReviewConfig], list[dict[str, Any]]]] = {
     "jitter": jitter_spikes,
     "drift": identity_drift,
+    "qc": qc_report,
 }
 
 

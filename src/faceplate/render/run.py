@@ -91,6 +91,7 @@ def render(cfg: RenderConfig, effect: Effect, progress: ProgressFn | None = None
         check_outputs(cfg, plate, rng)
         col = ColourPath(plate.info.colorspace)
         with ShotStore.create(ext.shot, plate) as store:
+            effect = with_preset(store, effect, cfg.preset)
             overrides = stored_overrides(store, effect.name)
             if col.identity and not overrides and not cfg.deliver and can_stream(cfg, plate, effect, store, rng):
                 claim_outputs(cfg, effect, rng)
@@ -237,6 +238,18 @@ def with_settings(obj: Any, patch: dict[str, Any]) -> Any:
         nested = dataclasses.is_dataclass(cur) and isinstance(v, dict)
         changes[k] = with_settings(cur, v) if nested else (tuple(v) if isinstance(cur, tuple) else v)
     return dataclasses.replace(obj, **changes)
+
+
+def with_preset(store: ShotStore, effect: Effect, name: str | None) -> Effect:
+    """``effect`` with the shot's preset ``name`` of it applied (None: as it is); ConfigError naming the
+    presets the shot has when it has none of that name."""
+    if name is None:
+        return effect
+    found = {n: v for _, n, v in store.presets(effect.name)}
+    if name not in found:
+        have = ", ".join(sorted(found)) or "none"
+        raise ConfigError(f"--preset {name}: the shot has no {effect.name} preset of that name (it has: {have})")
+    return with_settings(effect, found[name])
 
 
 def stored_overrides(store: ShotStore, effect: str) -> list[Override]:
