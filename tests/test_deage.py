@@ -186,8 +186,8 @@ def test_reference_deage_refuses_another_person_and_runs_for_the_same(tmp_path: 
     other = build(FacesetConfig(name=tmp_path / "other", sources=[str(media("lp_driving_d9.jpg"))], res=128))
     shot = tmp_path / "shot"
     shutil.copytree(d18_shot, shot)
-    r = run_cli("deage", media(D18), "-o", tmp_path / "o.mp4", "--shot", shot, "--reference", other.path,
-                "--train-iters", "1")  # fmt: skip
+    r = cli_here("deage", media(D18), "-o", tmp_path / "o.mp4", "--shot", shot, "--reference", other.path,
+                 "--train-iters", "1")  # fmt: skip
     assert_one_line_error(r, "shows another person")
     cfg = RenderConfig(plate=str(media(D18)), out=str(tmp_path / "d.####.png"), shot=shot, frames="10-13",
                        format="png16")  # fmt: skip

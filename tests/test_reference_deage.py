@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, media, run_cli
+from conftest import assert_one_line_error, cli_here, media, run_cli
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.identity import SAME_PERSON, SAME_PERSON_ACROSS_AGE, Embedder, distance
 from faceplate.config import RenderConfig
@@ -44,21 +44,21 @@ def test_cli_refuses_another_person_a_missing_still_and_a_still_without_a_face(t
     import cv2
 
     shot = tmp_path / "shot"
-    r = run_cli("deage", media(OLD), "-o", tmp_path / "a.png", "--shot", shot, "--reference", media("fr_biden.jpg"))
+    r = cli_here("deage", media(OLD), "-o", tmp_path / "a.png", "--shot", shot, "--reference", media("fr_biden.jpg"))
     assert_one_line_error(r, "shows another person", "fr_biden.jpg", "distance")
     assert not (tmp_path / "a.png").exists()
     r = run_cli("deage", media(OLD), "-o", tmp_path / "a.png", "--reference", tmp_path / "missing.jpg")
     assert_one_line_error(r, "missing.jpg", "does not exist")
     cv2.imwrite(str(tmp_path / "wall.png"), np.full((200, 200, 3), 120, np.uint8))
-    r = run_cli("deage", media(OLD), "-o", tmp_path / "a.png", "--shot", shot, "--reference", tmp_path / "wall.png")
+    r = cli_here("deage", media(OLD), "-o", tmp_path / "a.png", "--shot", shot, "--reference", tmp_path / "wall.png")
     assert_one_line_error(r, "no face", "wall.png")
 
 
 @pytest.mark.slow
 def test_deage_reference_takes_the_younger_skin_and_leaves_the_rest(tmp_path: Path, stills: dict) -> None:
     shot = tmp_path / "shot"
-    r = run_cli("deage", media(OLD), "-o", tmp_path / "ref.png", "--shot", shot, "--reference", media(YOUNG),
-                "--years", "10")  # fmt: skip
+    r = cli_here("deage", media(OLD), "-o", tmp_path / "ref.png", "--shot", shot, "--reference", media(YOUNG),
+                 "--years", "10")  # fmt: skip
     assert r.returncode == 0, r.stderr
     read = lambda p: np.asarray(open_plate(p).read(0, display=True))  # noqa: E731
     plate, out = read(media(OLD)), read(tmp_path / "ref.png")

@@ -16,7 +16,7 @@ import numpy as np
 import OpenImageIO as oiio
 import pytest
 
-from conftest import assert_one_line_error, media, run_cli
+from conftest import assert_one_line_error, cli_here, media, run_cli
 from faceplate.media import WriterSpec, open_plate, open_writer
 from faceplate.media.frames import FrameRange
 from faceplate.render import record_path
@@ -47,23 +47,23 @@ def test_outputs_never_overwrite_the_plate_or_each_other(tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_rerun_with_other_settings_needs_overwrite(d18_shot: Path, tmp_path: Path) -> None:
-    out = tmp_path / "c.####.png"
+    out = tmp_path / "c.####.png"  # (in this process: the test_outputs_* cases above run a fresh one)
     args = (media(D18), "-o", out, "--shot", d18_shot, "--frames", "0-3")
-    assert run_cli("beauty", *args).returncode == 0
+    assert cli_here("beauty", *args).returncode == 0
     first = (tmp_path / "c.0002.png").read_bytes()
-    r = run_cli("beauty", *args)
+    r = cli_here("beauty", *args)
     assert r.returncode == 0 and "0 frame(s) written, 4 already written" in r.stdout  # same settings: resumed
-    assert_one_line_error(run_cli("beauty", *args, "--strength", "0.3"), "other settings", "strength 0.7 → 0.3",
+    assert_one_line_error(cli_here("beauty", *args, "--strength", "0.3"), "other settings", "strength 0.7 → 0.3",
                           "--overwrite")  # fmt: skip
-    assert_one_line_error(run_cli("deage", *args), "another effect (beauty, not deage)")
+    assert_one_line_error(cli_here("deage", *args), "another effect (beauty, not deage)")
     assert (tmp_path / "c.0002.png").read_bytes() == first  # refused: nothing touched
-    r = run_cli("beauty", *args, "--strength", "0.3", "--overwrite")
+    r = cli_here("beauty", *args, "--strength", "0.3", "--overwrite")
     assert r.returncode == 0 and "4 frame(s) written" in r.stdout, r.stderr
     assert (tmp_path / "c.0002.png").read_bytes() != first
     assert json.loads(record_path(str(out)).read_text())["settings"]["settings"]["strength"] == 0.3
     foreign = tmp_path / "mine.####.png"  # frames the user made by other means
     shutil.copy(tmp_path / "c.0001.png", tmp_path / "mine.0001.png")
-    assert_one_line_error(run_cli("beauty", media(D18), "-o", foreign, "--shot", d18_shot, "--frames", "0-3"),
+    assert_one_line_error(cli_here("beauty", media(D18), "-o", foreign, "--shot", d18_shot, "--frames", "0-3"),
                           "not made by this render")  # fmt: skip
 
 
@@ -93,9 +93,9 @@ def test_still_plate_to_a_single_file_and_face_errors(tmp_path: Path) -> None:
     with open_plate(tmp_path / "still_matte.png") as m:
         matte = m.read(0)[..., 0]
     assert diff[matte > 0.5].mean() > 1e-3 and diff[matte == 0].max() < 1e-3  # retouched inside the matte only
-    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "c.mp4", "--face", tmp_path),
+    assert_one_line_error(cli_here("beauty", media(D18), "-o", tmp_path / "c.mp4", "--face", tmp_path),
                           "is a folder", "reference image")  # fmt: skip
-    assert_one_line_error(run_cli("beauty", media(D18), "-o", tmp_path / "c.mp4", "--face", tmp_path / "nope.jpg"),
+    assert_one_line_error(cli_here("beauty", media(D18), "-o", tmp_path / "c.mp4", "--face", tmp_path / "nope.jpg"),
                           "reference image", "does not exist")  # fmt: skip
 
 

@@ -435,6 +435,7 @@ def snap(page: Any, screens: Path, name: str, selector: str | None = None) -> No
 def shown(page: Any, frame: int) -> np.ndarray:
     """Wait until the viewer shows ``frame``; a screenshot of its canvas as RGB."""
     page.wait_for_function(f"document.getElementById('view').dataset.frame === '{frame}'")
+    page.wait_for_function("document.getElementById('view').dataset.mode === document.getElementById('mode').value")
     page.evaluate("window.scrollTo(0, 0)")  # the canvas in the viewport (a click below may have scrolled it)
     page.evaluate("new Promise(requestAnimationFrame)")
     box = page.locator("#view").bounding_box()

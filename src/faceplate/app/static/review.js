@@ -134,6 +134,7 @@ async function show(f) {
     vctx.putImageData(out, 0, 0);
   }
   st.shown = f;
+  view.dataset.mode = st.mode;  // what is drawn (the page's tests wait on it after a mode change)
   view.dataset.frame = String(f);
   $("frame").textContent = String(f);
   $("tc").textContent = timecode(f, P.fps);
