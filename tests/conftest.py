@@ -23,6 +23,20 @@ REPO = Path(__file__).resolve().parents[1]
 MEDIA = Path(os.environ.get("FACEPLATE_MEDIA", REPO.parent / "shared" / "media"))
 
 
+#: Seconds each of the largest test files takes on 2 cores (a full run's --durations, 2026-12-02). Files run
+#: whole on one xdist worker (--dist loadfile) in collection order: the longest go first, so the run does not
+#: end with one worker on a long file while the other idles. Unlisted files keep their order, after these.
+FILE_SECONDS = {"test_beauty.py": 71, "test_keyframes.py": 60, "test_swap.py": 53, "test_deage.py": 39,
+                "test_render_cli.py": 29, "test_store_safety.py": 26, "test_reference_deage.py": 26,
+                "test_review_app.py": 26, "test_render.py": 22, "test_analysis.py": 20, "test_store.py": 19,
+                "test_cli.py": 18, "test_review_tune.py": 16, "test_qc.py": 15}  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first (stable: a file's tests keep their order)."""
+    items.sort(key=lambda it: -FILE_SECONDS.get(it.path.name, 0))
+
+
 def media(name: str) -> Path:
     path = MEDIA / name
     if not path.is_file():
