@@ -65,6 +65,7 @@ def test_frame_ranges_and_random_access() -> None:
         parse_frame_range("20-10")
 
 
+@pytest.mark.slow
 def test_jumps_into_a_long_gop_decode_the_same_pixels() -> None:
     """d0: one keyframe, 57 of 78 frames B: a jump catches up skipping frames nothing refers to."""
     with open_plate(media("lp_driving_d0.mp4")) as plate:

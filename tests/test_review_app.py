@@ -267,6 +267,7 @@ def test_proxy_cache_keeps_to_its_limit_dropping_the_least_recently_used(tmp_pat
     assert smaller.size <= 4000 and smaller.get("k0") is None and smaller.get("k3") is not None
 
 
+@pytest.mark.slow
 def test_the_server_makes_every_plate_proxy_in_the_background_from_the_start(shot: Shot, tmp_path: Path) -> None:
     folder = tmp_path / "cache"
     cfg = ReviewConfig(shot=shot.shot, open_browser=False, proxy_format="png", cache_dir=folder)

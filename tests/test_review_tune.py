@@ -303,6 +303,7 @@ def test_a_half_written_loss_line_is_skipped(tmp_path: Path) -> None:
     assert read_losses(tmp_path) == [(1, 0.5)] and read_losses(tmp_path / "none") == []
 
 
+@pytest.mark.slow
 def test_overrides_and_presets_from_the_command_line(shot: Path, tmp_path: Path) -> None:
     import shutil
 
