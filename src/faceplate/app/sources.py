@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from faceplate.app import proxies
 from faceplate.errors import ConfigError, PlateError
 from faceplate.media import colour
-from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
+from faceplate.media.frames import FrameRange, is_pattern, sequence_files
 from faceplate.media.plate import Plate, PlateInfo, SequencePlate, open_plate
 
 LAYERS = ("rgb", "matte", "delta")
@@ -155,8 +155,7 @@ def _exists(path: str) -> bool:
     """A file, or a sequence pattern with at least one frame on disk."""
     if not is_pattern(Path(path).name) or Path(path).exists():
         return Path(path).exists()
-    folder, rx = pattern_regex(path)
-    return folder.is_dir() and any(rx.match(n) for n in (p.name for p in folder.iterdir()))
+    return bool(sequence_files(path))
 
 
 def sibling(out: str, suffix: str) -> str:

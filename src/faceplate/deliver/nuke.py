@@ -17,7 +17,6 @@ aligned crop's outer pixel edges, OpenCV (-0.5, -0.5) .. (R - 0.5, R - 0.5), are
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -34,7 +33,7 @@ from faceplate import __version__
 from faceplate.errors import ConfigError, FaceplateError, WriterError
 from faceplate.fileio import atomic_write_text
 from faceplate.media import colour
-from faceplate.media.frames import is_pattern, pattern_regex
+from faceplate.media.frames import is_pattern, sequence_files
 from faceplate.media.plate import VIDEO_EXTS, PlateInfo, open_plate
 from faceplate.render.outputs import deliverable_path, record_path, sibling
 from faceplate.store import ShotStore
@@ -200,16 +199,6 @@ def _colorspace(name: str) -> str:
         return name
 
 
-def sequence_files(pattern: str) -> dict[int, Path]:
-    """{frame: file} of the sequence ``pattern`` on disk."""
-    folder, rx = pattern_regex(pattern)
-    try:
-        names = os.listdir(folder)
-    except OSError:
-        return {}
-    return {int(m.group(1)): folder / n for n in sorted(names) if (m := rx.match(n))}
-
-
 def _read_header(path: Path) -> oiio.ImageSpec:
     inp = oiio.ImageInput.open(str(path))
     if inp is None:
@@ -230,7 +219,8 @@ def read_layers(pattern: str) -> Layers:
     layers: tuple[tuple[str, tuple[str, ...]], ...] | None = None
     tracks: set[int] = set()
     first: oiio.ImageSpec | None = None
-    for frame, path in sorted(files.items()):
+    for frame, name in sorted(files.items()):
+        path = Path(name)
         spec = _read_header(path)
         first = first or spec
         frames.append(LayersFrame(frame, _faces(_json_attr(spec, "faceplate/faces", path), path),

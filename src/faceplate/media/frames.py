@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from fractions import Fraction
@@ -80,6 +81,17 @@ def pattern_regex(pattern: str) -> tuple[Path, re.Pattern[str]]:
     head, tail = re.escape(p.name[: m.start()]), re.escape(p.name[m.end() :])
     digits = rf"(-?\d{{{width},}})" if width > 1 else r"(-?\d+)"
     return p.parent, re.compile(f"^{head}{digits}{tail}$")
+
+
+def sequence_files(pattern: str) -> dict[int, str]:
+    """{frame number: file} of the sequence ``pattern`` on disk ({} when its folder is missing or unreadable);
+    ConfigError when ``pattern`` is not a sequence pattern."""
+    folder, rx = pattern_regex(pattern)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return {}
+    return {int(m.group(1)): str(folder / n) for n in names if (m := rx.match(n))}
 
 
 def pattern_path(pattern: str, frame: int) -> Path:

@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from faceplate.errors import ConfigError, PlateError
 from faceplate.media import colour
-from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
+from faceplate.media.frames import FrameRange, is_pattern, pattern_regex, sequence_files
 from faceplate.media.yuv import Yuv420
 
 Image = NDArray[Any]
@@ -448,12 +448,12 @@ class SequencePlate(Plate):
 
 def _scan_sequence(pattern: str) -> dict[int, str]:
     try:
-        folder, rx = pattern_regex(pattern)
+        folder, _ = pattern_regex(pattern)
     except ConfigError as err:
         raise PlateError(str(err)) from None
     if not folder.is_dir():
         raise PlateError(f"folder {folder} of sequence {pattern} does not exist")
-    files = {int(m.group(1)): str(folder / n) for n in os.listdir(folder) if (m := rx.match(n))}
+    files = sequence_files(pattern)
     if not files:
         raise PlateError(f"no files match the sequence {pattern} (empty sequence)")
     return files

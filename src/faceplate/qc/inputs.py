@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from faceplate.config import default_shot
 from faceplate.errors import ConfigError, PlateError
-from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
+from faceplate.media.frames import FrameRange, is_pattern, sequence_files
 from faceplate.media.plate import Plate, open_plate
 from faceplate.render.outputs import record_path, sibling
 
@@ -94,9 +94,7 @@ class RenderFrames:
         self.path, self.colorspace = path, colorspace
         self.files: dict[int, str] | None = None
         if is_pattern(Path(path).name) and not os.path.exists(path):
-            folder, rx = pattern_regex(path)
-            names = os.listdir(folder) if folder.is_dir() else []
-            self.files = {int(m.group(1)): str(folder / n) for n in names if (m := rx.match(n))}
+            self.files = sequence_files(path)
             if not self.files:
                 raise ConfigError(f"{role} {path} has no frames on disk")
             self.frames = FrameRange(min(self.files), max(self.files))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
 import shutil
 from dataclasses import replace
@@ -26,7 +25,7 @@ from faceplate.effects.base import Effect
 from faceplate.errors import ConfigError, WriterError
 from faceplate.extract import missing_runs
 from faceplate.fileio import atomic_write_text
-from faceplate.media.frames import FrameRange, is_pattern, pattern_regex
+from faceplate.media.frames import FrameRange, is_pattern, pattern_regex, sequence_files
 from faceplate.media.plate import Plate, SequencePlate, VideoPlate
 from faceplate.media.writers import WRITERS, FrameWriter, WriterSpec, open_writer, writer_name
 
@@ -85,8 +84,7 @@ def _files_of(path: str, rng: FrameRange) -> set[Path]:
     """The files an output path (a file or a sequence pattern) names for frames ``rng``."""
     if not is_pattern(Path(path).name):
         return {Path(path).resolve()}
-    folder, rx = pattern_regex(path)
-    named = {(folder / n).resolve() for n in os.listdir(folder) if rx.match(n)} if folder.is_dir() else set()
+    named = {Path(f).resolve() for f in sequence_files(path).values()}
     return named | {Path(path).resolve()}  # the pattern itself stands for its frames not yet on disk
 
 
