@@ -25,6 +25,8 @@ from numpy.typing import NDArray
 from faceplate.errors import ConfigError
 from faceplate.geometry import F64, invert, transform, umeyama
 from faceplate.landmarks import ALIGN_POINTS
+from faceplate.media import colour
+from faceplate.ops.filters import fill_nonfinite
 
 FaceType = Literal["face", "whole_face", "head"]
 
@@ -96,6 +98,13 @@ def align_image(img: NDArray[Any], m: F64, res: int, interpolation: int = cv2.IN
         scale *= 2.0
     out: NDArray[Any] = cv2.warpAffine(src, mm, (res, res), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
     return out
+
+
+def plate_crop(img: NDArray[Any], m: F64, res: int) -> NDArray[np.float32]:
+    """The (res, res, 3) float32 crop of a plate frame as decoded (uint8, uint16 or float32 RGB (H, W, 3)) by
+    the plate→crop matrix ``m``, bilinear, its non-finite pixels filled from their neighbours."""
+    crop = colour.to_float(align_image(img, m, res, cv2.INTER_LINEAR))
+    return fill_nonfinite(crop) if not np.isfinite(crop).all() else crop
 
 
 def unalign_image(

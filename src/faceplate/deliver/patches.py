@@ -17,19 +17,17 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
 import numpy as np
 import OpenImageIO as oiio
 from numpy.typing import NDArray
 
-from faceplate.align import align_image
+from faceplate.align import plate_crop
 from faceplate.deliver.layers import Deliverable, DeliverInfo, FrameParts
 from faceplate.fileio import atomic_write, atomic_write_text, partial_regex, remove_stale_partials, write_error
 from faceplate.geometry import invert
 from faceplate.media import colour
-from faceplate.media.writers import STALE_SECONDS, FrameWriter, WriterSpec
+from faceplate.media.writers import STALE_SECONDS, FrameWriter, WriterSpec, write_image
 from faceplate.media.yuv import Yuv420
-from faceplate.ops.filters import fill_nonfinite
 
 if TYPE_CHECKING:
     from faceplate.render.composite import Change
@@ -42,11 +40,7 @@ def patch_rgba(decoded: NDArray[Any], change: Change) -> F32:
     """(R, R, 4) float32 straight RGBA patch of one face: the effect's aligned result in plate code values
     (the aligned plate crop, as the render made it from ``decoded`` (H, W, 3), plus the change; clipped to
     [0, 1]) and its final alpha."""
-    res = change.alpha.shape[0]
-    crop = colour.to_float(align_image(decoded, change.m, res, cv2.INTER_LINEAR))
-    if not np.isfinite(crop).all():
-        crop = fill_nonfinite(crop)
-    rgb = np.clip(crop + change.change, 0.0, 1.0)
+    rgb = np.clip(plate_crop(decoded, change.m, change.alpha.shape[0]) + change.change, 0.0, 1.0)
     return np.asarray(np.dstack([rgb, change.alpha]), np.float32)
 
 
@@ -134,14 +128,4 @@ def _write_png(tmp: Path, path: Path, px: NDArray[np.uint16]) -> None:
     spec.alpha_channel = 3
     spec.attribute("oiio:UnassociatedAlpha", 1)
     spec.attribute("compression", "zip:3")
-    out = oiio.ImageOutput.create(str(tmp))
-    if out is None:
-        raise write_error(path, oiio.geterror() or "no PNG writer")
-    ok = False
-    try:
-        ok = bool(out.open(str(tmp), spec) and out.write_image(np.ascontiguousarray(px)))
-        err = out.geterror()
-    finally:
-        ok = bool(out.close()) and ok
-    if not ok:
-        raise write_error(path, err or "disk full or not writable?")
+    write_image(tmp, path, np.ascontiguousarray(px), spec)

@@ -34,6 +34,7 @@ from faceplate.qc import measures as m
 from faceplate.qc.config import QcConfig
 from faceplate.qc.files import check_dir, report_dir
 from faceplate.qc.inputs import RenderFrames, matte_source, read_record, shot_of
+from faceplate.render.tracks import ColourPath
 from faceplate.store import FaceRow, ShotStore, face_box
 
 F32 = NDArray[np.float32]
@@ -100,17 +101,13 @@ class Display:
     """Float crops in the plate's colour space → uint8 sRGB-like views for the face models."""
 
     def __init__(self, colorspace: str) -> None:
-        same = colour.is_display_like(colorspace)
-        self._convert = None if same else colour.converter(colorspace, colour.ANALYSIS_SPACE)
+        self._path = ColourPath(colorspace)  # the render path's plate → analysis space
 
     def __call__(self, rgb: F32) -> NDArray[np.uint8]:
         img = np.ascontiguousarray(rgb[..., :3], np.float32)
         if not np.isfinite(img.sum()):
             img = np.nan_to_num(img, nan=0.0, posinf=1.0, neginf=0.0)
-        if self._convert is not None:
-            img = img.copy()
-            self._convert(img)
-        return colour.to_uint8(img)
+        return colour.to_uint8(self._path.encode(img))
 
 
 @dataclass

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from faceplate.align import align_image, align_matrix, to_aligned
+from faceplate.align import align_matrix, plate_crop, to_aligned
 from faceplate.analysis.faces import interocular
 from faceplate.analysis.smoothing import lookahead
 from faceplate.effects.base import AlignedFace, Effect
@@ -23,7 +22,6 @@ from faceplate.media import colour
 from faceplate.media.frames import FrameRange
 from faceplate.media.plate import Plate
 from faceplate.ops.eyewear import eyewear_matte
-from faceplate.ops.filters import fill_nonfinite
 from faceplate.ops.glasses import glasses_matte, track_wears_glasses, wears_glasses
 from faceplate.ops.occluders import track_occluders
 from faceplate.store import FaceRow, ShotStore
@@ -78,9 +76,7 @@ def aligned_face(
     """
     lm = face.best
     m = align_matrix(lm, res, ftype)
-    crop = colour.to_float(align_image(img, m, res, cv2.INTER_LINEAR))
-    if not np.isfinite(crop).all():
-        crop = fill_nonfinite(crop)
+    crop = plate_crop(img, m, res)
     alm = to_aligned(m, lm).astype(np.float32)
     return AlignedFace(face.frame, face.track, col.encode(crop), alm, interocular(alm)), crop, m
 
