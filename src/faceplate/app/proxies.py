@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from faceplate.errors import ConfigError, WriterError
 from faceplate.fileio import atomic_write_bytes
 from faceplate.media import colour
+from faceplate.media.plate import open_as_stored
 
 PROXY_VERSION = 1  # bump when the proxy maths change: old cache files are then never read
 #: Delta proxies show |comp - plate| times this (a change of 1/64 saturates; the page's gain scales further).
@@ -176,23 +177,13 @@ def half_bits(rgb: Any) -> NDArray[np.uint16] | None:
     return bits if bits is not None and bits.shape == rgb.shape else None
 
 
-def open_as_stored(path: str) -> Any:
-    """An OIIO ImageInput of ``path`` opened as the plate reader opens it (alpha as stored, never
-    premultiplied), or None where it cannot be opened."""
-    config = oiio.ImageSpec()
-    config.attribute("oiio:UnassociatedAlpha", 1)
-    inp = oiio.ImageInput.open(path, config)
-    if inp is None:
-        oiio.geterror()
-    return inp
-
-
 def read_rgb(path: str, pick: Callable[[Any], Any]) -> NDArray[Any] | None:
     """R, G, B (H, W, 3) of an image file as stored (:func:`open_as_stored`), in the OIIO type ``pick`` (the
     file's spec → a type, or None: not this path) says; None where it cannot be opened, ``pick`` declines or
     the read comes back short."""
     inp = open_as_stored(path)
     if inp is None:
+        oiio.geterror()  # (cleared: the caller takes its general path)
         return None
     try:
         spec = inp.spec()

@@ -321,10 +321,16 @@ class VideoPlate(Plate):
 # --------------------------------------------------------------------------------------- sequences
 
 
-def _open_image(path: str) -> oiio.ImageInput:
+def open_as_stored(path: str) -> oiio.ImageInput | None:
+    """An OIIO ImageInput of ``path`` that reads the pixels as stored (alpha never un/premultiplied), or None
+    where it cannot be opened (``oiio.geterror()`` says why)."""
     config = oiio.ImageSpec()
-    config.attribute("oiio:UnassociatedAlpha", 1)  # read pixels as stored: never un/premultiply
-    inp = oiio.ImageInput.open(path, config)
+    config.attribute("oiio:UnassociatedAlpha", 1)
+    return oiio.ImageInput.open(path, config)
+
+
+def _open_image(path: str) -> oiio.ImageInput:
+    inp = open_as_stored(path)
     if inp is None:
         raise PlateError(f"cannot read image {path}: {oiio.geterror() or 'unknown format'}")
     return inp

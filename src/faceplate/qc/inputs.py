@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from faceplate.config import default_shot
 from faceplate.errors import ConfigError, PlateError
 from faceplate.media.frames import FrameRange, is_pattern, sequence_files
-from faceplate.media.plate import Plate, open_plate
+from faceplate.media.plate import Plate, open_as_stored, open_plate
 from faceplate.render.outputs import record_path, sibling
 
 Image = NDArray[Any]  # as stored: uint8 / uint16 codes, half or float32
@@ -29,10 +29,9 @@ def read_pixels(path: str) -> NDArray[Any] | None:
     """An image file as stored, (H, W, C) in R, G, B(, A) order (C = 1 for a grey matte): uint8 / uint16 codes,
     half or float32; None when it cannot be read. Faster than a one-file plate: no float conversion, no alpha
     or NaN bookkeeping."""
-    config = oiio.ImageSpec()
-    config.attribute("oiio:UnassociatedAlpha", 1)
-    inp = oiio.ImageInput.open(path, config)
+    inp = open_as_stored(path)
     if inp is None:
+        oiio.geterror()  # (cleared: the caller says what is missing)
         return None
     try:
         spec = inp.spec()
