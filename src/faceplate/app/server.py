@@ -184,12 +184,12 @@ class ReviewState:
                 raise HTTPException(404, f"{src.label}: {name} is gone (deleted or moved since the server started)")
             return None
         key, sf = got
-        data = self.cache.get(key)
-        if data is None:
-            with self.front.busy():
-                data = self.make_proxy(src, layer, sf)
-            self.cache.put(key, data)
-        return data, key
+
+        def make() -> bytes:
+            with self.front.busy():  # the background fill waits meanwhile
+                return self.make_proxy(src, layer, sf)
+
+        return self.cache.get_or_make(key, make), key
 
     def thumbnail(self, track: int) -> bytes:
         """A track's representative face, aligned (THUMB px square), through the plate's view."""
