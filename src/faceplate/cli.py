@@ -11,7 +11,7 @@ import sqlite3
 import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -215,12 +215,9 @@ def overrides(
         out.print(f"added {effect} override {oid} on frames {add}")
     elif setting:
         raise ConfigError("--set goes with --add FRAMES (the frames the new override covers)")
-    table = Table(title=f"{shot}: {effect} overrides")
-    for col in ("id", "frames", "settings"):
-        table.add_column(col)
-    for o in ss.list_overrides(shot, effect):
-        table.add_row(str(o.id), f"{o.first}-{'' if o.last is None else o.last}", json.dumps(o.settings))
-    out.print(table)
+    rows = [(str(o.id), f"{o.first}-{'' if o.last is None else o.last}", json.dumps(o.settings))
+            for o in ss.list_overrides(shot, effect)]  # fmt: skip
+    _print_table(f"{shot}: {effect} overrides", ("id", "frames", "settings"), rows)
 
 
 @app.command()
@@ -237,11 +234,16 @@ def presets(
             raise ConfigError("--remove needs --effect (presets are named per effect)")
         ss.remove_preset(shot, effect, remove)
         out.print(f"removed {effect} preset {remove!r}")
-    table = Table(title=f"{shot}: presets")
-    for col in ("effect", "name", "settings"):
+    rows = [(pr.effect, pr.name, json.dumps(pr.settings)) for pr in ss.list_presets(shot, effect)]
+    _print_table(f"{shot}: presets", ("effect", "name", "settings"), rows)
+
+
+def _print_table(title: str, columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+    table = Table(title=title)
+    for col in columns:
         table.add_column(col)
-    for pr in ss.list_presets(shot, effect):
-        table.add_row(pr.effect, pr.name, json.dumps(pr.settings))
+    for row in rows:
+        table.add_row(*row)
     out.print(table)
 
 
